@@ -1,0 +1,14 @@
+/** An error for the user: printed as one clear line, without a stack trace. */
+export class UserError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+/** Errors whose message is meant for users (matched by name: a graph file may bring its own copy of the classes). */
+const USER_FACING = new Set(['UserError', 'GraphBuildError', 'OnnxFormatError', 'ShapeError']);
+
+export function isUserFacing(err: unknown): err is Error {
+  return err instanceof Error && USER_FACING.has(err.name);
+}

@@ -1,0 +1,96 @@
+import type { onnx } from 'onnx-proto';
+import type { Attribute } from './attribute';
+import type { DType } from './dtype';
+import type { Shape } from './shape';
+import type { TensorData } from './tensor';
+
+/**
+ * A named tensor flowing through the graph. It knows its producer and its uses, so passes can rewrite the graph
+ * without searching it. Element type and shape are known for everything the DSL builds; values read from other
+ * tools' files may lack them.
+ */
+export class Value {
+  name: string;
+  dtype: DType | undefined;
+  shape: Shape | undefined;
+  producer: Node | undefined;
+  readonly uses: { node: Node; index: number }[] = [];
+  docString = '';
+  /** The ONNX type of a value that is not a plain tensor (sequence, map, optional, sparse), kept as read. */
+  otherType: onnx.ITypeProto | undefined;
+
+  constructor(name: string, dtype?: DType, shape?: Shape) {
+    this.name = name;
+    this.dtype = dtype;
+    this.shape = shape;
+  }
+}
+
+export class Node {
+  name: string;
+  readonly opType: string;
+  readonly domain: string;
+  /** Inputs in order; `undefined` marks an omitted optional input (an empty name in ONNX). */
+  readonly inputs: (Value | undefined)[] = [];
+  readonly outputs: (Value | undefined)[] = [];
+  readonly attributes = new Map<string, Attribute>();
+  docString = '';
+  /** The DSL call that made this node and the module it was made in, for error messages and summaries. */
+  origin: { op: string; scope: string } | undefined;
+
+  constructor(opType: string, name: string, domain = '') {
+    this.opType = opType;
+    this.name = name;
+    this.domain = domain;
+  }
+
+  addInput(value: Value | undefined): void {
+    if (value !== undefined) value.uses.push({ node: this, index: this.inputs.length });
+    this.inputs.push(value);
+  }
+
+  addOutput(value: Value | undefined): void {
+    if (value !== undefined) value.producer = this;
+    this.outputs.push(value);
+  }
+
+  attr<T extends Attribute['type']>(name: string, type: T): Extract<Attribute, { type: T }>['value'] | undefined {
+    const a = this.attributes.get(name);
+    if (a === undefined) return undefined;
+    if (a.type !== type) throw new Error(`${this.opType} '${this.name}': attribute ${name} is ${a.type}, expected ${type}`);
+    return a.value as never;
+  }
+}
+
+export class Graph {
+  name: string;
+  docString = '';
+  readonly inputs: Value[] = [];
+  readonly outputs: Value[] = [];
+  readonly nodes: Node[] = [];
+  /** Constant tensors by value name (ONNX initializers). */
+  readonly initializers = new Map<string, TensorData>();
+  /** Every value of this graph by name: inputs, initializers, node outputs. */
+  readonly values = new Map<string, Value>();
+  /** Value names that carried an explicit value_info entry in the file read (kept so a re-write keeps them). */
+  readonly valueInfoNames = new Set<string>();
+  /** Sparse initializers and quantization annotations are not interpreted; kept as read. */
+  sparseInitializers: onnx.ISparseTensorProto[] = [];
+  quantizationAnnotation: onnx.ITensorAnnotation[] = [];
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** Adds a value under a fresh name; throws on a clash so that two tensors never share a name. */
+  addValue(value: Value): Value {
+    if (this.values.has(value.name)) throw new Error(`graph '${this.name}' already has a value named '${value.name}'`);
+    this.values.set(value.name, value);
+    return value;
+  }
+
+  addNode(node: Node): Node {
+    this.nodes.push(node);
+    return node;
+  }
+}

@@ -1,0 +1,7 @@
+/** Layers, as in PyTorch's torch.nn. */
+export { Module } from './module';
+export { Buffer, Parameter } from './parameter';
+export {
+  AvgPool2d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GlobalAvgPool, Identity, Linear, MaxPool2d, ReLU,
+  Sequential, Sigmoid, Tanh,
+} from './layers';

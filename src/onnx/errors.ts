@@ -1,0 +1,7 @@
+/** A file that is not a model deepvision can read: truncated, not ONNX, too new, or unsafe. */
+export class OnnxFormatError extends Error {
+  constructor(source: string, problem: string) {
+    super(`${source}: ${problem}`);
+    this.name = 'OnnxFormatError';
+  }
+}
