@@ -153,7 +153,11 @@ export class GraphBuilder {
   emit(opType: OpType, inputs: readonly (Tensor | undefined)[], attributes: Record<string, AttributeValue | undefined>, options: EmitOptions): Tensor[] {
     const node = new Node(opType, this.uniqueName(`${this.scope ? `/${this.scope}` : ''}/${opType}`));
     node.origin = { op: options.op, scope: this.scope };
-    for (const t of inputs) {
+    // Trailing omitted optional inputs are dropped rather than written as empty names (ONNX allows both, but some
+    // onnxruntime kernels, e.g. Squeeze, only handle the first form).
+    let count = inputs.length;
+    while (count > 0 && inputs[count - 1] === undefined) count--;
+    for (const t of inputs.slice(0, count)) {
       if (t !== undefined && t.builder !== this) throw this.error(options.op, `input '${t.name}' belongs to another graph`);
       node.addInput(t?.value);
     }

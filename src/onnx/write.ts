@@ -41,11 +41,17 @@ export function writeModelFile(model: Model, file: string): number {
 function graphToProto(graph: Graph): onnx.IGraphProto {
   const listed = new Set<string>([...graph.inputs, ...graph.outputs].map((v) => v.name));
   for (const name of graph.initializers.keys()) listed.add(name);
+  // value_info read from a file is written back as it was (in file order); inferred types of intermediate values
+  // are added after it, so other tools see the shapes deepvision checked.
   const valueInfo: onnx.IValueInfoProto[] = [];
+  for (const name of graph.valueInfoNames) {
+    const v = graph.values.get(name);
+    if (v !== undefined) valueInfo.push(valueInfoProto(v));
+  }
   for (const node of graph.nodes) {
     for (const v of node.outputs) {
-      if (v === undefined || listed.has(v.name)) continue;
-      if (graph.valueInfoNames.has(v.name) || (v.dtype !== undefined && v.shape !== undefined)) valueInfo.push(valueInfoProto(v));
+      if (v === undefined || listed.has(v.name) || graph.valueInfoNames.has(v.name)) continue;
+      if (v.dtype !== undefined && v.shape !== undefined) valueInfo.push(valueInfoProto(v));
     }
   }
   return {

@@ -35,7 +35,7 @@ export const Gemm: OpRule = {
     if (a.shape.length !== 2 || b.shape.length !== 2) ctx.fail(`A and B must be matrices, got ${describe(a)} and ${describe(b)}`);
     const [m, ka] = ctx.int('transA', 0) ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
     const [kb, n] = ctx.int('transB', 0) ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
-    if (!dimsCompatible(ka, kb)) ctx.fail(`input has ${ka} features, weight expects ${kb} (A ${describe(a)}, B ${describe(b)})`);
+    if (!dimsCompatible(ka, kb)) ctx.fail(`input has ${ka} features, weight expects ${kb}`);
     const c = ctx.optionalInput(2);
     if (c !== undefined) {
       requireSameDType(ctx, [a, c], ['A', 'C']);

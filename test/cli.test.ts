@@ -1,0 +1,114 @@
+/** The command line as users run it: the built CLI in a child process, on graph files anywhere on disk. */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sharedFile } from './support/shared';
+
+const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'deepvision.js');
+let tmp: string;
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: tmp, encoding: 'utf8', timeout: 60000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('the CLI is not built: run `npm run build` (npm test does it first)');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-cli-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const USER_GRAPH = `
+import { defineModel, nn, F, Tensor } from 'deepvision';
+
+class TinyNet extends nn.Module {
+  features = new nn.Sequential(new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(), new nn.MaxPool2d(2));
+  head = new nn.Linear(8 * 8 * 8, 5);
+  constructor(readonly classes: number) { super(); }
+  forward(x: Tensor): Tensor {
+    return this.head.forward(F.flatten(this.features.forward(x)));
+  }
+}
+
+export default defineModel({
+  name: 'tiny',
+  defaults: { numClasses: 5 },
+  inputs: () => [{ name: 'input', shape: ['batch', 3, 16, 16] }],
+  create: (c) => new TinyNet(c.numClasses),
+});
+`;
+
+describe('deepvision CLI', () => {
+  test('builds a user graph file outside the project, prints the summary, and inspect reads the result', () => {
+    const dir = path.join(tmp, 'elsewhere', 'my models');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tiny.ts'), USER_GRAPH);
+    const out = path.join(tmp, 'out', 'tiny.onnx');
+    const r = cli('build', path.join(dir, 'tiny.ts'), '--out', out, '--check');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Conv2d: 2-1 \(features\.0\)\s+\[batch, 8, 16, 16\]\s+224/);
+    expect(r.stdout).toContain('Total params: 2,805');
+    expect(r.stdout).toMatch(/Check: onnxruntime-node .* -> logits \[2, 5\]/);
+    expect(fs.existsSync(out)).toBe(true);
+
+    const inspect = cli('inspect', out);
+    expect(inspect.status).toBe(0);
+    expect(inspect.stdout).toMatch(/input\s+float32 \[batch, 3, 16, 16\]/);
+    expect(inspect.stdout).toMatch(/logits\s+float32 \[batch, 5\]/);
+    expect(inspect.stdout).toContain('Opsets: ai.onnx 17');
+    expect(inspect.stdout).toContain('Parameters: 2,805');
+    expect(JSON.parse(cli('inspect', out, '--json').stdout).parameterCount).toBe(2805);
+  });
+
+  test('the bundled graphs build with variants and config changes', () => {
+    const r = cli('build', path.join(ROOT, 'graphs', 'mlp.ts'), '--set', 'numClasses=10', '--set', 'imageSize=32', '-q', '--out', 'mlp.onnx');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('"numClasses":10,"imageSize":32');
+    expect(r.stdout).not.toContain('Layer (type:depth-idx)');
+  });
+
+  test('a shape error in a user graph is reported with the op, layer and shapes, exit code 1', () => {
+    const file = path.join(tmp, 'broken.ts');
+    fs.writeFileSync(file, USER_GRAPH.replace('new nn.Linear(8 * 8 * 8, 5)', 'new nn.Linear(100, 5)'));
+    const r = cli('build', file);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe("error: linear 'head': input has 512 features, weight expects 100 (Gemm inputs: float32[batch, 512], float32[5, 100], float32[5])");
+  });
+
+  test('graph files that do not load or export no model are explained', () => {
+    const syntax = path.join(tmp, 'syntax.ts');
+    fs.writeFileSync(syntax, 'export default {,};');
+    const r1 = cli('build', syntax);
+    expect(r1.status).toBe(1);
+    expect(r1.stderr).toContain(`error: cannot load graph file ${syntax}`);
+    const noExport = path.join(tmp, 'no-export.ts');
+    fs.writeFileSync(noExport, 'export const x = 1;');
+    expect(cli('build', noExport).stderr).toContain('must `export default defineModel(');
+    expect(cli('build', path.join(tmp, 'nope.ts')).stderr).toContain('error: graph file not found');
+    expect(cli('build', path.join(ROOT, 'graphs', 'cnn.ts'), '--set', 'numClasses=many').stderr).toContain("config 'numClasses' must be a number, got 'many'");
+  });
+
+  test('inspect describes a model from another tool and rejects a non-model', () => {
+    const r = cli('inspect', sharedFile('models/mobilenetv2-torchvision-int8-qdq.onnx'));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Conv\s+52/);
+    expect(r.stdout).toContain('Opsets: ai.onnx 12');
+    const bad = cli('inspect', sharedFile('models/samples/dog.jpg'));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('not an ONNX model');
+  });
+
+  test('--help explains every command', () => {
+    const root = cli('--help');
+    expect(root.status).toBe(0);
+    expect(root.stdout).toMatch(/build .*build a model from a graph file/);
+    expect(root.stdout).toMatch(/inspect .*describe any ONNX file/);
+    const build = cli('build', '--help');
+    for (const flag of ['--out', '--variant', '--set', '--seed', '--mode', '--check']) expect(build.stdout).toContain(flag);
+    expect(build.stdout).toContain('Examples:');
+    expect(cli('inspect', '--help').stdout).toContain('--json');
+  });
+});
