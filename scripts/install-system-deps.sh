@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
 # System packages the test suite uses (Debian bookworm), installed only when missing:
-#   python3-onnx: the reference ONNX checker (onnx.checker), an independent check of the models deepvision writes.
+#   python3-onnx          the reference ONNX checker (onnx.checker): an independent check of the models we write
+#   mesa-vulkan-drivers   Mesa's software Vulkan (lavapipe), from bookworm-backports: lets onnxruntime-node's
+#   libvulkan1            WebGPU provider run on a machine without a GPU (bookworm's own Mesa 22 is too old)
 set -euo pipefail
-
-packages=(python3-onnx)
-
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "system packages present: ${packages[*]}"
-  exit 0
-fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  command -v sudo >/dev/null || { echo "need root (or sudo) to install system packages" >&2; exit 1; }
   SUDO="sudo"
 fi
-echo "installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# Mesa from backports: lavapipe in Mesa 22 lacks features Dawn (WebGPU) needs.
+mesa_ok() {
+  installed mesa-vulkan-drivers && installed libvulkan1 \
+    && dpkg --compare-versions "$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)" ge 24
+}
+
+need_update=0
+missing=()
+installed python3-onnx || missing+=(python3-onnx)
+if ! mesa_ok; then
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "adding the bookworm-backports apt source"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      | $SUDO tee /etc/apt/sources.list.d/deepvision-backports.sources >/dev/null
+  fi
+  need_update=1
+fi
+if [ ${#missing[@]} -eq 0 ] && [ $need_update -eq 0 ]; then
+  echo "system packages present: python3-onnx, mesa-vulkan-drivers (backports), libvulkan1"
+  exit 0
+fi
+
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! mesa_ok; then
+  echo "installing mesa-vulkan-drivers and libvulkan1 from bookworm-backports"
+  $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1
+fi

@@ -204,7 +204,8 @@ export function dropout(x: TensorLike, p = 0.5): Tensor {
   const b = t.builder;
   if (!(p >= 0 && p < 1)) throw b.error('dropout', `probability must be in [0, 1), got ${p}`);
   if (!b.training || p === 0) return t;
-  return b.op('Dropout', [t, b.scalar(p, t.dtype), b.constant(boolScalar(true))], {}, 'dropout');
+  // The mask output is kept for the backward pass, which must drop the same elements.
+  return b.emit('Dropout', [t, b.scalar(p, t.dtype), b.constant(boolScalar(true))], {}, { op: 'dropout', outputs: 2 })[0]!;
 }
 
 function boolScalar(v: boolean): TensorData {

@@ -1,4 +1,4 @@
-import type { OpRule } from './types';
+import { NO_GRADIENT, OpRule } from './types';
 
 /** Constant: the `value` tensor attribute (the DSL writes constants as initializers, but files may use nodes). */
 export const Constant: OpRule = {
@@ -13,4 +13,5 @@ export const Constant: OpRule = {
     if (ints !== undefined) return [{ dtype: 'int64', shape: [ints.length] }];
     return ctx.fail('only value, value_float, value_int and value_ints constants are supported');
   },
+  grad: NO_GRADIENT,
 };

@@ -1,8 +1,10 @@
+import * as F from '../dsl/functional';
+import type { Tensor } from '../dsl/tensor';
 import { dimsCompatible, isStatic } from '../ir/shape';
 import { requireFloat, requireSameDType } from './common';
 import { describe } from './infer-context';
 import { readWindow, windowOutput } from './spatial';
-import type { OpRule } from './types';
+import { GradContext, NO_GRADIENT, OpRule } from './types';
 
 /** Conv: X [N, C, *spatial], W [M, C/group, *kernel], B [M] -> [N, M, *out]. */
 export const Conv: OpRule = {
@@ -32,4 +34,116 @@ export const Conv: OpRule = {
     const window = readWindow(ctx, kernel, x.shape.length - 2);
     return [{ dtype: x.dtype, shape: [x.shape[0]!, outChannels, ...windowOutput(ctx, x.shape.slice(2), window)] }];
   },
+  grad: (ctx) => [() => convInputGrad(ctx), () => convWeightGrad(ctx), () => F.reduceSum(ctx.gradOutput(0)!, [0, 2, 3], false)],
+};
+
+interface Conv2dGeometry {
+  kernel: [number, number];
+  strides: [number, number];
+  pads: [number, number, number, number];
+  dilations: [number, number];
+  group: number;
+}
+
+function geometry(ctx: GradContext): Conv2dGeometry {
+  const w = ctx.input(1);
+  if (ctx.input(0).rank !== 4) throw new Error('Conv gradients are implemented for 2-D convolutions');
+  if (ctx.string('auto_pad', 'NOTSET') !== 'NOTSET') throw new Error('Conv gradients need explicit pads (auto_pad NOTSET)');
+  return {
+    kernel: w.shape.slice(2) as [number, number],
+    strides: (ctx.ints('strides') ?? [1, 1]) as [number, number],
+    pads: (ctx.ints('pads') ?? [0, 0, 0, 0]) as [number, number, number, number],
+    dilations: (ctx.ints('dilations') ?? [1, 1]) as [number, number],
+    group: ctx.int('group', 1),
+  };
+}
+
+/**
+ * dX: the transposed convolution of dY with the same weights. output_padding / end pads make the result exactly
+ * the input's size when the forward window did not reach the last rows or columns.
+ */
+function convInputGrad(ctx: GradContext): Tensor {
+  const x = ctx.input(0);
+  const g = ctx.gradOutput(0)!;
+  const geo = geometry(ctx);
+  const { pads, outputPadding } = transposedPadding(x.shape.slice(2) as number[], g.shape.slice(2) as number[], geo);
+  return x.builder.op('ConvTranspose', [g, ctx.input(1)], {
+    kernel_shape: geo.kernel, strides: geo.strides, dilations: geo.dilations, group: geo.group, pads, output_padding: outputPadding,
+  }, 'conv2d');
+}
+
+/** Pads and output_padding of a ConvTranspose that maps an [OH, OW] grid back onto the [H, W] input. */
+export function transposedPadding(input: number[], output: number[], geo: Omit<Conv2dGeometry, 'group'>): { pads: number[]; outputPadding: number[] } {
+  const begin = [geo.pads[0], geo.pads[1]];
+  const end = [0, 0];
+  const outputPadding = [0, 0];
+  for (let i = 0; i < 2; i++) {
+    if (typeof input[i] !== 'number' || typeof output[i] !== 'number') throw new Error('Conv/pool gradients need static spatial sizes');
+    const covered = geo.strides[i]! * (output[i]! - 1) + geo.dilations[i]! * (geo.kernel[i]! - 1) + 1;
+    const extra = input[i]! + begin[i]! - covered;
+    if (extra >= 0) outputPadding[i] = extra;
+    else end[i] = -extra;
+  }
+  return { pads: [...begin, ...end], outputPadding };
+}
+
+/**
+ * dW as one batched GEMM over an im2col: the kernel-offset views of the padded input are strided Slices,
+ * concatenated into [N, groups, C/groups * kH * kW, OH * OW], multiplied by dY [N, groups, M/groups, OH * OW]
+ * (transposed) and summed over the batch. Measured faster in onnxruntime than the textbook Conv of X^T with dY^T.
+ */
+function convWeightGrad(ctx: GradContext): Tensor {
+  const x = ctx.input(0);
+  const w = ctx.input(1);
+  const g = ctx.gradOutput(0)!;
+  const b = x.builder;
+  const geo = geometry(ctx);
+  const [oh, ow] = g.shape.slice(2) as [number, number];
+  const [m, cPerGroup, kh, kw] = w.shape as [number, number, number, number];
+  if (typeof oh !== 'number' || typeof ow !== 'number') throw new Error('Conv gradients need static spatial sizes');
+  const padded = geo.pads.some((p) => p > 0)
+    ? b.op('Pad', [x, b.ints([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])], {}, 'conv2d')
+    : x;
+  const views = im2colViews(padded, geo, oh, ow);
+  const cols = views.length === 1 ? views[0]! : F.concat(views, 2);
+  const colsGrouped = F.reshape(cols, [0, geo.group, cPerGroup * kh * kw, oh * ow]);
+  const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
+  const perSample = F.matmul(gGrouped, F.transpose(colsGrouped, [0, 1, 3, 2]));
+  return F.reshape(F.reduceSum(perSample, [0], false), [m, cPerGroup, kh, kw]);
+}
+
+/** One strided view [N, C, OH, OW] of the padded input per kernel offset, in (kh, kw) order. */
+export function im2colViews(padded: Tensor, geo: Omit<Conv2dGeometry, 'group' | 'pads'>, oh: number, ow: number): Tensor[] {
+  const views: Tensor[] = [];
+  for (let i = 0; i < geo.kernel[0]; i++) {
+    for (let j = 0; j < geo.kernel[1]; j++) {
+      const h0 = i * geo.dilations[0];
+      const w0 = j * geo.dilations[1];
+      views.push(F.slice(padded, [h0, w0], [h0 + geo.strides[0] * (oh - 1) + 1, w0 + geo.strides[1] * (ow - 1) + 1], [2, 3], geo.strides));
+    }
+  }
+  return views;
+}
+
+/** ConvTranspose (used by gradients): X [N, Cin, ...], W [Cin, Cout/group, *kernel] -> [N, Cout, *out]. */
+export const ConvTranspose: OpRule = {
+  infer(ctx) {
+    const x = ctx.input(0, 'input');
+    const w = ctx.input(1, 'weight');
+    requireSameDType(ctx, [x, w], ['input', 'weight']);
+    if (x.shape.length < 3 || w.shape.length !== x.shape.length) ctx.fail(`input ${describe(x)} and weight ${describe(w)} ranks do not fit`);
+    if (!dimsCompatible(x.shape[1]!, w.shape[0]!)) ctx.fail(`input has ${x.shape[1]} channels, weight expects ${w.shape[0]}`);
+    const group = ctx.int('group', 1);
+    const kernel = w.shape.slice(2) as number[];
+    const window = readWindow(ctx, kernel, kernel.length);
+    const outputPadding = ctx.ints('output_padding') ?? kernel.map(() => 0);
+    const spatial = x.shape.slice(2).map((d, i) => {
+      if (typeof d !== 'number') return '?';
+      return window.strides[i]! * (d - 1) + outputPadding[i]! + window.dilations[i]! * (kernel[i]! - 1) + 1
+        - window.pads[i]! - window.pads[i + kernel.length]!;
+    });
+    const channels = typeof w.shape[1] === 'number' ? w.shape[1] * group : '?';
+    return [{ dtype: x.dtype, shape: [x.shape[0]!, channels, ...spatial] }];
+  },
+  grad: NO_GRADIENT,
 };

@@ -1,57 +1,62 @@
 import { Constant } from './constant';
-import { Conv } from './conv';
-import { binary, Cast, Clip, SoftmaxFamily, unary, Where } from './elementwise';
+import { Conv, ConvTranspose } from './conv';
+import {
+  Add, binary, Cast, Clip, Div, GRADS, LeakyRelu, LogSoftmax, Max, Min, Mul, Not, Pow, Softmax, Sub, unary, Where,
+} from './elementwise';
 import { Gemm, MatMul } from './matmul';
 import { BatchNormalization, Dropout } from './normalization';
-import { GlobalPool, Pool } from './pool';
-import { reduce } from './reduce';
+import { AveragePool, GlobalAveragePool, GlobalMaxPool, MaxPool } from './pool';
+import { ReduceMax, ReduceMean, ReduceProd, ReduceSum } from './reduce';
 import {
-  Concat, Expand, Flatten, Gather, Reshape, Shape_, Slice, Split, Squeeze, Transpose, Unsqueeze,
+  Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, Reshape, Resize, Scatter, Shape_, Slice, Split, Squeeze,
+  Transpose, Unsqueeze,
 } from './reshape';
-import type { OpRule } from './types';
+import { NO_GRADIENT, OpRule } from './types';
 
 /**
- * Every ONNX op (default domain, opset 17) the DSL can emit, with its rules. The table is typed so that code
- * asking for an op's rules names only ops listed here; adding an op means adding its row here and its rules
- * beside the others of its family.
+ * Every ONNX op (default domain, opset 17) the DSL and the gradient builder can emit, each with its shape rule and
+ * its gradient rule (or NO_GRADIENT). The compiler checks that every row has both; adding an op means adding its
+ * row here and its rules beside the others of its family.
  */
 export const OPS = {
   // element-wise
-  Identity: unary(false),
-  Neg: unary(false),
-  Abs: unary(false),
-  Relu: unary(true),
-  LeakyRelu: unary(true),
-  Sigmoid: unary(true),
-  Tanh: unary(true),
-  Exp: unary(true),
-  Log: unary(true),
-  Sqrt: unary(true),
-  Reciprocal: unary(true),
-  Erf: unary(true),
-  Softmax: SoftmaxFamily,
-  LogSoftmax: SoftmaxFamily,
-  Add: binary(),
-  Sub: binary(),
-  Mul: binary(),
-  Div: binary(),
-  Pow: binary(undefined, false),
-  Max: binary(),
-  Min: binary(),
-  Equal: binary('bool'),
-  Less: binary('bool'),
-  Greater: binary('bool'),
+  Identity: unary(false, GRADS.Identity),
+  Neg: unary(false, GRADS.Neg),
+  Abs: unary(false, GRADS.Abs),
+  Relu: unary(true, GRADS.Relu),
+  LeakyRelu,
+  Sigmoid: unary(true, GRADS.Sigmoid),
+  Tanh: unary(true, GRADS.Tanh),
+  Exp: unary(true, GRADS.Exp),
+  Log: unary(true, GRADS.Log),
+  Sqrt: unary(true, GRADS.Sqrt),
+  Reciprocal: unary(true, GRADS.Reciprocal),
+  Erf: unary(true, GRADS.Erf),
+  Softmax,
+  LogSoftmax,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Max,
+  Min,
+  Equal: binary(NO_GRADIENT, 'bool'),
+  Less: binary(NO_GRADIENT, 'bool'),
+  Greater: binary(NO_GRADIENT, 'bool'),
+  Not,
   Where,
   Clip,
   Cast,
-  // linear algebra and convolution
+  // linear algebra, convolution, pooling, normalization
   MatMul,
   Gemm,
   Conv,
-  MaxPool: Pool,
-  AveragePool: Pool,
-  GlobalAveragePool: GlobalPool,
-  GlobalMaxPool: GlobalPool,
+  ConvTranspose,
+  MaxPool,
+  AveragePool,
+  GlobalAveragePool,
+  GlobalMaxPool,
   BatchNormalization,
   Dropout,
   // shapes and indexing
@@ -65,12 +70,18 @@ export const OPS = {
   Unsqueeze,
   Squeeze,
   Expand,
+  Pad,
+  Resize,
+  ScatterND: Scatter,
+  ScatterElements: Scatter,
   Shape: Shape_,
   Constant,
+  ConstantOfShape,
   // reductions
-  ReduceSum: reduce('input'),
-  ReduceMean: reduce('attribute'),
-  ReduceMax: reduce('attribute'),
+  ReduceSum,
+  ReduceMean,
+  ReduceMax,
+  ReduceProd,
 } satisfies Record<string, OpRule>;
 
 export type OpType = keyof typeof OPS;

@@ -1,4 +1,7 @@
+import type { GraphBuilder } from '../dsl/builder';
+import type { Tensor } from '../dsl/tensor';
 import type { DType } from '../ir/dtype';
+import type { Node } from '../ir/graph';
 import type { Shape } from '../ir/shape';
 import type { TensorData } from '../ir/tensor';
 
@@ -40,4 +43,36 @@ export interface InferContext {
  */
 export interface OpRule {
   infer(ctx: InferContext): TypeInfo[];
+  grad: GradRule | typeof NO_GRADIENT;
 }
+
+/**
+ * What a gradient rule sees: the forward node's inputs and outputs as tensors of the graph being built, the
+ * gradients flowing into its outputs, and which inputs need a gradient. Rules emit nodes with the same DSL as
+ * forward code (the builder is active while they run).
+ */
+export interface GradContext {
+  readonly builder: GraphBuilder;
+  readonly node: Node;
+  input(index: number): Tensor;
+  /** A forward output (for rules that reuse the forward result, e.g. Sigmoid's y * (1 - y)). */
+  output(index: number): Tensor;
+  /** The gradient of the loss with respect to output `index`, or undefined when none flows into it. */
+  gradOutput(index: number): Tensor | undefined;
+  needsGrad(index: number): boolean;
+  int(name: string, fallback: number): number;
+  float(name: string, fallback: number): number;
+  ints(name: string): number[] | undefined;
+  string(name: string, fallback: string): string;
+  /** The build-time value of input `index`, when it is a constant. */
+  constant(index: number): TensorData | undefined;
+}
+
+/**
+ * A gradient rule returns one thunk per input (undefined where the input has no gradient); the gradient builder
+ * calls only the thunks of inputs that need a gradient, so unneeded work is never emitted.
+ */
+export type GradRule = (ctx: GradContext) => readonly ((() => Tensor) | undefined)[];
+
+/** Marks ops through which no gradient flows (comparisons, shapes, constants, backward-only ops). */
+export const NO_GRADIENT = 'no gradient' as const;
