@@ -13,6 +13,12 @@ export type { Config, ConfigValue, InputSpec, ModelDefinition } from './model/de
 export { buildModel } from './model/build';
 export type { BuildOptions, BuiltModel, ParameterInfo } from './model/build';
 export { formatSummary } from './model/summary';
+export * as losses from './dsl/losses';
+export { gradients, addGradientOutputs, GradientError } from './autodiff/gradients';
+export { gradCheck, checkGradients, checkGradientGraph } from './autodiff/gradcheck';
+export type { GradCheckReport, GradCheckOptions, GradCheckInput } from './autodiff/gradcheck';
+export { buildTrainingGraph } from './model/training-graph';
+export type { TrainingGraph, TrainingGraphOptions } from './model/training-graph';
 export { readModelFile, decodeModel } from './onnx/read';
 export { encodeModel, writeModelFile } from './onnx/write';
 export { OnnxFormatError } from './onnx/errors';

@@ -26,13 +26,17 @@ describe('the seed models', () => {
     expect(trainable(buildModel(cnn, { variant: 'dropout' }))).toBe(9_316_894);
   });
 
-  test('parameter names are hierarchical and stable, like PyTorch state_dict keys', () => {
+  test('parameter names are hierarchical and stable, like PyTorch state_dict keys (parameters, then buffers)', () => {
     const names = buildModel(cnn).parameters.map((p) => p.name);
     expect(names.slice(0, 6)).toEqual([
       'features.0.0.weight', 'features.0.0.bias', 'features.0.1.weight', 'features.0.1.bias',
-      'features.0.1.running_mean', 'features.0.1.running_var',
+      'features.1.0.weight', 'features.1.0.bias',
     ]);
-    expect(names[names.length - 1]).toBe('classifier.6.bias');
+    expect(names.slice(18)).toEqual([
+      'features.0.1.running_mean', 'features.0.1.running_var', 'features.1.1.running_mean', 'features.1.1.running_var',
+      'features.2.1.running_mean', 'features.2.1.running_var',
+    ]);
+    expect(names[17]).toBe('classifier.6.bias');
     expect(buildModel(cnn, { variant: 'dropout' }).parameters.map((p) => p.name)).toEqual(names);
   });
 
@@ -106,7 +110,7 @@ describe('the seed models', () => {
     }
   });
 
-  test('a training graph outputs the updated running statistics (ONNX momentum = 1 - PyTorch momentum)', async () => {
+  test('a training graph outputs the running statistics updated as PyTorch does', async () => {
     const built = buildModel(cnn, { mode: 'train', config: { imageSize: 8, numClasses: 2 } });
     expect([...built.stateOutputs.keys()]).toEqual([
       'features.0.1.running_mean', 'features.0.1.running_var', 'features.1.1.running_mean', 'features.1.1.running_var',
@@ -125,11 +129,11 @@ describe('the seed models', () => {
     const conv = R.conv2d(x, { shape: [...w.dims], data: Array.from(w.typed() as Float32Array) }, { shape: [...b.dims], data: Array.from(b.typed() as Float32Array) },
       { stride: [1, 1], pads: [1, 1, 1, 1], dilation: [1, 1], groups: 1 });
     const { mean, variance } = R.channelStats(conv);
+    const n = 4 * 8 * 8;
     const gotMean = Array.from(out['features.0.1.running_mean_updated']!.data as Float32Array);
     const gotVar = Array.from(out['features.0.1.running_var_updated']!.data as Float32Array);
     gotMean.forEach((v, c) => expect(v).toBeCloseTo(0.1 * mean.data[c]!, 5));
-    // onnxruntime follows the ONNX definition: the running variance is updated with the biased batch variance
-    // (PyTorch uses the unbiased one, larger by n/(n-1)).
-    gotVar.forEach((v, c) => expect(v).toBeCloseTo(0.9 + 0.1 * variance.data[c]!, 5));
+    // As PyTorch: the running variance is updated with the unbiased batch variance (n / (n - 1) times the biased one).
+    gotVar.forEach((v, c) => expect(v).toBeCloseTo(0.9 + 0.1 * variance.data[c]! * (n / (n - 1)), 5));
   });
 });

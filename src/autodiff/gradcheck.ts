@@ -25,8 +25,10 @@ export interface GradCheckOptions {
   /** |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|) (defaults by dtype). */
   rtol?: number;
   atol?: number;
-  /** Check at most this many elements of each input, chosen at random (default: all). */
+  /** Check at most this many elements of each input, chosen at random (default: all)... */
   sample?: number;
+  /** ...plus this many with the largest gradient magnitude. */
+  largest?: number;
   seed?: number;
 }
 
@@ -44,12 +46,22 @@ function defaults(dtype: 'float32' | 'float64') {
 export async function checkGradients(
   builder: GraphBuilder, loss: Tensor, wrt: readonly Tensor[], feeds: Record<string, ort.Tensor>, options: GradCheckOptions = {},
 ): Promise<GradCheckReport> {
-  const dtype = loss.dtype === 'float64' ? 'float64' : 'float32';
-  const { eps, rtol, atol } = { ...defaults(dtype), ...options };
   const grads = gradients(loss, wrt);
   builder.output('loss', loss);
   grads.forEach((g, i) => builder.output(`${wrt[i]!.name}_grad`, g));
-  const session = await ort.InferenceSession.create(encodeModel(builder.toModel()), { graphOptimizationLevel: 'disabled' });
+  return checkGradientGraph(encodeModel(builder.toModel()), feeds, wrt.map((t) => t.name), options);
+}
+
+/**
+ * The same comparison for a model that already outputs `loss` and `<name>_grad` for each name (a training graph
+ * from buildTrainingGraph, say).
+ */
+export async function checkGradientGraph(
+  model: Uint8Array, feeds: Record<string, ort.Tensor>, names: readonly string[], options: GradCheckOptions = {},
+): Promise<GradCheckReport> {
+  const dtype = feeds[names[0]!]?.type === 'float64' ? 'float64' : 'float32';
+  const { eps, rtol, atol } = { ...defaults(dtype), ...options };
+  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'disabled' });
   try {
     const analytic = await session.run(feeds);
     const lossAt = async (name: string, index: number, delta: number): Promise<number> => {
@@ -61,17 +73,14 @@ export async function checkGradients(
     };
     const rng = new Rng(options.seed ?? 0);
     const report: GradCheckReport = { ok: true, dtype, checked: 0, skipped: 0, worst: undefined, failures: 0 };
-    for (const t of wrt) {
-      const base = feeds[t.name];
-      if (base === undefined) throw new Error(`no feed for '${t.name}'`);
-      const computed = analytic[`${t.name}_grad`]!.data as Float32Array;
-      const count = base.data.length;
-      const indices = options.sample !== undefined && options.sample < count
-        ? rng.shuffle([...Array(count).keys()]).slice(0, options.sample)
-        : [...Array(count).keys()];
+    for (const name of names) {
+      const base = feeds[name];
+      if (base === undefined) throw new Error(`no feed for '${name}'`);
+      const computed = analytic[`${name}_grad`]!.data as Float32Array;
+      const indices = pickElements(computed, options, rng);
       for (const index of indices) {
-        const numeric = (await lossAt(t.name, index, eps) - await lossAt(t.name, index, -eps)) / (2 * eps);
-        const half = (await lossAt(t.name, index, eps / 2) - await lossAt(t.name, index, -eps / 2)) / eps;
+        const numeric = (await lossAt(name, index, eps) - await lossAt(name, index, -eps)) / (2 * eps);
+        const half = (await lossAt(name, index, eps / 2) - await lossAt(name, index, -eps / 2)) / eps;
         const a = computed[index]!;
         const allowed = atol + rtol * Math.max(Math.abs(a), Math.abs(numeric));
         if (Math.abs(numeric - half) > allowed) {
@@ -81,7 +90,7 @@ export async function checkGradients(
         report.checked++;
         const error = Math.abs(a - numeric);
         if (!report.worst || error / allowed > report.worst.error / report.worst.allowed) {
-          report.worst = { input: t.name, index, analytic: a, numeric, error, allowed };
+          report.worst = { input: name, index, analytic: a, numeric, error, allowed };
         }
         if (!(error <= allowed)) {
           report.failures++;
@@ -95,6 +104,18 @@ export async function checkGradients(
   } finally {
     await session.release();
   }
+}
+
+/** All elements, or a seeded sample plus the `largest` elements by |gradient| (where a wrong rule shows most). */
+function pickElements(grad: ArrayLike<number>, options: GradCheckOptions, rng: Rng): number[] {
+  const count = grad.length;
+  if (options.sample === undefined || options.sample + (options.largest ?? 0) >= count) return [...Array(count).keys()];
+  const picked = new Set(rng.shuffle([...Array(count).keys()]).slice(0, options.sample));
+  if (options.largest) {
+    const order = [...Array(count).keys()].sort((i, j) => Math.abs(grad[j]!) - Math.abs(grad[i]!));
+    order.slice(0, options.largest).forEach((i) => picked.add(i));
+  }
+  return [...picked];
 }
 
 export interface GradCheckInput {

@@ -75,3 +75,18 @@ export function once<T>(make: () => T): () => T {
     return value as T;
   };
 }
+
+/**
+ * Per-channel batch mean and (biased) variance of [N, C, ...] as [1, C, 1, ...]; 1/sqrt(var + eps) and the
+ * normalized input on demand. Batch-norm's forward lowering and its gradient rule both call this, so they emit
+ * identical nodes, which onnxruntime's common-subexpression elimination merges.
+ */
+export function batchStatistics(x: Tensor, eps: number) {
+  const axes = nonChannelAxes(x.rank);
+  const mean = F.reduceMean(x, axes);
+  const centered = F.sub(x, mean);
+  const variance = F.reduceMean(F.mul(centered, centered), axes);
+  const invstd = once(() => F.reciprocal(F.sqrt(F.add(variance, eps))));
+  const xhat = once(() => F.mul(centered, invstd()));
+  return { mean, variance, invstd, xhat, axes };
+}

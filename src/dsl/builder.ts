@@ -2,7 +2,7 @@ import { Attribute, AttributeValue, toAttribute } from '../ir/attribute';
 import type { DType } from '../ir/dtype';
 import { Graph, Node, Value } from '../ir/graph';
 import { Model, WRITE_IR_VERSION, WRITE_OPSET } from '../ir/model';
-import type { Shape } from '../ir/shape';
+import type { Dim, Shape } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { inferContextFor } from '../ops/infer-context';
 import { OPS, OpType } from '../ops/registry';
@@ -55,6 +55,8 @@ export class GraphBuilder {
   readonly mode: BuildMode;
   /** Values whose contents are known at build time (constants), for shape rules such as Reshape's. */
   private readonly known = new Map<string, TensorData>();
+  /** Outputs of Shape nodes, as the (possibly symbolic) dims they will hold. */
+  private readonly shapeValues = new Map<string, Dim[]>();
   private readonly scopes: string[] = [];
   private readonly nameCounts = new Map<string, number>();
   private readonly smallConstants = new Map<string, Tensor>();
@@ -168,7 +170,7 @@ export class GraphBuilder {
     for (let i = 0; i < outputCount; i++) node.outputs.push(undefined);
     let types;
     try {
-      types = OPS[opType].infer(inferContextFor(node, (name) => this.known.get(name)));
+      types = OPS[opType].infer(inferContextFor(node, (name) => this.known.get(name), (name) => this.shapeValues.get(name)));
     } catch (err) {
       if (err instanceof ShapeError) {
         const shapes = inputs.map((t) => (t === undefined ? '-' : `${t.dtype}[${t.shape.join(', ')}]`)).join(', ');
@@ -183,6 +185,7 @@ export class GraphBuilder {
       return new Tensor(this, v);
     });
     this.graph.addNode(node);
+    if (opType === 'Shape' && node.attributes.size === 0 && inputs[0]) this.shapeValues.set(outputs[0]!.name, [...inputs[0].shape]);
     if (opType === 'Constant') {
       const value = node.attr('value', 'tensor');
       if (value) this.known.set(outputs[0]!.name, value);

@@ -3,6 +3,8 @@ import { Tensor } from '../dsl/tensor';
 import type { Model } from '../ir/model';
 import { TensorData } from '../ir/tensor';
 import { Buffer, Parameter } from '../nn/parameter';
+import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
+import { lowerBatchNormTraining } from '../passes/lower-batchnorm-training';
 import { Rng } from '../util/rng';
 import { Config, ConfigValue, ModelDefinition, resolveConfig } from './definition';
 
@@ -42,8 +44,30 @@ export interface BuiltModel {
   stateOutputs: Map<string, string>;
 }
 
-/** Builds a model definition into an ONNX graph: names the module tree, initializes parameters, runs forward. */
-export function buildModel(definition: ModelDefinition, options: BuildOptions = {}): BuiltModel {
+/** A model's forward pass traced into a builder, before outputs are chosen. */
+export interface Trace {
+  builder: GraphBuilder;
+  config: Config;
+  mode: BuildMode;
+  seed: number;
+  outputs: Tensor[];
+  parameters: ParameterInfo[];
+  values: Map<string, TensorData>;
+  /** The graph tensor standing for each parameter and buffer, by name. */
+  tensors: Map<string, Tensor>;
+  /** The model's data inputs, then those added by `extraInputs`. */
+  inputs: Tensor[];
+  extraInputs: Tensor[];
+}
+
+/**
+ * Runs a definition's forward pass into a new graph: names the module tree, initializes parameters (each from
+ * its own seeded stream), and binds them as initializers or graph inputs. `extraInputs` adds data inputs (such as
+ * labels) after the model's own, before the parameters.
+ */
+export function traceModel(
+  definition: ModelDefinition, options: BuildOptions = {}, extraInputs?: (b: GraphBuilder, inputs: Tensor[]) => Tensor[],
+): Trace {
   const config = resolveConfig(definition, options.variant, options.config);
   const mode = options.mode ?? 'eval';
   const seed = options.seed ?? 0;
@@ -51,14 +75,18 @@ export function buildModel(definition: ModelDefinition, options: BuildOptions = 
   root.assignNames();
   const builder = new GraphBuilder(definition.name, mode);
   const inputs = definition.inputs(config).map((spec) => builder.input(spec.name, spec.dtype ?? 'float32', spec.shape));
+  const extra = extraInputs?.(builder, inputs) ?? [];
 
   const parameters: ParameterInfo[] = [];
   const values = new Map<string, TensorData>();
-  for (const [name, p] of root.namedTensors()) {
+  const tensors = new Map<string, Tensor>();
+  // Parameters first, then buffers: the order of a training graph's inputs.
+  for (const [name, p] of [...root.namedParameters(), ...root.namedBuffers()]) {
     const data = initialValue(p, seed);
     values.set(name, data);
     const tensor = options.parameters === 'inputs' ? builder.input(name, p.dtype, p.shape) : builder.initializer(name, data);
     builder.bind(p, tensor);
+    tensors.set(name, tensor);
     parameters.push({ name, shape: p.shape, size: p.size, trainable: p.trainable, buffer: p instanceof Buffer, init: p.init.describe });
   }
 
@@ -67,28 +95,55 @@ export function buildModel(definition: ModelDefinition, options: BuildOptions = 
   if (outputs === undefined || !outputs.every((t) => t instanceof Tensor)) {
     throw new Error(`model '${definition.name}': forward must return a tensor or an array of tensors`);
   }
+  return { builder, config, mode, seed, outputs, parameters, values, tensors, inputs, extraInputs: extra };
+}
+
+/** Metadata every deepvision model carries, so that any ONNX tool can tell what it is. */
+export function modelMetadata(definition: ModelDefinition, trace: Trace, options: BuildOptions, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    'deepvision.model': definition.name,
+    ...(options.variant ? { 'deepvision.variant': options.variant } : {}),
+    'deepvision.config': JSON.stringify(trace.config),
+    'deepvision.mode': trace.mode,
+    'deepvision.seed': String(trace.seed),
+    ...extra,
+  };
+}
+
+/** Builds a model definition into an ONNX graph whose outputs are the model's outputs (and, in train mode, its new state). */
+export function buildModel(definition: ModelDefinition, options: BuildOptions = {}): BuiltModel {
+  const trace = traceModel(definition, options);
+  const { builder, outputs } = trace;
   const names = definition.outputs ?? (outputs.length === 1 ? ['logits'] : outputs.map((_, i) => `output_${i}`));
   if (names.length !== outputs.length) throw new Error(`model '${definition.name}' names ${names.length} outputs but forward returned ${outputs.length}`);
   outputs.forEach((t, i) => builder.output(names[i]!, t));
+  const stateOutputs = addStateOutputs(builder);
+  finishGraph(builder);
+  const model = builder.toModel({ docString: definition.description ?? '', metadata: modelMetadata(definition, trace, options) });
+  return {
+    model, definition, config: trace.config, variant: options.variant, mode: trace.mode, seed: trace.seed,
+    summary: builder.moduleCalls, parameters: trace.parameters, values: trace.values, stateOutputs,
+  };
+}
 
+/**
+ * Last passes before a graph is written: training-mode batch norm lowered to ops every provider runs (after the
+ * gradients were built from the fused node), then unused nodes and initializers removed.
+ */
+export function finishGraph(builder: GraphBuilder): void {
+  lowerBatchNormTraining(builder);
+  eliminateDeadNodes(builder.graph);
+}
+
+/** Outputs the new value of each state tensor a training graph updates, as `<name>_updated`. */
+export function addStateOutputs(builder: GraphBuilder): Map<string, string> {
   const stateOutputs = new Map<string, string>();
   for (const [name, t] of builder.stateUpdates) {
     const outName = `${name}_updated`;
     builder.output(outName, t);
     stateOutputs.set(name, outName);
   }
-
-  const model = builder.toModel({
-    docString: definition.description ?? '',
-    metadata: {
-      'deepvision.model': definition.name,
-      ...(options.variant ? { 'deepvision.variant': options.variant } : {}),
-      'deepvision.config': JSON.stringify(config),
-      'deepvision.mode': mode,
-      'deepvision.seed': String(seed),
-    },
-  });
-  return { model, definition, config, variant: options.variant, mode, seed, summary: builder.moduleCalls, parameters, values, stateOutputs };
+  return stateOutputs;
 }
 
 function initialValue(p: Parameter, seed: number): TensorData {

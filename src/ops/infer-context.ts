@@ -1,10 +1,12 @@
 import type { Node } from '../ir/graph';
 import type { TensorData } from '../ir/tensor';
-import { formatShape } from '../ir/shape';
+import { Dim, formatShape } from '../ir/shape';
 import { InferContext, ShapeError, TypeInfo } from './types';
 
 /** An InferContext over an IR node; `constantOf` tells which input values are known at build time. */
-export function inferContextFor(node: Node, constantOf: (name: string) => TensorData | undefined): InferContext {
+export function inferContextFor(
+  node: Node, constantOf: (name: string) => TensorData | undefined, shapeOf: (name: string) => Dim[] | undefined = () => undefined,
+): InferContext {
   const inputs = node.inputs.map((v) => (v?.dtype !== undefined && v.shape !== undefined ? { dtype: v.dtype, shape: v.shape } : undefined));
   const fail = (message: string): never => {
     throw new ShapeError(message);
@@ -23,6 +25,12 @@ export function inferContextFor(node: Node, constantOf: (name: string) => Tensor
     constant: (index) => {
       const v = node.inputs[index];
       return v === undefined ? undefined : constantOf(v.name);
+    },
+    shapeValue: (index) => {
+      const v = node.inputs[index];
+      if (v === undefined) return undefined;
+      const c = constantOf(v.name);
+      return c !== undefined ? c.toNumbers() : shapeOf(v.name);
     },
     int(name, fallback) {
       return this.optionalInt(name) ?? fallback;

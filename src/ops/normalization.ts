@@ -1,4 +1,4 @@
-import { countOver, nonChannelAxes, once, perChannel } from '../autodiff/helpers';
+import { batchStatistics, countOver, nonChannelAxes, once, perChannel } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
 import { dimsCompatible } from '../ir/shape';
 import { requireFloat } from './common';
@@ -38,20 +38,16 @@ function batchNormTrainingGrad(ctx: GradContext) {
   const x = ctx.input(0);
   const axes = nonChannelAxes(x.rank);
   const eps = ctx.float('epsilon', 1e-5);
-  const stats = once(() => {
-    const centered = F.sub(x, F.reduceMean(x, axes));
-    const invstd = F.reciprocal(F.sqrt(F.add(F.reduceMean(F.mul(centered, centered), axes), eps)));
-    return { invstd, xhat: F.mul(centered, invstd) };
-  });
+  const stats = once(() => batchStatistics(x, eps));
   const g = () => ctx.gradOutput(0)!;
   const sumG = once(() => F.reduceSum(g(), axes));
-  const sumGXhat = once(() => F.reduceSum(F.mul(g(), stats().xhat), axes));
+  const sumGXhat = once(() => F.reduceSum(F.mul(g(), stats().xhat()), axes));
   return [
     () => {
       const count = countOver(x, axes);
       const { invstd, xhat } = stats();
-      const inner = F.sub(F.sub(g(), F.div(sumG(), count)), F.mul(xhat, F.div(sumGXhat(), count)));
-      return F.mul(F.mul(perChannel(ctx.input(1), x.rank), invstd), inner);
+      const inner = F.sub(F.sub(g(), F.div(sumG(), count)), F.mul(xhat(), F.div(sumGXhat(), count)));
+      return F.mul(F.mul(perChannel(ctx.input(1), x.rank), invstd()), inner);
     },
     () => F.reshape(sumGXhat(), [-1]),
     () => F.reshape(sumG(), [-1]),

@@ -28,6 +28,8 @@ export const Reshape: OpRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const target = constantInts(ctx, 1);
+    const symbolic = target === undefined ? ctx.shapeValue(1) : undefined;
+    if (symbolic !== undefined) return [{ dtype: x.dtype, shape: symbolic }];
     if (target === undefined) {
       const s = ctx.input(1, 'shape');
       const n = s.shape[0];
@@ -303,8 +305,8 @@ export const Squeeze: OpRule = {
 export const Expand: OpRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
-    const target = constantInts(ctx, 1);
-    if (target === undefined) ctx.fail('shape must be known at build time');
+    const target = ctx.shapeValue(1);
+    if (target === undefined) ctx.fail('shape must be known at build time (a constant or the output of Shape)');
     return [{ dtype: x.dtype, shape: broadcastOrFail(ctx, [x.shape, target!]) }];
   },
   grad: (ctx) => [() => unbroadcast(ctx.gradOutput(0)!, ctx.input(0))],
@@ -348,7 +350,7 @@ export const Scatter: OpRule = {
 /** ConstantOfShape: a tensor of the given (int64) shape filled with `value`. */
 export const ConstantOfShape: OpRule = {
   infer(ctx) {
-    const dims = constantInts(ctx, 0);
+    const dims = ctx.shapeValue(0);
     const value = ctx.tensor('value');
     const dtype = value?.dtype ?? 'float32';
     if (dims !== undefined) return [{ dtype, shape: dims }];

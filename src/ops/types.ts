@@ -2,7 +2,7 @@ import type { GraphBuilder } from '../dsl/builder';
 import type { Tensor } from '../dsl/tensor';
 import type { DType } from '../ir/dtype';
 import type { Node } from '../ir/graph';
-import type { Shape } from '../ir/shape';
+import type { Dim, Shape } from '../ir/shape';
 import type { TensorData } from '../ir/tensor';
 
 /** What shape inference knows of a value. */
@@ -28,6 +28,11 @@ export interface InferContext {
   optionalInput(index: number): TypeInfo | undefined;
   /** The value of an input when it is a constant (initializer or Constant node), else undefined. */
   constant(index: number): TensorData | undefined;
+  /**
+   * The value of a 1-D int64 input that holds a shape, as dims: from a constant, or symbolically when the input is
+   * the output of a Shape node (`[batch, 3, 64, 64]`). Undefined when not known at build time.
+   */
+  shapeValue(index: number): Dim[] | undefined;
   int(name: string, fallback: number): number;
   optionalInt(name: string): number | undefined;
   float(name: string, fallback: number): number;

@@ -1,0 +1,51 @@
+import { gradients } from '../autodiff/gradients';
+import { crossEntropy } from '../dsl/losses';
+import type { Model } from '../ir/model';
+import type { TensorData } from '../ir/tensor';
+import { addStateOutputs, BuildOptions, finishGraph, modelMetadata, ParameterInfo, traceModel } from './build';
+import type { Config, ModelDefinition } from './definition';
+
+export interface TrainingGraphOptions extends Omit<BuildOptions, 'mode' | 'parameters'> {
+  /** Label smoothing of the cross-entropy loss. */
+  labelSmoothing?: number;
+  /** Parameters that get no gradient: exact names, or prefixes ending in '.' (`features.`). */
+  frozen?: string[];
+}
+
+export interface TrainingGraph {
+  model: Model;
+  config: Config;
+  parameters: ParameterInfo[];
+  /** Names of the parameters whose gradients the graph outputs (`<name>_grad`), in output order. */
+  trainable: string[];
+  /** Buffer name -> the output holding its new value. */
+  stateOutputs: Map<string, string>;
+  /** Initial values of parameters and buffers. */
+  values: Map<string, TensorData>;
+}
+
+/**
+ * The training graph of a classifier: inputs `input`, `labels`, then every parameter and every state tensor by
+ * name; outputs `loss` (softmax cross-entropy), then `<param>_grad` for each trainable parameter, then the updated
+ * state tensors. The forward pass runs in training mode (dropout, batch statistics).
+ */
+export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
+  const buildOptions: BuildOptions = { ...options, mode: 'train', parameters: 'inputs' };
+  const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
+  const { builder, outputs } = trace;
+  if (outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
+  const frozen = options.frozen ?? [];
+  const isFrozen = (name: string) => frozen.some((f) => name === f || (f.endsWith('.') && name.startsWith(f)));
+  const trainable = trace.parameters.filter((p) => p.trainable && !p.buffer && !isFrozen(p.name)).map((p) => p.name);
+  const loss = builder.run(() => crossEntropy(outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
+  const grads = gradients(loss, trainable.map((name) => trace.tensors.get(name)!));
+  builder.output('loss', loss);
+  grads.forEach((g, i) => builder.output(`${trainable[i]}_grad`, g));
+  const stateOutputs = addStateOutputs(builder);
+  finishGraph(builder);
+  const model = builder.toModel({
+    docString: `${definition.description ?? definition.name} (training graph: loss, gradients, updated state)`,
+    metadata: modelMetadata(definition, trace, buildOptions, { 'deepvision.graph': 'training' }),
+  });
+  return { model, config: trace.config, parameters: trace.parameters, trainable, stateOutputs, values: trace.values };
+}

@@ -1,0 +1,49 @@
+/**
+ * The same gradient graph on ORT's WebGPU provider (Mesa's software Vulkan in CI, installed by
+ * scripts/install-system-deps.sh) gives the CPU provider's gradients. Ops without a WebGPU kernel fall back to
+ * CPU; the test prints which and fails if a heavy op (convolution, pooling, GEMM) is among them.
+ */
+import * as ort from 'onnxruntime-node';
+import cnn from '../graphs/cnn';
+import { opPlacement } from '../src/autodiff/placement';
+import { buildTrainingGraph } from '../src/model/training-graph';
+import { encodeModel } from '../src/onnx/write';
+import { Rng } from '../src/util/rng';
+
+test('WebGPU computes the seed CNN\'s loss and gradients as the CPU provider does', async () => {
+  const graph = buildTrainingGraph(cnn, { config: { imageSize: 8, numClasses: 3 }, seed: 1 });
+  const bytes = encodeModel(graph.model);
+  const rng = new Rng(5);
+  const feeds: Record<string, ort.Tensor> = {
+    input: new ort.Tensor('float32', Float32Array.from({ length: 4 * 3 * 8 * 8 }, () => rng.normal()), [4, 3, 8, 8]),
+    labels: new ort.Tensor('int64', BigInt64Array.from([0n, 2n, 1n, 2n]), [4]),
+  };
+  for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
+
+  const cpu = await opPlacement(bytes, feeds, ['cpu']);
+  let gpu;
+  try {
+    gpu = await opPlacement(bytes, feeds, ['webgpu']);
+  } catch (err) {
+    throw new Error(`the WebGPU provider could not run (${(err as Error).message}); on a machine without a GPU install Mesa's Vulkan driver: bash scripts/install-system-deps.sh`);
+  }
+  const fallback = [...(gpu.byProvider.get('CPUExecutionProvider') ?? [])].sort();
+  console.log(`ops that fell back to CPU under WebGPU: ${fallback.join(', ') || 'none'}`);
+  expect(gpu.byProvider.get('WebGpuExecutionProvider')?.size ?? 0).toBeGreaterThan(20);
+  for (const heavy of ['Conv', 'ConvTranspose', 'MaxPool', 'AveragePool', 'Gemm', 'MatMul', 'BatchNormalization', 'Resize']) {
+    expect(fallback).not.toContain(heavy);
+  }
+
+  let worstOverall = 0;
+  const names = ['loss', ...graph.trainable.map((n) => `${n}_grad`), ...graph.stateOutputs.values()];
+  for (const name of names) {
+    const a = cpu.outputs[name]!.data as Float32Array;
+    const b = gpu.outputs[name]!.data as Float32Array;
+    const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-3);
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / scale);
+    worstOverall = Math.max(worstOverall, worst);
+    if (worst > 1e-4) throw new Error(`${name}: WebGPU differs from CPU by ${worst.toExponential(2)} of the largest magnitude`);
+  }
+  console.log(`largest WebGPU/CPU difference over loss, gradients and state: ${worstOverall.toExponential(2)} of each tensor's largest magnitude`);
+});
