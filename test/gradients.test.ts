@@ -117,6 +117,7 @@ const cases: GradCase[] = [
   { name: 'reduceSum over an axis, keepdims', ops: ['ReduceSum'], inputs: [x('a', [2, 3, 4])], forward: (a) => F.reduceSum(a, [1]) },
   { name: 'reduceSum over all, no keepdims', ops: ['ReduceSum'], inputs: [x('a', [2, 3])], forward: (a) => F.mul(F.reduceSum(a, undefined, false), F.reduceSum(a, undefined, false)) },
   { name: 'reduceMean over axes, no keepdims', ops: ['ReduceMean'], inputs: [x('a', [2, 3, 4])], forward: (a) => F.reduceMean(a, [0, 2], false) },
+  { name: 'reduceSumSquare', ops: ['ReduceSumSquare'], inputs: [x('a', [2, 3, 2])], forward: (a) => a.builder.op('ReduceSumSquare', [a], { axes: [0, 2], keepdims: 0 }, 'rss') },
   { name: 'reduceMax', ops: ['ReduceMax'], inputs: [x('a', [3, 4])], forward: (a) => F.reduceMax(a, [1]) },
   { name: 'clip', ops: ['Clip'], inputs: [x('a', [12])], forward: (a) => F.clip(a, -0.5, 0.7) },
   { name: 'identity', ops: ['Identity'], inputs: [x('a', [4])], forward: F.identity },

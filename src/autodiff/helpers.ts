@@ -77,16 +77,23 @@ export function once<T>(make: () => T): () => T {
 }
 
 /**
- * Per-channel batch mean and (biased) variance of [N, C, ...] as [1, C, 1, ...]; 1/sqrt(var + eps) and the
- * normalized input on demand. Batch-norm's forward lowering and its gradient rule both call this, so they emit
- * identical nodes, which onnxruntime's common-subexpression elimination merges.
+ * Per-channel batch statistics of [N, C, ...]: mean and biased variance as [1, C, 1, ...] (variance from one
+ * ReduceSumSquare pass, E[x^2] - E[x]^2, clamped at 0), 1/sqrt(var + eps), and the normalized input on demand (one
+ * inference-mode BatchNormalization pass). The forward lowering of training-mode batch norm and its gradient rule
+ * both call this, so they emit identical nodes, which onnxruntime's common-subexpression elimination merges.
  */
 export function batchStatistics(x: Tensor, eps: number) {
+  const b = x.builder;
   const axes = nonChannelAxes(x.rank);
   const mean = F.reduceMean(x, axes);
-  const centered = F.sub(x, mean);
-  const variance = F.reduceMean(F.mul(centered, centered), axes);
+  const meanSquare = F.div(b.op('ReduceSumSquare', [x], { axes, keepdims: 1 }, 'batchNorm'), countOver(x, axes));
+  const variance = F.relu(F.sub(meanSquare, F.mul(mean, mean)));
   const invstd = once(() => F.reciprocal(F.sqrt(F.add(variance, eps))));
-  const xhat = once(() => F.mul(centered, invstd()));
+  const xhat = once(() => {
+    const channels = x.dim(1);
+    if (typeof channels !== 'number') throw new Error('batch norm needs a static channel count');
+    const constant = (v: number) => b.constant(TensorData.fromArray(x.dtype, [channels], new Array<number>(channels).fill(v)));
+    return b.op('BatchNormalization', [x, constant(1), constant(0), F.reshape(mean, [-1]), F.reshape(variance, [-1])], { epsilon: { type: 'float', value: eps } }, 'batchNorm');
+  });
   return { mean, variance, invstd, xhat, axes };
 }

@@ -44,10 +44,14 @@ function batchNormTrainingGrad(ctx: GradContext) {
   const sumGXhat = once(() => F.reduceSum(F.mul(g(), stats().xhat()), axes));
   return [
     () => {
+      // dX = g * k - xhat * (k * sum(g xhat) / n) - k * sum(g) / n with k = scale * invstd: the per-channel
+      // factors are computed on [1, C, 1, 1] tensors, leaving four passes over the activation.
       const count = countOver(x, axes);
       const { invstd, xhat } = stats();
-      const inner = F.sub(F.sub(g(), F.div(sumG(), count)), F.mul(xhat(), F.div(sumGXhat(), count)));
-      return F.mul(F.mul(perChannel(ctx.input(1), x.rank), invstd()), inner);
+      const k = F.mul(perChannel(ctx.input(1), x.rank), invstd());
+      const xhatFactor = F.div(F.mul(k, sumGXhat()), count);
+      const offset = F.div(F.mul(k, sumG()), count);
+      return F.sub(F.mul(g(), k), F.add(F.mul(xhat(), xhatFactor), offset));
     },
     () => F.reshape(sumGXhat(), [-1]),
     () => F.reshape(sumG(), [-1]),

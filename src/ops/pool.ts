@@ -63,7 +63,12 @@ function tiles(geo: PoolGeometry): boolean {
     && geo.pads.every((p) => p === 0) && geo.dilations.every((d) => d === 1);
 }
 
-/** Nearest-neighbour upsampling by integer factors (Resize; measured much faster than Expand in onnxruntime). */
+/**
+ * Nearest-neighbour upsampling by integer factors with Resize. Measured in onnxruntime 1.30 on a [64, 64, 64, 64]
+ * result: Resize is the fastest formulation (Expand, Concat interleaving and a ones-kernel ConvTranspose are
+ * several times slower), provided the session does not run the NCHWc layout pass, which turns it into a slow
+ * NCHWc Upsample: training sessions use graph optimization level 'extended'.
+ */
 function upsample(t: Tensor, factors: [number, number]): Tensor {
   const b = t.builder;
   const scales = b.constant(TensorData.float32([4], [1, 1, factors[0], factors[1]]));

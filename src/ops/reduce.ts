@@ -57,3 +57,8 @@ export const ReduceMax = reduce('attribute', (ctx) => [() => {
 }]);
 
 export const ReduceProd = reduce('attribute', NO_GRADIENT);
+
+/** d/dx sum(x^2) = 2x. */
+export const ReduceSumSquare = reduce('attribute', (ctx) => [
+  () => F.mul(F.mul(ctx.input(0), 2), spread(ctx, keptGrad(ctx, ctx.gradOutput(0)!))),
+]);

@@ -6,7 +6,7 @@ import {
 import { Gemm, MatMul } from './matmul';
 import { BatchNormalization, Dropout } from './normalization';
 import { AveragePool, GlobalAveragePool, GlobalMaxPool, MaxPool } from './pool';
-import { ReduceMax, ReduceMean, ReduceProd, ReduceSum } from './reduce';
+import { ReduceMax, ReduceMean, ReduceProd, ReduceSum, ReduceSumSquare } from './reduce';
 import {
   Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, Reshape, Resize, Scatter, Shape_, Slice, Split, Squeeze,
   Transpose, Unsqueeze,
@@ -82,6 +82,7 @@ export const OPS = {
   ReduceMean,
   ReduceMax,
   ReduceProd,
+  ReduceSumSquare,
 } satisfies Record<string, OpRule>;
 
 export type OpType = keyof typeof OPS;
