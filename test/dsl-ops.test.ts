@@ -45,6 +45,7 @@ const unaryCases: [keyof typeof F, (v: number) => number, ((v: number) => number
   ['reciprocal', (v) => 1 / v, pos],
   ['erf', erf],
   ['identity', (v) => v],
+  ['sign', Math.sign],
 ];
 
 const binaryCases: [keyof typeof F, (a: number, b: number) => number][] = [

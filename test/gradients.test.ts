@@ -70,6 +70,7 @@ const cases: GradCase[] = [
     forward: (a, w, b) => F.conv2d(a, w, b, { groups: 2, stride: 2, padding: 1 }),
   },
   { name: 'maxPool2d 2x2 (tiling, upsampled mask)', ops: ['MaxPool'], inputs: [x('x', [2, 2, 4, 6])], forward: (a) => F.maxPool2d(a, 2) },
+  { name: 'maxPool2d after relu (the relu mask folded into the pooling gradient)', ops: ['MaxPool', 'Relu'], inputs: [x('x', [2, 2, 4, 4])], forward: (a) => F.maxPool2d(F.relu(a), 2) },
   { name: 'maxPool2d 3x3 stride 2 pad 1 (overlapping)', ops: ['MaxPool'], inputs: [x('x', [1, 2, 5, 5])], forward: (a) => F.maxPool2d(a, 3, { stride: 2, padding: 1 }) },
   { name: 'maxPool2d 2x2 on an odd size (last row dropped)', ops: ['MaxPool'], inputs: [x('x', [1, 1, 5, 4])], forward: (a) => F.maxPool2d(a, 2) },
   { name: 'maxPool2d ceil mode', ops: ['MaxPool'], inputs: [x('x', [1, 1, 5, 5])], forward: (a) => F.maxPool2d(a, 2, { ceilMode: true }) },

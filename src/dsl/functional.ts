@@ -39,7 +39,7 @@ function binaryOp(opType: 'Add' | 'Sub' | 'Mul' | 'Div' | 'Pow' | 'Max' | 'Min' 
   };
 }
 
-function unaryOp(opType: 'Relu' | 'Sigmoid' | 'Tanh' | 'Neg' | 'Exp' | 'Log' | 'Sqrt' | 'Abs' | 'Identity' | 'Reciprocal' | 'Erf', name: string) {
+function unaryOp(opType: 'Relu' | 'Sigmoid' | 'Tanh' | 'Neg' | 'Exp' | 'Log' | 'Sqrt' | 'Abs' | 'Identity' | 'Reciprocal' | 'Erf' | 'Sign', name: string) {
   return (x: TensorLike): Tensor => {
     const t = asTensor(x);
     return t.builder.op(opType, [t], {}, name);
@@ -68,6 +68,8 @@ export const abs = unaryOp('Abs', 'abs');
 export const reciprocal = unaryOp('Reciprocal', 'reciprocal');
 export const erf = unaryOp('Erf', 'erf');
 export const identity = unaryOp('Identity', 'identity');
+/** -1, 0 or 1 by the sign of each element. */
+export const sign = unaryOp('Sign', 'sign');
 
 export function leakyRelu(x: TensorLike, negativeSlope = 0.01): Tensor {
   const t = asTensor(x);

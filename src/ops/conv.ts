@@ -88,9 +88,9 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
 }
 
 /**
- * dW as one batched GEMM over an im2col: the kernel-offset views of the padded input are strided Slices,
- * concatenated into [N, groups, C/groups * kH * kW, OH * OW], multiplied by dY [N, groups, M/groups, OH * OW]
- * (transposed) and summed over the batch. Measured faster in onnxruntime than the textbook Conv of X^T with dY^T.
+ * dW from GEMMs over an im2col: each kernel offset's strided view of the padded input [N, groups, C/groups, OH*OW]
+ * is multiplied by dY [N, groups, M/groups, OH*OW] (transposed) and summed over the batch. Measured faster in
+ * onnxruntime than the textbook Conv of X^T with dY^T, and than concatenating the views into one big GEMM.
  */
 function convWeightGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
@@ -104,12 +104,15 @@ function convWeightGrad(ctx: GradContext): Tensor {
   const padded = geo.pads.some((p) => p > 0)
     ? b.op('Pad', [x, b.ints([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])], {}, 'conv2d')
     : x;
-  const views = im2colViews(padded, geo, oh, ow);
-  const cols = views.length === 1 ? views[0]! : F.concat(views, 2);
-  const colsGrouped = F.reshape(cols, [0, geo.group, cPerGroup * kh * kw, oh * ow]);
   const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
-  const perSample = F.matmul(gGrouped, F.transpose(colsGrouped, [0, 1, 3, 2]));
-  return F.reshape(F.reduceSum(perSample, [0], false), [m, cPerGroup, kh, kw]);
+  // One GEMM per kernel offset against that offset's strided view of the input (ORT fuses the Transpose into
+  // the MatMul), summed over the batch; the small per-offset results are stacked into the kernel's last axes.
+  const perOffset = im2colViews(padded, geo, oh, ow).map((view) => {
+    const cols = F.reshape(view, [0, geo.group, cPerGroup, oh * ow]);
+    return F.unsqueeze(F.reduceSum(F.matmul(gGrouped, F.transpose(cols, [0, 1, 3, 2])), [0], false), [3]);
+  });
+  const stacked = perOffset.length === 1 ? perOffset[0]! : F.concat(perOffset, 3);
+  return F.reshape(stacked, [m, cPerGroup, kh, kw]);
 }
 
 /** One strided view [N, C, OH, OW] of the padded input per kernel offset, in (kh, kw) order. */

@@ -32,6 +32,8 @@ export const OPS = {
   Sqrt: unary(true, GRADS.Sqrt),
   Reciprocal: unary(true, GRADS.Reciprocal),
   Erf: unary(true, GRADS.Erf),
+  // Piecewise constant: its derivative is 0 wherever it exists.
+  Sign: unary(false, NO_GRADIENT),
   Softmax,
   LogSoftmax,
   Add,
