@@ -3,22 +3,16 @@
  * scripts/install-system-deps.sh) gives the CPU provider's gradients. Ops without a WebGPU kernel fall back to
  * CPU; the test prints which and fails if a heavy op (convolution, pooling, GEMM) is among them.
  */
-import * as ort from 'onnxruntime-node';
 import cnn from '../graphs/cnn';
 import { opPlacement } from '../src/autodiff/placement';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
-import { Rng } from '../src/util/rng';
+import { trainingFeeds } from './support/training-feeds';
 
 test('WebGPU computes the seed CNN\'s loss and gradients as the CPU provider does', async () => {
   const graph = buildTrainingGraph(cnn, { config: { imageSize: 8, numClasses: 3 }, seed: 1 });
   const bytes = encodeModel(graph.model);
-  const rng = new Rng(5);
-  const feeds: Record<string, ort.Tensor> = {
-    input: new ort.Tensor('float32', Float32Array.from({ length: 4 * 3 * 8 * 8 }, () => rng.normal()), [4, 3, 8, 8]),
-    labels: new ort.Tensor('int64', BigInt64Array.from([0n, 2n, 1n, 2n]), [4]),
-  };
-  for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
+  const feeds = trainingFeeds(graph, 8, [0, 2, 1, 2]);
 
   const cpu = await opPlacement(bytes, feeds, ['cpu']);
   let gpu;
