@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite uses (Debian bookworm), installed only when missing:
 #   python3-onnx          the reference ONNX checker (onnx.checker): an independent check of the models we write
+#   libonnx-testdata      ONNX's operator test cases (Momentum reference data for the optimizer tests)
 #   mesa-vulkan-drivers   Mesa's software Vulkan (lavapipe), from bookworm-backports: lets onnxruntime-node's
 #   libvulkan1            WebGPU provider run on a machine without a GPU (bookworm's own Mesa 22 is too old)
 set -euo pipefail
@@ -23,6 +24,7 @@ mesa_ok() {
 need_update=0
 missing=()
 installed python3-onnx || missing+=(python3-onnx)
+installed libonnx-testdata || missing+=(libonnx-testdata)
 if ! mesa_ok; then
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     echo "adding the bookworm-backports apt source"
@@ -32,7 +34,7 @@ if ! mesa_ok; then
   need_update=1
 fi
 if [ ${#missing[@]} -eq 0 ] && [ $need_update -eq 0 ]; then
-  echo "system packages present: python3-onnx, mesa-vulkan-drivers (backports), libvulkan1"
+  echo "system packages present: python3-onnx, libonnx-testdata, mesa-vulkan-drivers (backports), libvulkan1"
   exit 0
 fi
 

@@ -68,7 +68,8 @@ export class TensorData {
     const ctor = typedConstructor(this.dtype);
     const width = ctor.BYTES_PER_ELEMENT;
     let bytes = this.bytes;
-    if (bytes.byteOffset % width !== 0) bytes = bytes.slice();
+    // Copy when unaligned (new Uint8Array(view) copies; Buffer#slice would only make another view).
+    if (bytes.byteOffset % width !== 0) bytes = new Uint8Array(bytes);
     return new ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / width);
   }
 

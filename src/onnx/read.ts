@@ -231,7 +231,7 @@ export function readTensor(t: onnx.ITensorProto, ctx: ReadContext): TensorData {
   }
   if (t.rawData && t.rawData.byteLength > 0) {
     check(t.rawData.byteLength, 'bytes');
-    return new TensorData(dtype, dims, t.rawData.slice());
+    return new TensorData(dtype, dims, new Uint8Array(t.rawData)); // a copy, not a view into the file buffer
   }
   const typedField = typedFieldOf(t, dtype);
   if (typedField === undefined) {
