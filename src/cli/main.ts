@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { buildCommand } from './commands/build';
+import { evalCommand } from './commands/eval';
 import { inspectCommand } from './commands/inspect';
+import { trainCommand } from './commands/train';
 import { isUserFacing } from './errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -12,7 +14,9 @@ export function program(): Command {
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .addCommand(buildCommand())
-    .addCommand(inspectCommand());
+    .addCommand(inspectCommand())
+    .addCommand(trainCommand())
+    .addCommand(evalCommand());
 }
 
 /** Runs the CLI; user errors print one line and exit 1, bugs print their stack and exit 2. */

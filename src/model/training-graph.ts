@@ -49,3 +49,23 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
   });
   return { model, config: trace.config, parameters: trace.parameters, trainable, stateOutputs, values: trace.values };
 }
+
+/**
+ * The evaluation graph of a classifier: the same inputs as the training graph (input, labels, parameters, state),
+ * eval-mode forward (no dropout, running statistics); outputs `loss` and `logits`.
+ */
+export function buildEvalGraph(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'> = {}): { model: Model } {
+  const buildOptions: BuildOptions = { ...options, mode: 'eval', parameters: 'inputs' };
+  const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
+  const { builder, outputs } = trace;
+  if (outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
+  const loss = builder.run(() => crossEntropy(outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
+  builder.output('loss', loss);
+  builder.output('logits', outputs[0]!);
+  finishGraph(builder);
+  const model = builder.toModel({
+    docString: `${definition.description ?? definition.name} (evaluation graph: loss and logits)`,
+    metadata: modelMetadata(definition, trace, buildOptions, { 'deepvision.graph': 'eval' }),
+  });
+  return { model };
+}

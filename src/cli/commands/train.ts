@@ -1,0 +1,171 @@
+import * as path from 'node:path';
+import cliProgress from 'cli-progress';
+import { Command, Option } from 'commander';
+import { loadData } from '../../data/registry';
+import { ConfigValue, parseConfigAssignment } from '../../model/definition';
+import type { OptimizerConfig } from '../../optim/config';
+import type { Schedule } from '../../optim/schedule';
+import { EpochMetrics, train } from '../../train/trainer';
+import { UserError } from '../errors';
+import { loadGraphFile } from '../load-graph';
+
+interface TrainFlags {
+  data: string;
+  trainSize: string;
+  valSize: string;
+  imageSize: string;
+  epochs: string;
+  batchSize: string;
+  optimizer: 'sgd' | 'adam' | 'adamw';
+  lr: string;
+  momentum: string;
+  nesterov?: boolean;
+  weightDecay: string;
+  schedule: 'constant' | 'step' | 'cosine';
+  stepSize: string;
+  gamma: string;
+  warmupSteps: string;
+  clipGradNorm?: string;
+  labelSmoothing: string;
+  patience?: string;
+  seed: string;
+  threads: string;
+  out?: string;
+  resume?: string;
+  variant?: string;
+  set: string[];
+  progress: boolean;
+}
+
+const num = (name: string, v: string, check: (n: number) => boolean = Number.isFinite): number => {
+  const n = Number(v);
+  if (v === '' || !check(n)) throw new UserError(`--${name} got '${v}', which is not valid here`);
+  return n;
+};
+const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .summary('train a model from a graph file on a data set')
+    .description(
+      'Builds the training graph (forward, generated backward pass, loss) and the optimizer graph of a model\n'
+      + 'and trains it in onnxruntime-node: seeded shuffling, validation every epoch (loss, top-1, top-5), best and\n'
+      + 'last checkpoints (safetensors), metrics.jsonl, early stopping, --resume, a NaN guard, and Ctrl-C that\n'
+      + 'saves a checkpoint before exiting.')
+    .argument('<graph>', 'graph file whose default export is defineModel({...}), e.g. graphs/cnn.ts')
+    .option('--data <name>', 'data set: shapes (generated, no download)', 'shapes')
+    .option('--train-size <n>', 'training images (shapes)', '10000')
+    .option('--val-size <n>', 'validation images (shapes)', '2000')
+    .option('--image-size <n>', 'image size in pixels (shapes)', '32')
+    .option('--epochs <n>', 'epochs', '10')
+    .option('--batch-size <n>', 'images per update', '64')
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'))
+    .option('--lr <rate>', 'base learning rate', '0.001')
+    .option('--momentum <m>', 'SGD momentum', '0.9')
+    .option('--nesterov', 'SGD with Nesterov momentum')
+    .option('--weight-decay <wd>', 'weight decay (L2 for SGD/Adam, decoupled for AdamW)', '0')
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant'))
+    .option('--step-size <epochs>', 'step schedule: epochs between decays', '10')
+    .option('--gamma <factor>', 'step schedule: decay factor', '0.1')
+    .option('--warmup-steps <n>', 'linear learning-rate warm-up over this many updates', '0')
+    .option('--clip-grad-norm <max>', 'clip gradients to this global L2 norm')
+    .option('--label-smoothing <s>', 'cross-entropy label smoothing', '0')
+    .option('--patience <epochs>', 'stop early when the validation loss has not improved for this many epochs')
+    .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
+    .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
+    .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
+    .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
+    .option('-v, --variant <name>', 'a named set of config changes the graph file defines')
+    .option('-s, --set <key=value>', 'change one config value (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--no-progress', 'print one line per epoch instead of a progress bar')
+    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
+    .action(async (graphFile: string, f: TrainFlags) => {
+      const definition = loadGraphFile(graphFile);
+      const config: Record<string, ConfigValue> = {};
+      for (const a of f.set) {
+        try {
+          const [k, v] = parseConfigAssignment(definition, a);
+          config[k] = v;
+        } catch (err) {
+          throw new UserError((err as Error).message);
+        }
+      }
+      const epochs = num('epochs', f.epochs, positiveInt);
+      const batchSize = num('batch-size', f.batchSize, positiveInt);
+      const lr = num('lr', f.lr, (n) => n > 0);
+      const weightDecay = num('weight-decay', f.weightDecay, (n) => n >= 0);
+      const optimizer: OptimizerConfig = f.optimizer === 'sgd'
+        ? { kind: 'sgd', momentum: num('momentum', f.momentum, (n) => n >= 0 && n < 1), nesterov: f.nesterov, weightDecay }
+        : { kind: f.optimizer, weightDecay };
+      const seed = num('seed', f.seed, (n) => Number.isInteger(n) && n >= 0);
+      let data;
+      try {
+        data = loadData(f.data, { trainSize: num('train-size', f.trainSize, positiveInt), valSize: num('val-size', f.valSize, positiveInt), imageSize: num('image-size', f.imageSize, positiveInt), seed });
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      const batches = Math.ceil(data.train.count / batchSize);
+      const schedule: Schedule = f.schedule === 'step'
+        ? { kind: 'step', stepSize: num('step-size', f.stepSize, positiveInt) * batches, gamma: num('gamma', f.gamma, (n) => n > 0) }
+        : f.schedule === 'cosine' ? { kind: 'cosine', totalSteps: epochs * batches } : { kind: 'constant' };
+      const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${f.data}`);
+      console.log(`Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
+      console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; writing to ${outDir}`);
+
+      const bar = f.progress && process.stdout.isTTY
+        ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | {ips} img/s | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
+        : undefined;
+      let stopRequested = false;
+      const onSigint = () => {
+        if (stopRequested) process.exit(130);
+        stopRequested = true;
+        bar?.stop();
+        console.error('\nStopping: saving a checkpoint after this batch (Ctrl-C again to quit at once)...');
+      };
+      process.on('SIGINT', onSigint);
+      let barEpoch = -1;
+      try {
+        const result = await train({
+          definition, variant: f.variant, config, train: data.train, val: data.val, epochs, batchSize, optimizer, learningRate: lr,
+          schedule, warmupSteps: num('warmup-steps', f.warmupSteps, (n) => Number.isInteger(n) && n >= 0),
+          clipGradNorm: f.clipGradNorm === undefined ? undefined : num('clip-grad-norm', f.clipGradNorm, (n) => n > 0),
+          labelSmoothing: num('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
+          patience: f.patience === undefined ? undefined : num('patience', f.patience, positiveInt),
+          seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile,
+          shouldStop: () => stopRequested,
+          onBatch: (e) => {
+            if (!bar) return;
+            if (e.epoch !== barEpoch) {
+              if (barEpoch >= 0) bar.stop();
+              barEpoch = e.epoch;
+              bar.start(e.batches, e.batch, { epoch: e.epoch + 1, epochs, loss: '-', ips: '-' });
+            }
+            bar.update(e.batch + 1, { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0) });
+          },
+          onEpoch: (m) => {
+            bar?.stop();
+            barEpoch = -1;
+            console.log(formatEpoch(m));
+          },
+        });
+        console.log(summaryTable(result.history));
+        if (result.best) console.log(`Best: epoch ${result.best.epoch}, validation top-1 ${(100 * result.best.valTop1).toFixed(2)} %, loss ${result.best.valLoss.toFixed(4)} -> ${result.bestCheckpoint}`);
+        if (result.stopped === 'interrupted') console.log(`Interrupted; resume with --resume ${result.lastCheckpoint}`);
+        if (result.stopped === 'early-stopping') console.log('Stopped early: the validation loss stopped improving.');
+        console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}`);
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSigint);
+      }
+    });
+}
+
+function formatEpoch(m: EpochMetrics): string {
+  return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} | val loss ${m.valLoss.toFixed(4)} top-1 ${(100 * m.valTop1).toFixed(2)} % top-5 ${(100 * m.valTop5).toFixed(2)} % | ${m.imagesPerSecond.toFixed(0)} img/s, ${m.seconds.toFixed(1)} s`;
+}
+
+function summaryTable(history: EpochMetrics[]): string {
+  const header = 'epoch  train loss  val loss  val top-1  val top-5   img/s';
+  const rows = history.map((m) => `${String(m.epoch).padStart(5)}${m.trainLoss.toFixed(4).padStart(12)}${m.valLoss.toFixed(4).padStart(10)}${(100 * m.valTop1).toFixed(2).padStart(9)} %${(100 * m.valTop5).toFixed(2).padStart(9)} %${m.imagesPerSecond.toFixed(0).padStart(8)}`);
+  return [header, ...rows].join('\n');
+}

@@ -1,0 +1,29 @@
+/** Top-k accuracy counts from logits [N, C] (row-major) and labels. */
+export function topKCorrect(logits: Float32Array, labels: ArrayLike<bigint | number>, classes: number, k: number): number {
+  let correct = 0;
+  const n = labels.length;
+  for (let i = 0; i < n; i++) {
+    const row = i * classes;
+    const target = logits[row + Number(labels[i])]!;
+    // The label is in the top k when fewer than k classes score strictly higher.
+    let higher = 0;
+    for (let c = 0; c < classes && higher < k; c++) if (logits[row + c]! > target) higher++;
+    if (higher < k) correct++;
+  }
+  return correct;
+}
+
+/** Running means of a metric over batches of different sizes. */
+export class Average {
+  private sum = 0;
+  private count = 0;
+
+  add(value: number, weight = 1): void {
+    this.sum += value * weight;
+    this.count += weight;
+  }
+
+  get value(): number {
+    return this.count === 0 ? NaN : this.sum / this.count;
+  }
+}

@@ -1,0 +1,259 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ImageDataset, Normalization, channelStatistics, fillBatch } from '../data/dataset';
+import type { ConfigValue, ModelDefinition } from '../model/definition';
+import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
+import { encodeModel } from '../onnx/write';
+import { describeOptimizer, OptimizerConfig, slotNames } from '../optim/config';
+import { buildOptimizerGraph } from '../optim/optimizer-graph';
+import { learningRateAt, Schedule } from '../optim/schedule';
+import { Rng } from '../util/rng';
+import { CheckpointContents, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
+import { Average, topKCorrect } from './metrics';
+
+export interface TrainOptions {
+  definition: ModelDefinition;
+  variant?: string;
+  config?: Record<string, ConfigValue>;
+  train: ImageDataset;
+  val: ImageDataset;
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerConfig;
+  learningRate: number;
+  schedule?: Schedule;
+  warmupSteps?: number;
+  clipGradNorm?: number;
+  labelSmoothing?: number;
+  seed?: number;
+  /** Stop when the validation loss has not improved for this many epochs. */
+  patience?: number;
+  outDir: string;
+  threads?: number;
+  /** Continue from this checkpoint (a `last.safetensors` of an earlier run). */
+  resume?: string;
+  /** The graph file the definition came from, recorded in checkpoints so `deepvision eval` can rebuild the model. */
+  graphFile?: string;
+  /** Stop after this many updates (tests). */
+  maxSteps?: number;
+  /** Receives progress events (the CLI draws a bar from them). */
+  onBatch?: (e: { epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }) => void;
+  onEpoch?: (m: EpochMetrics) => void;
+  /** Checked between batches: when it returns true, a checkpoint is written and training stops (Ctrl-C). */
+  shouldStop?: () => boolean;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  learningRate: number;
+  trainLoss: number;
+  valLoss: number;
+  valTop1: number;
+  valTop5: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export type StopReason = 'completed' | 'early-stopping' | 'interrupted' | 'max-steps';
+
+export interface TrainResult {
+  history: EpochMetrics[];
+  best: EpochMetrics | undefined;
+  stopped: StopReason;
+  lastCheckpoint: string;
+  bestCheckpoint: string;
+  normalization: Normalization;
+  /** Final parameters and state by name. */
+  tensors: Map<string, ort.Tensor>;
+}
+
+/** A loss that is NaN or infinite: training stops and the last good checkpoint stays as it was. */
+export class NonFiniteLossError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+/**
+ * Trains a classifier with the generated training graph and optimizer graph in onnxruntime-node: seeded
+ * shuffling, validation every epoch (loss, top-1, top-5), best and last checkpoints, early stopping, exact resume,
+ * a NaN guard and a clean stop on request. Metrics are appended to `<outDir>/metrics.jsonl`.
+ */
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const classes = o.train.classNames.length;
+  const config = { ...o.config };
+  if ('numClasses' in o.definition.defaults) config.numClasses = classes;
+  if ('imageSize' in o.definition.defaults) config.imageSize = o.train.height;
+  const seed = o.seed ?? 0;
+  const graph = buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing });
+  const evalGraph = buildEvalGraph(o.definition, { variant: o.variant, config, seed });
+  const paramSpecs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
+  const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: o.threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: 'extended', executionProviders: ['cpu'],
+  };
+  const trainSession = await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions);
+  const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), sessionOptions);
+  const evalSession = await ort.InferenceSession.create(encodeModel(evalGraph.model), sessionOptions);
+
+  // All state that training changes, by name: parameters, buffers, optimizer slots.
+  const tensors = new Map<string, ort.Tensor>();
+  for (const [name, value] of graph.values) tensors.set(name, new ort.Tensor('float32', Float32Array.from(value.typed() as Float32Array), [...value.dims]));
+  for (const p of paramSpecs) for (const slot of slotNames(o.optimizer)) tensors.set(`optimizer.${p.name}.${slot}`, new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), [...p.shape]));
+  const normalization = channelStatistics(o.train);
+  let position: TrainingPosition = { epoch: 0, batch: 0, step: 0, epochRng: new Rng(`train/${seed}`).getState() };
+  const history: EpochMetrics[] = [];
+  let best: EpochMetrics | undefined;
+  if (o.resume !== undefined) {
+    const loaded = loadCheckpoint(o.resume);
+    for (const name of tensors.keys()) {
+      const t = loaded.tensors.get(name);
+      if (t === undefined) throw new NonFiniteLossError(`checkpoint ${o.resume} has no tensor '${name}': it was written for another model or optimizer`);
+      if (t.dims.join() !== tensors.get(name)!.dims.join()) throw new NonFiniteLossError(`checkpoint ${o.resume}: '${name}' is [${t.dims}], the model expects [${tensors.get(name)!.dims}]`);
+      tensors.set(name, t);
+    }
+    position = loaded.position;
+    if (loaded.metadata['deepvision.best']) best = JSON.parse(loaded.metadata['deepvision.best']) as EpochMetrics;
+  }
+
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const lastCheckpoint = path.join(o.outDir, 'last.safetensors');
+  const bestCheckpoint = path.join(o.outDir, 'best.safetensors');
+  const metricsFile = path.join(o.outDir, 'metrics.jsonl');
+  const metadata = (): Record<string, string> => ({
+    'deepvision.model': o.definition.name,
+    ...(o.variant ? { 'deepvision.variant': o.variant } : {}),
+    'deepvision.config': JSON.stringify(graph.config),
+    'deepvision.seed': String(seed),
+    'deepvision.optimizer': JSON.stringify(o.optimizer),
+    'deepvision.optimizer_description': describeOptimizer(o.optimizer),
+    'deepvision.data': o.train.name,
+    ...(o.graphFile ? { 'deepvision.graph_file': path.resolve(o.graphFile) } : {}),
+    'deepvision.image_size': String(o.train.height),
+    'deepvision.classes': JSON.stringify(o.train.classNames),
+    'deepvision.normalization': JSON.stringify(normalization),
+    ...(best ? { 'deepvision.best': JSON.stringify(best) } : {}),
+  });
+  const save = async (file: string, at: TrainingPosition) => {
+    const contents: CheckpointContents = { position: at, tensors, metadata: metadata() };
+    await saveCheckpoint(file, contents);
+  };
+
+  const batchesPerEpoch = Math.ceil(o.train.count / o.batchSize);
+  const image = o.train.channels * o.train.height * o.train.width;
+  const input = new Float32Array(o.batchSize * image);
+  const labels = new BigInt64Array(o.batchSize);
+  let stopped: StopReason = 'completed';
+  let sinceBest = 0;
+
+  epochs: for (let epoch = position.epoch; epoch < o.epochs; epoch++) {
+    const rng = new Rng(position.epochRng);
+    const order = rng.shuffle([...Array(o.train.count).keys()]);
+    const nextEpochRng = rng.getState();
+    const started = performance.now();
+    const trainLoss = new Average();
+    let seen = 0;
+    for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
+      if (o.shouldStop?.()) {
+        position = { ...position, epoch, batch };
+        await save(lastCheckpoint, position);
+        stopped = 'interrupted';
+        break epochs;
+      }
+      const indices = order.slice(batch * o.batchSize, (batch + 1) * o.batchSize);
+      const n = indices.length;
+      fillBatch(o.train, indices, normalization, input, labels);
+      const feeds: Record<string, ort.Tensor> = {
+        input: new ort.Tensor('float32', input.subarray(0, n * image), [n, o.train.channels, o.train.height, o.train.width]),
+        labels: new ort.Tensor('int64', labels.subarray(0, n), [n]),
+      };
+      for (const p of graph.parameters) feeds[p.name] = tensors.get(p.name)!;
+      const out = await trainSession.run(feeds);
+      const loss = (out.loss!.data as Float32Array)[0]!;
+      if (!Number.isFinite(loss)) {
+        throw new NonFiniteLossError(`the loss became ${loss} at epoch ${epoch + 1}, batch ${batch + 1} (learning rate ${learningRateAt(o.learningRate, position.step + 1, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps })}); training stopped. `
+          + `Checkpoints already written are untouched (${fs.existsSync(lastCheckpoint) ? lastCheckpoint : 'none yet'}). Try a lower learning rate or --clip-grad-norm.`);
+      }
+      const step = position.step + 1;
+      const lr = learningRateAt(o.learningRate, step, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps });
+      const optFeeds: Record<string, ort.Tensor> = {
+        learning_rate: new ort.Tensor('float32', Float32Array.from([lr]), [1]),
+        step: new ort.Tensor('int64', BigInt64Array.from([BigInt(step)]), [1]),
+      };
+      for (const p of paramSpecs) {
+        optFeeds[p.name] = tensors.get(p.name)!;
+        optFeeds[`${p.name}_grad`] = out[`${p.name}_grad`]!;
+      }
+      for (const name of optimizer.stateNames) optFeeds[name] = tensors.get(`optimizer.${name}`)!;
+      const updated = await optimizerSession.run(optFeeds);
+      for (const p of paramSpecs) tensors.set(p.name, updated[`${p.name}_updated`]!);
+      for (const name of optimizer.stateNames) tensors.set(`optimizer.${name}`, updated[`${name}_updated`]!);
+      for (const [buffer, output] of graph.stateOutputs) tensors.set(buffer, out[output]!);
+      position = { ...position, step, batch: batch + 1 };
+      trainLoss.add(loss, n);
+      seen += n;
+      o.onBatch?.({ epoch, batch, batches: batchesPerEpoch, loss: trainLoss.value, imagesPerSecond: seen / ((performance.now() - started) / 1000) });
+      if (o.maxSteps !== undefined && step >= o.maxSteps) {
+        stopped = 'max-steps';
+        position = { ...position, epoch, batch: batch + 1 };
+        await save(lastCheckpoint, position);
+        break epochs;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const val = await evaluate(evalSession, graph.parameters.map((p) => p.name), tensors, o.val, normalization, classes);
+    const metrics: EpochMetrics = {
+      epoch: epoch + 1, step: position.step, learningRate: learningRateAt(o.learningRate, Math.max(1, position.step), o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps }),
+      trainLoss: trainLoss.value, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, seconds, imagesPerSecond: seen / seconds,
+    };
+    history.push(metrics);
+    fs.appendFileSync(metricsFile, `${JSON.stringify(metrics)}\n`);
+    const improved = best === undefined || metrics.valLoss < best.valLoss;
+    if (improved) {
+      best = metrics;
+      sinceBest = 0;
+    } else sinceBest++;
+    position = { epoch: epoch + 1, batch: 0, step: position.step, epochRng: nextEpochRng };
+    if (improved) await save(bestCheckpoint, position);
+    await save(lastCheckpoint, position);
+    o.onEpoch?.(metrics);
+    if (o.patience !== undefined && sinceBest >= o.patience && epoch + 1 < o.epochs) {
+      stopped = 'early-stopping';
+      break;
+    }
+  }
+  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release()]);
+  return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, tensors };
+}
+
+/** Loss, top-1 and top-5 accuracy of the current parameters on a data set (eval mode). */
+export async function evaluate(
+  session: ort.InferenceSession, parameterNames: string[], tensors: Map<string, ort.Tensor>, data: ImageDataset, normalization: Normalization, classes: number,
+): Promise<{ loss: number; top1: number; top5: number }> {
+  const batchSize = 256;
+  const image = data.channels * data.height * data.width;
+  const input = new Float32Array(batchSize * image);
+  const labels = new BigInt64Array(batchSize);
+  const loss = new Average();
+  let top1 = 0;
+  let top5 = 0;
+  for (let start = 0; start < data.count; start += batchSize) {
+    const n = Math.min(batchSize, data.count - start);
+    const indices = Array.from({ length: n }, (_, i) => start + i);
+    fillBatch(data, indices, normalization, input, labels);
+    const feeds: Record<string, ort.Tensor> = {
+      input: new ort.Tensor('float32', input.subarray(0, n * image), [n, data.channels, data.height, data.width]),
+      labels: new ort.Tensor('int64', labels.subarray(0, n), [n]),
+    };
+    for (const name of parameterNames) feeds[name] = tensors.get(name)!;
+    const out = await session.run(feeds);
+    const logits = out.logits!.data as Float32Array;
+    loss.add((out.loss!.data as Float32Array)[0]!, n);
+    top1 += topKCorrect(logits, labels.subarray(0, n), classes, 1);
+    top5 += topKCorrect(logits, labels.subarray(0, n), classes, Math.min(5, classes));
+  }
+  return { loss: loss.value, top1: top1 / data.count, top5: top5 / data.count };
+}

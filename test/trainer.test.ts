@@ -1,0 +1,79 @@
+/** Training: resume equivalence, the NaN guard, checkpoints that survive interrupted writes. */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import mlp from '../graphs/mlp';
+import { generateShapes } from '../src/data/shapes';
+import { readSafetensors } from '../src/io/safetensors';
+import { train, TrainOptions } from '../src/train/trainer';
+import { writeFileAtomic } from '../src/util/atomic-write';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-train-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const trainSet = generateShapes({ count: 240, imageSize: 8, seed: 0 });
+const valSet = generateShapes({ count: 60, imageSize: 8, seed: 1 });
+const base = (outDir: string): TrainOptions => ({
+  definition: mlp, config: { hidden: 16 }, train: trainSet, val: valSet, epochs: 3, batchSize: 32,
+  optimizer: { kind: 'sgd', momentum: 0.9 }, learningRate: 0.05, outDir, threads: 1, seed: 7,
+});
+
+describe('trainer', () => {
+  test('a resumed run reproduces an uninterrupted run bit for bit', async () => {
+    const full = await train(base(path.join(tmp, 'full')));
+    expect(full.stopped).toBe('completed');
+    expect(full.history).toHaveLength(3);
+    // Stop in the middle of epoch 2, then resume from the last checkpoint.
+    const partial = await train({ ...base(path.join(tmp, 'part')), maxSteps: 12 });
+    expect(partial.stopped).toBe('max-steps');
+    const resumed = await train({ ...base(path.join(tmp, 'part')), resume: partial.lastCheckpoint });
+    for (const [name, t] of full.tensors) {
+      const a = Buffer.from((t.data as Float32Array).buffer, (t.data as Float32Array).byteOffset, (t.data as Float32Array).byteLength);
+      const r = resumed.tensors.get(name)!.data as Float32Array;
+      expect(Buffer.from(r.buffer, r.byteOffset, r.byteLength).equals(a)).toBe(true);
+    }
+    expect(resumed.history[resumed.history.length - 1]!.valLoss).toBe(full.history[2]!.valLoss);
+    const lines = fs.readFileSync(path.join(tmp, 'full', 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(JSON.parse(lines[0]!)).toHaveProperty('valTop1');
+  });
+
+  test('checkpoints are safetensors with parameters, optimizer state and metadata', async () => {
+    const { tensors, metadata } = readSafetensors(path.join(tmp, 'full', 'best.safetensors'));
+    expect(tensors.get('classifier.1.weight')!.shape).toEqual([16, 192]);
+    expect(tensors.has('optimizer.classifier.1.weight.momentum_buffer')).toBe(true);
+    expect(metadata['deepvision.model']).toBe('mlp');
+    expect(JSON.parse(metadata['deepvision.classes']!)).toHaveLength(10);
+    expect(Number(metadata['deepvision.step'])).toBeGreaterThan(0);
+  });
+
+  test('a NaN loss stops training with a clear message and leaves the last good checkpoint intact', async () => {
+    const dir = path.join(tmp, 'nan');
+    await train({ ...base(dir), epochs: 1 });
+    const before = fs.readFileSync(path.join(dir, 'last.safetensors'));
+    await expect(train({ ...base(dir), epochs: 3, learningRate: 1e30, resume: path.join(dir, 'last.safetensors') }))
+      .rejects.toThrow(/the loss became (NaN|Infinity|-Infinity) at epoch 2, batch \d+ .*training stopped\. Checkpoints already written are untouched/);
+    expect(fs.readFileSync(path.join(dir, 'last.safetensors')).equals(before)).toBe(true);
+  });
+
+  test('a checkpoint write killed midway leaves the previous file intact', async () => {
+    const file = path.join(tmp, 'atomic', 'last.safetensors');
+    writeFileAtomic(file, 'previous');
+    // A child process starts writing a 400 MB file over it and is killed while writing.
+    const script = `require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'util', 'atomic-write.js'))}).writeFileAtomic(${JSON.stringify(file)}, new Uint8Array(400e6).fill(7));`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+    // Kill it once its temporary file has started to fill.
+    const dir = path.dirname(file);
+    const started = Date.now();
+    const writing = () => fs.readdirSync(dir).some((f) => f.endsWith('.tmp') && fs.statSync(path.join(dir, f)).size > 0);
+    while (!writing() && Date.now() - started < 10000) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(writing()).toBe(true);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('exit', resolve));
+    expect(fs.readFileSync(file, 'utf8')).toBe('previous');
+  });
+});
