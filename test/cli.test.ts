@@ -101,11 +101,32 @@ describe('deepvision CLI', () => {
     expect(bad.stderr).toContain('not an ONNX model');
   });
 
+  test('train writes checkpoints and metrics, and eval reads the checkpoint back', () => {
+    const out = path.join(tmp, 'run');
+    const r = cli('train', path.join(ROOT, 'graphs', 'mlp.ts'), '--data', 'shapes', '--train-size', '120', '--val-size', '40', '--image-size', '8',
+      '--epochs', '2', '--batch-size', '32', '--set', 'hidden=16', '--optimizer', 'sgd', '--lr', '0.05', '--out', out, '--threads', '1');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/epoch 2: train loss [\d.]+ \| val loss [\d.]+ top-1 [\d.]+ %/);
+    expect(r.stdout).toContain('epoch  train loss  val loss  val top-1');
+    for (const f of ['best.safetensors', 'last.safetensors', 'metrics.jsonl']) expect(fs.existsSync(path.join(out, f))).toBe(true);
+    const e = cli('eval', path.join(out, 'best.safetensors'), '--val-size', '40');
+    expect(e.status).toBe(0);
+    expect(e.stdout).toMatch(/mlp on shapes validation \(40 images\): loss [\d.]+, top-1 [\d.]+ %, top-5 [\d.]+ %/);
+    const bad = cli('eval', path.join(ROOT, 'package.json'));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('not a valid safetensors file');
+  });
+
   test('--help explains every command', () => {
     const root = cli('--help');
     expect(root.status).toBe(0);
     expect(root.stdout).toMatch(/build .*build a model from a graph file/);
     expect(root.stdout).toMatch(/inspect .*describe any ONNX file/);
+    expect(root.stdout).toMatch(/train .*train a model from a graph file/);
+    expect(root.stdout).toMatch(/eval .*evaluate a checkpoint/);
+    const trainHelp = cli('train', '--help');
+    for (const flag of ['--data', '--epochs', '--batch-size', '--optimizer', '--lr', '--schedule', '--resume', '--patience', '--clip-grad-norm']) expect(trainHelp.stdout).toContain(flag);
     const build = cli('build', '--help');
     for (const flag of ['--out', '--variant', '--set', '--seed', '--mode', '--check']) expect(build.stdout).toContain(flag);
     expect(build.stdout).toContain('Examples:');

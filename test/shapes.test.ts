@@ -24,9 +24,9 @@ describe('the embedded shapes data set', () => {
   });
 
   test('captions describe size, colour and position', () => {
-    const scene = { label: 3, radius: 0.18, cx: 0.2, cy: 0.2, angle: 0, fg: 0, bg: 2, texture: 'plain' as const };
+    const scene = { label: 3, radius: 0.24, cx: 0.2, cy: 0.2, angle: 0, fg: 0, bg: 2, texture: 'plain' as const };
     expect(caption(scene)).toBe('a small red star in the top left corner on a blue background');
-    expect(caption({ ...scene, label: 0, radius: 0.3, cx: 0.5, cy: 0.8, fg: 6, bg: 4 })).toBe('a large white circle at the bottom on an orange background');
+    expect(caption({ ...scene, label: 0, radius: 0.35, cx: 0.5, cy: 0.8, fg: 6, bg: 4 })).toBe('a large white circle at the bottom on an orange background');
   });
 
   test('draws the foreground colour inside the shape and images are not blank', () => {

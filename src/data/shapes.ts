@@ -91,7 +91,8 @@ export function generateShapes(options: ShapesOptions): ImageDataset {
 }
 
 function drawScene(rng: Rng, label: number): Scene {
-  const radius = rng.uniform(0.16, 0.34);
+  // Radii of 0.22-0.38 of the image: at 32x32 even a small shape spans 14 pixels, enough to tell a star from a hexagon.
+  const radius = rng.uniform(0.22, 0.38);
   const margin = radius * 0.9;
   const fg = rng.int(COLORS.length);
   let bg = rng.int(COLORS.length);
@@ -109,7 +110,7 @@ function colorDistance(a: readonly number[], b: readonly number[]): number {
 
 /** "a small red star in the top left corner on a blue background". */
 export function caption(scene: Scene): string {
-  const size = scene.radius < 0.22 ? 'small' : scene.radius < 0.28 ? 'medium' : 'large';
+  const size = scene.radius < 0.27 ? 'small' : scene.radius < 0.33 ? 'medium' : 'large';
   const col = scene.cx < 1 / 3 ? 0 : scene.cx < 2 / 3 ? 1 : 2;
   const row = scene.cy < 1 / 3 ? 0 : scene.cy < 2 / 3 ? 1 : 2;
   const where = [
@@ -126,13 +127,13 @@ function render(scene: Scene, rng: Rng, out: Uint8Array, size: number): void {
   const bg = COLORS[scene.bg]![1];
   const fg = COLORS[scene.fg]![1];
   const period = 2 + rng.int(4);
-  const shade = rng.uniform(0.65, 0.85);
+  const shade = rng.uniform(0.75, 0.9);
   // Background: the named colour, with a texture that never strays far from it.
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       let f = 1;
       switch (scene.texture) {
-        case 'noise': f = 1 + (rng.next() - 0.5) * 0.3; break;
+        case 'noise': f = 1 + (rng.next() - 0.5) * 0.2; break;
         case 'stripes': f = Math.floor((x + y) / period) % 2 === 0 ? 1 : shade; break;
         case 'checker': f = (Math.floor(x / period) + Math.floor(y / period)) % 2 === 0 ? 1 : shade; break;
         case 'gradient': f = 1 - ((1 - shade) * y) / size; break;
