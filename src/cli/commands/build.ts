@@ -6,10 +6,16 @@ import { formatSummary } from '../../model/summary';
 import { writeModelFile } from '../../onnx/write';
 import { UserError } from '../errors';
 import { loadGraphFile } from '../load-graph';
+import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
+import type { OptimizerConfig } from '../../optim/config';
 import { smokeRun } from '../smoke-run';
 
 interface BuildFlags {
   out?: string;
+  train?: boolean;
+  optimizer: 'sgd' | 'adam' | 'adamw';
+  momentum: string;
+  weightDecay: string;
   variant?: string;
   set: string[];
   seed: string;
@@ -32,6 +38,10 @@ export function buildCommand(): Command {
     .option('--seed <n>', 'seed of the parameter initialization', '0')
     .addOption(new Option('--mode <mode>', 'eval: inference graph; train: dropout active, batch-norm batch statistics').choices(['eval', 'train']).default('eval'))
     .option('--check', 'load the written model in onnxruntime-node and run one random batch')
+    .option('--train', 'write training artifacts into the --out folder: training_model.onnx, eval_model.onnx,\noptimizer_model.onnx, inference_model.onnx, checkpoint.safetensors (see README)')
+    .addOption(new Option('--optimizer <name>', 'with --train: the optimizer graph').choices(['sgd', 'adam', 'adamw']).default('adam'))
+    .option('--momentum <m>', 'with --train --optimizer sgd: momentum', '0.9')
+    .option('--weight-decay <wd>', 'with --train: weight decay', '0')
     .option('-q, --quiet', 'do not print the summary table')
     .addHelpText('after', '\nExamples:\n  deepvision build graphs/cnn.ts\n  deepvision build graphs/cnn.ts --variant cifar10 --out models/cnn-cifar10.onnx\n  deepvision build ./my-net.ts --set numClasses=10 --set imageSize=32 --check')
     .action(async (graphFile: string, flags: BuildFlags) => {
@@ -47,6 +57,22 @@ export function buildCommand(): Command {
       }
       const seed = Number(flags.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed must be a non-negative integer, got '${flags.seed}'`);
+      if (flags.train) {
+        const outDir = flags.out ?? path.join('models', definition.name);
+        const weightDecay = Number(flags.weightDecay);
+        const optimizer: OptimizerConfig = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: Number(flags.momentum), weightDecay } : { kind: flags.optimizer, weightDecay };
+        let sizes: Record<string, number>;
+        try {
+          sizes = writeTrainingArtifacts(definition, outDir, { variant: flags.variant, config: overrides, seed, optimizer });
+        } catch (err) {
+          const e = err as Error;
+          if (e.name === 'GraphBuildError') throw err;
+          throw new UserError(`cannot build training artifacts for ${graphFile}: ${e.message}`);
+        }
+        console.log(`Wrote training artifacts to ${outDir}:`);
+        for (const [name, bytes] of Object.entries(sizes)) console.log(`  ${name.padEnd(24)}${(bytes / 1e6).toFixed(2).padStart(9)} MB`);
+        return;
+      }
       let built: BuiltModel;
       try {
         built = buildModel(definition, { variant: flags.variant, config: overrides, mode: flags.mode, seed });
