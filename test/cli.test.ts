@@ -109,7 +109,9 @@ describe('deepvision CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/epoch 2: train loss [\d.]+ \| val loss [\d.]+ top-1 [\d.]+ %/);
     expect(r.stdout).toContain('epoch  train loss  val loss  val top-1');
-    for (const f of ['best.safetensors', 'last.safetensors', 'metrics.jsonl']) expect(fs.existsSync(path.join(out, f))).toBe(true);
+    for (const f of ['best.safetensors', 'last.safetensors', 'metrics.jsonl', 'training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors']) {
+      expect(fs.existsSync(path.join(out, f))).toBe(true);
+    }
     const e = cli('eval', path.join(out, 'best.safetensors'), '--val-size', '40');
     expect(e.status).toBe(0);
     expect(e.stdout).toMatch(/mlp on shapes validation \(40 images\): loss [\d.]+, top-1 [\d.]+ %, top-5 [\d.]+ %/);

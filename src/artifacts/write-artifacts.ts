@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { NamedTensor, writeSafetensors } from '../io/safetensors';
+import { TensorData } from '../ir/tensor';
 import { buildModel } from '../model/build';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
@@ -14,6 +15,13 @@ export interface ArtifactOptions {
   optimizer: OptimizerConfig;
   clipGradNorm?: number;
   labelSmoothing?: number;
+  /**
+   * Trained values (parameters, buffers, `optimizer.<param>.<slot>`) to use instead of the initial ones: baked into
+   * inference_model.onnx and stored in checkpoint.safetensors.
+   */
+  values?: Map<string, Float32Array>;
+  /** Extra checkpoint metadata (training position, normalization, classes). */
+  metadata?: Record<string, string>;
 }
 
 /**
@@ -28,6 +36,12 @@ export function writeTrainingArtifacts(definition: ModelDefinition, outDir: stri
   const specs = training.parameters.filter((p) => training.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
   const optimizer = buildOptimizerGraph(specs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const inference = buildModel(definition, { ...common, mode: 'eval' });
+  if (o.values) {
+    for (const [name, data] of inference.model.graph.initializers) {
+      const trained = o.values.get(name);
+      if (trained !== undefined) inference.model.graph.initializers.set(name, TensorData.fromTyped('float32', data.dims, trained));
+    }
+  }
   const sizes: Record<string, number> = {};
   const write = (name: string, model: Parameters<typeof writeModelFile>[0]) => {
     sizes[name] = writeModelFile(model, path.join(outDir, name));
@@ -38,10 +52,13 @@ export function writeTrainingArtifacts(definition: ModelDefinition, outDir: stri
   write('inference_model.onnx', inference.model);
 
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, value] of training.values) tensors.set(name, { dtype: 'float32', shape: value.dims, data: value.typed() as Float32Array });
+  for (const [name, value] of training.values) {
+    tensors.set(name, { dtype: 'float32', shape: value.dims, data: o.values?.get(name) ?? (value.typed() as Float32Array) });
+  }
   for (const p of specs) {
     for (const slot of slotNames(o.optimizer)) {
-      tensors.set(`optimizer.${p.name}.${slot}`, { dtype: 'float32', shape: p.shape, data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)) });
+      const name = `optimizer.${p.name}.${slot}`;
+      tensors.set(name, { dtype: 'float32', shape: p.shape, data: o.values?.get(name) ?? new Float32Array(p.shape.reduce((a, b) => a * b, 1)) });
     }
   }
   const file = path.join(outDir, 'checkpoint.safetensors');
@@ -55,6 +72,7 @@ export function writeTrainingArtifacts(definition: ModelDefinition, outDir: stri
     'deepvision.epoch': '0',
     'deepvision.batch': '0',
     'deepvision.step': '0',
+    ...o.metadata,
   });
   sizes['checkpoint.safetensors'] = [...tensors.values()].reduce((n, t) => n + t.data.byteLength, 0);
   return sizes;

@@ -8,6 +8,8 @@ import type { Schedule } from '../../optim/schedule';
 import { EpochMetrics, train } from '../../train/trainer';
 import { UserError } from '../errors';
 import { loadGraphFile } from '../load-graph';
+import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
+import { loadCheckpoint } from '../../train/checkpoint';
 
 interface TrainFlags {
   data: string;
@@ -152,6 +154,17 @@ export function trainCommand(): Command {
         if (result.best) console.log(`Best: epoch ${result.best.epoch}, validation top-1 ${(100 * result.best.valTop1).toFixed(2)} %, loss ${result.best.valLoss.toFixed(4)} -> ${result.bestCheckpoint}`);
         if (result.stopped === 'interrupted') console.log(`Interrupted; resume with --resume ${result.lastCheckpoint}`);
         if (result.stopped === 'early-stopping') console.log('Stopped early: the validation loss stopped improving.');
+        if (result.best && result.stopped !== 'interrupted') {
+          // The run's artifacts, with the best parameters: what `deepvision export` and other runtimes start from.
+          const best = loadCheckpoint(result.bestCheckpoint);
+          const values = new Map<string, Float32Array>();
+          for (const [name, t] of best.tensors) values.set(name, t.data as Float32Array);
+          writeTrainingArtifacts(definition, outDir, {
+            variant: f.variant, config: JSON.parse(best.metadata['deepvision.config'] ?? '{}') as Record<string, ConfigValue>, seed, optimizer,
+            values, metadata: best.metadata,
+          });
+          console.log(`Artifacts (best parameters): ${['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'].map((n) => path.join(outDir, n)).join(', ')}`);
+        }
         console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}`);
       } finally {
         bar?.stop();

@@ -1,0 +1,85 @@
+/**
+ * Training throughput: one full update (forward + generated backward + optimizer graph), median over steps after
+ * warm-up, for (a) the reference CNN (batch 64, 32x32, plain SGD) and (b) the seed CNN (batch 64, 64x64).
+ * Compare with PyTorch on the same machine: ../shared/bench/torch_cnn.py (reference CNN) and
+ * bench/torch_fwd_bwd.py.
+ *
+ *   npm run bench [-- --steps N] [-- --json]
+ */
+import * as os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import cnn from '../graphs/cnn';
+import referenceCnn from '../graphs/reference-cnn';
+import type { ModelDefinition } from '../src/model/definition';
+import { buildTrainingGraph } from '../src/model/training-graph';
+import { encodeModel } from '../src/onnx/write';
+import type { OptimizerConfig } from '../src/optim/config';
+import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
+import { Rng } from '../src/util/rng';
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+const steps = option('--steps', 10);
+const threads = option('--threads', os.cpus().length);
+
+async function throughput(label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig) {
+  const batch = 64;
+  const size = config.imageSize!;
+  const graph = buildTrainingGraph(definition, { config });
+  const specs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
+  const optimizer = buildOptimizerGraph(specs, optimizerConfig);
+  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended' };
+  const step = await ort.InferenceSession.create(encodeModel(graph.model), options);
+  const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
+  const rng = new Rng(0);
+  const state = new Map<string, ort.Tensor>();
+  for (const [name, value] of graph.values) state.set(name, new ort.Tensor('float32', Float32Array.from(value.typed() as Float32Array), [...value.dims]));
+  for (const name of optimizer.stateNames) {
+    const shape = specs.find((p) => name.startsWith(`${p.name}.`))!.shape;
+    state.set(name, new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]));
+  }
+  const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, () => rng.normal()), [batch, 3, size, size]);
+  const labels = new ort.Tensor('int64', BigInt64Array.from({ length: batch }, () => BigInt(rng.int(config.numClasses!))), [batch]);
+  const times: number[] = [];
+  for (let i = 0; i < steps + 3; i++) {
+    const t0 = performance.now();
+    const feeds: Record<string, ort.Tensor> = { input, labels };
+    for (const p of graph.parameters) feeds[p.name] = state.get(p.name)!;
+    const out = await step.run(feeds);
+    const optFeeds: Record<string, ort.Tensor> = {
+      learning_rate: new ort.Tensor('float32', Float32Array.from([0.01]), [1]),
+      step: new ort.Tensor('int64', BigInt64Array.from([BigInt(i + 1)]), [1]),
+    };
+    for (const p of specs) {
+      optFeeds[p.name] = state.get(p.name)!;
+      optFeeds[`${p.name}_grad`] = out[`${p.name}_grad`]!;
+    }
+    for (const name of optimizer.stateNames) optFeeds[name] = state.get(name)!;
+    const updated = await update.run(optFeeds);
+    for (const p of specs) state.set(p.name, updated[`${p.name}_updated`]!);
+    for (const name of optimizer.stateNames) state.set(name, updated[`${name}_updated`]!);
+    for (const [buffer, output] of graph.stateOutputs) state.set(buffer, out[output]!);
+    if (i >= 3) times.push(performance.now() - t0);
+  }
+  await Promise.all([step.release(), update.release()]);
+  times.sort((a, b) => a - b);
+  const ms = times[Math.floor(times.length / 2)]!;
+  return { workload: label, batch, msPerStep: Number(ms.toFixed(2)), imagesPerSecond: Number(((batch * 1000) / ms).toFixed(1)) };
+}
+
+(async () => {
+  const rows = [
+    await throughput('reference CNN 32x32, SGD', referenceCnn, { imageSize: 32, numClasses: 10 }, { kind: 'sgd' }),
+    await throughput('seed CNN 64x64, SGD momentum', cnn, { imageSize: 64, numClasses: 30 }, { kind: 'sgd', momentum: 0.9 }),
+  ];
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ system: `deepvision (onnxruntime-node ${ort.env.versions.node})`, threads, steps, rows }));
+    return;
+  }
+  console.log(`training throughput (onnxruntime-node ${ort.env.versions.node}, ${threads} threads, median of ${steps} steps)`);
+  console.log('workload                          batch  ms/step  images/s');
+  for (const r of rows) console.log(`${r.workload.padEnd(34)}${String(r.batch).padStart(5)}${r.msPerStep.toFixed(1).padStart(9)}${r.imagesPerSecond.toFixed(0).padStart(10)}`);
+})().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
