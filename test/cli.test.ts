@@ -109,6 +109,7 @@ describe('deepvision CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/epoch 2: train loss [\d.]+ \| val loss [\d.]+ top-1 [\d.]+ %/);
     expect(r.stdout).toContain('epoch  train loss  val loss  val top-1');
+    expect(r.stdout).toMatch(/^Device: (cpu|cuda|webgpu)/m);
     for (const f of ['best.safetensors', 'last.safetensors', 'metrics.jsonl', 'training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors']) {
       expect(fs.existsSync(path.join(out, f))).toBe(true);
     }
@@ -128,7 +129,7 @@ describe('deepvision CLI', () => {
     expect(root.stdout).toMatch(/train .*train a model from a graph file/);
     expect(root.stdout).toMatch(/eval .*evaluate a checkpoint/);
     const trainHelp = cli('train', '--help');
-    for (const flag of ['--data', '--epochs', '--batch-size', '--optimizer', '--lr', '--schedule', '--resume', '--patience', '--clip-grad-norm']) expect(trainHelp.stdout).toContain(flag);
+    for (const flag of ['--data', '--epochs', '--batch-size', '--optimizer', '--lr', '--schedule', '--resume', '--patience', '--clip-grad-norm', '--device']) expect(trainHelp.stdout).toContain(flag);
     const build = cli('build', '--help');
     for (const flag of ['--out', '--variant', '--set', '--seed', '--mode', '--check']) expect(build.stdout).toContain(flag);
     expect(build.stdout).toContain('Examples:');

@@ -31,6 +31,8 @@ export interface TrainOptions {
   patience?: number;
   outDir: string;
   threads?: number;
+  /** Execution providers, in order of preference (default: CPU). */
+  executionProviders?: string[];
   /** Continue from this checkpoint (a `last.safetensors` of an earlier run). */
   resume?: string;
   /** The graph file the definition came from, recorded in checkpoints so `deepvision eval` can rebuild the model. */
@@ -93,7 +95,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const paramSpecs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const sessionOptions: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: o.threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: 'extended', executionProviders: ['cpu'],
+    intraOpNumThreads: o.threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: 'extended', executionProviders: o.executionProviders ?? ['cpu'],
   };
   const trainSession = await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions);
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), sessionOptions);

@@ -10,6 +10,7 @@ import { UserError } from '../errors';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import { loadCheckpoint } from '../../train/checkpoint';
+import { chooseDevice, describeChoice, DeviceRequest } from '../../runtime/device';
 
 interface TrainFlags {
   data: string;
@@ -37,6 +38,7 @@ interface TrainFlags {
   variant?: string;
   set: string[];
   progress: boolean;
+  device: DeviceRequest;
 }
 
 const num = (name: string, v: string, check: (n: number) => boolean = Number.isFinite): number => {
@@ -75,6 +77,7 @@ export function trainCommand(): Command {
     .option('--patience <epochs>', 'stop early when the validation loss has not improved for this many epochs')
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
+    .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
     .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines')
@@ -110,6 +113,13 @@ export function trainCommand(): Command {
       const schedule: Schedule = f.schedule === 'step'
         ? { kind: 'step', stepSize: num('step-size', f.stepSize, positiveInt) * batches, gamma: num('gamma', f.gamma, (n) => n > 0) }
         : f.schedule === 'cosine' ? { kind: 'cosine', totalSteps: epochs * batches } : { kind: 'constant' };
+      let choice;
+      try {
+        choice = await chooseDevice(f.device);
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
+      console.log(describeChoice(choice));
       const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${f.data}`);
       console.log(`Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
       console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; writing to ${outDir}`);
@@ -134,6 +144,7 @@ export function trainCommand(): Command {
           labelSmoothing: num('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
           patience: f.patience === undefined ? undefined : num('patience', f.patience, positiveInt),
           seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile,
+          executionProviders: choice.executionProviders,
           shouldStop: () => stopRequested,
           onBatch: (e) => {
             if (!bar) return;
