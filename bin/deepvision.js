@@ -10,14 +10,16 @@ const { spawn } = require('node:child_process');
 // start-up, so the CLI re-runs itself once with them set (ignored elsewhere than glibc).
 const TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
 if (process.platform === 'linux' && process.env.GLIBC_TUNABLES === undefined && process.env.DEEPVISION_NO_TUNABLES === undefined) {
+  // The child runs in its own process group, so a signal reaches it exactly once: forwarded from here, whether it
+  // came from Ctrl-C (the terminal signals this process's group) or from `kill`. Training saves a checkpoint on the
+  // first SIGINT and quits at once on the second, so a signal must not arrive twice.
   const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], {
     stdio: 'inherit',
+    detached: true,
     env: { ...process.env, GLIBC_TUNABLES: TUNABLES },
   });
-  // Ctrl-C reaches the child too (same process group); it saves a checkpoint before exiting, so wait for it.
-  process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => child.kill('SIGTERM'));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + 2 : 1)));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
 } else {
   const entry = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
   if (!fs.existsSync(entry)) {

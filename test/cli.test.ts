@@ -1,5 +1,5 @@
 /** The command line as users run it: the built CLI in a child process, on graph files anywhere on disk. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -119,6 +119,25 @@ describe('deepvision CLI', () => {
     const bad = cli('eval', path.join(ROOT, 'package.json'));
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('not a valid safetensors file');
+  });
+
+  test('Ctrl-C during training saves a checkpoint to resume from, then exits', async () => {
+    const out = path.join(tmp, 'interrupted');
+    const child = spawn(process.execPath, [BIN, 'train', path.join(ROOT, 'graphs', 'mlp.ts'), '--train-size', '4000', '--val-size', '40',
+      '--image-size', '8', '--epochs', '50', '--batch-size', '16', '--set', 'hidden=16', '--out', out, '--threads', '1'], { cwd: tmp });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    // Interrupt once the first epoch has been reported.
+    const started = Date.now();
+    while (!stdout.includes('epoch 1:') && Date.now() - started < 60000) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGINT');
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(stderr).toContain('Stopping: saving a checkpoint after this batch');
+    expect(stdout).toMatch(/Interrupted; resume with --resume .*last\.safetensors/);
+    expect(fs.existsSync(path.join(out, 'last.safetensors'))).toBe(true);
   });
 
   test('--help explains every command', () => {
