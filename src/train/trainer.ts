@@ -33,6 +33,8 @@ export interface TrainOptions {
   threads?: number;
   /** Execution providers, in order of preference (default: CPU). */
   executionProviders?: string[];
+  /** ORT graph optimization level (default 'extended': level 'all' adds an NCHWc pass that slows training graphs). */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Continue from this checkpoint (a `last.safetensors` of an earlier run). */
   resume?: string;
   /** The graph file the definition came from, recorded in checkpoints so `deepvision eval` can rebuild the model. */
@@ -95,7 +97,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const paramSpecs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const sessionOptions: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: o.threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: 'extended', executionProviders: o.executionProviders ?? ['cpu'],
+    intraOpNumThreads: o.threads ?? 0, interOpNumThreads: 1, graphOptimizationLevel: o.graphOptimizationLevel ?? 'extended', executionProviders: o.executionProviders ?? ['cpu'],
   };
   const trainSession = await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions);
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), sessionOptions);

@@ -39,6 +39,7 @@ interface TrainFlags {
   set: string[];
   progress: boolean;
   device: DeviceRequest;
+  graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 const num = (name: string, v: string, check: (n: number) => boolean = Number.isFinite): number => {
@@ -77,6 +78,7 @@ export function trainCommand(): Command {
     .option('--patience <epochs>', 'stop early when the validation loss has not improved for this many epochs')
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
+    .addOption(new Option('--graph-optimization <level>', 'onnxruntime graph optimization level').choices(['disabled', 'basic', 'extended', 'all']).default('extended'))
     .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
     .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
@@ -144,7 +146,7 @@ export function trainCommand(): Command {
           labelSmoothing: num('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
           patience: f.patience === undefined ? undefined : num('patience', f.patience, positiveInt),
           seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile,
-          executionProviders: choice.executionProviders,
+          executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization,
           shouldStop: () => stopRequested,
           onBatch: (e) => {
             if (!bar) return;
