@@ -51,7 +51,7 @@ import { Rng } from '../src/util/rng';
   console.log(`${which} CNN training step, batch ${batch}: ${(total / runsProfiled / 1000).toFixed(1)} ms of kernel time per step`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)}${(us / runsProfiled / 1000).toFixed(2).padStart(8)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('slowest nodes:');
-  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(us / runsProfiled / 1000).toFixed(2).padStart(8)} ms  ${node}`);
+  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 25))) console.log(`  ${(us / runsProfiled / 1000).toFixed(2).padStart(8)} ms  ${node}`);
   console.log(`optimized graph: ${path.join(dir, 'optimized.onnx')}`);
 })().catch((err) => {
   console.error(err);
