@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { Command } from 'commander';
 import type { Normalization } from '../../data/dataset';
@@ -36,7 +37,7 @@ export function evalCommand(): Command {
       const normalization = JSON.parse(meta['deepvision.normalization'] ?? 'null') as Normalization | null;
       if (!normalization) throw new UserError(`${file} does not record its input normalization`);
       const { model } = buildEvalGraph(definition, { variant: meta['deepvision.variant'], config });
-      const session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended' });
+      const session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', intraOpNumThreads: os.availableParallelism() });
       const names = session.inputNames.filter((n) => n !== 'input' && n !== 'labels');
       for (const n of names) if (!checkpoint.tensors.has(n)) throw new UserError(`${file} has no tensor '${n}' for model ${definition.name}`);
       const r = await evaluate(session, names, checkpoint.tensors, val, normalization, val.classNames.length);

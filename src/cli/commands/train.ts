@@ -77,7 +77,7 @@ export function trainCommand(): Command {
     .option('--label-smoothing <s>', 'cross-entropy label smoothing', '0')
     .option('--patience <epochs>', 'stop early when the validation loss has not improved for this many epochs')
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
-    .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', '0')
+    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', '0')
     .addOption(new Option('--graph-optimization <level>', 'onnxruntime graph optimization level').choices(['disabled', 'basic', 'extended', 'all']).default('extended'))
     .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
