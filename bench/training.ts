@@ -28,7 +28,10 @@ async function throughput(label: string, definition: ModelDefinition, config: Re
   const graph = buildTrainingGraph(definition, { config });
   const specs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
   const optimizer = buildOptimizerGraph(specs, optimizerConfig);
-  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended' };
+  // As the trainer: one thread per core, no spin-waiting between the two sessions.
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended', extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
   const step = await ort.InferenceSession.create(encodeModel(graph.model), options);
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
   const rng = new Rng(0);
