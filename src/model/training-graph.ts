@@ -30,14 +30,11 @@ export interface TrainingGraph {
  * state tensors. The forward pass runs in training mode (dropout, batch statistics).
  */
 export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
-  const buildOptions: BuildOptions = { ...options, mode: 'train', parameters: 'inputs' };
-  const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
-  const { builder, outputs } = trace;
-  if (outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
+  const { trace, loss, buildOptions } = traceClassifier(definition, options, 'train');
+  const { builder } = trace;
   const frozen = options.frozen ?? [];
   const isFrozen = (name: string) => frozen.some((f) => name === f || (f.endsWith('.') && name.startsWith(f)));
   const trainable = trace.parameters.filter((p) => p.trainable && !p.buffer && !isFrozen(p.name)).map((p) => p.name);
-  const loss = builder.run(() => crossEntropy(outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
   const grads = gradients(loss, trainable.map((name) => trace.tensors.get(name)!));
   builder.output('loss', loss);
   grads.forEach((g, i) => builder.output(`${trainable[i]}_grad`, g));
@@ -50,18 +47,24 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
   return { model, config: trace.config, parameters: trace.parameters, trainable, stateOutputs, values: trace.values };
 }
 
+/** A classifier traced with parameters as inputs and a `labels` input, and its cross-entropy loss. */
+function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'>, mode: 'train' | 'eval') {
+  const buildOptions: BuildOptions = { ...options, mode, parameters: 'inputs' };
+  const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
+  if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
+  const loss = trace.builder.run(() => crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
+  return { trace, loss, buildOptions };
+}
+
 /**
  * The evaluation graph of a classifier: the same inputs as the training graph (input, labels, parameters, state),
  * eval-mode forward (no dropout, running statistics); outputs `loss` and `logits`.
  */
 export function buildEvalGraph(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'> = {}): { model: Model } {
-  const buildOptions: BuildOptions = { ...options, mode: 'eval', parameters: 'inputs' };
-  const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
-  const { builder, outputs } = trace;
-  if (outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
-  const loss = builder.run(() => crossEntropy(outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
+  const { trace, loss, buildOptions } = traceClassifier(definition, options, 'eval');
+  const { builder } = trace;
   builder.output('loss', loss);
-  builder.output('logits', outputs[0]!);
+  builder.output('logits', trace.outputs[0]!);
   finishGraph(builder);
   const model = builder.toModel({
     docString: `${definition.description ?? definition.name} (evaluation graph: loss and logits)`,

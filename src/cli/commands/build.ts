@@ -1,10 +1,10 @@
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { buildModel, BuiltModel } from '../../model/build';
-import { ConfigValue, parseConfigAssignment } from '../../model/definition';
 import { formatSummary } from '../../model/summary';
 import { writeModelFile } from '../../onnx/write';
 import { UserError } from '../errors';
+import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import type { OptimizerConfig } from '../../optim/config';
@@ -34,7 +34,7 @@ export function buildCommand(): Command {
     .argument('<graph>', 'graph file (.ts or .js) whose default export is defineModel({...})')
     .option('-o, --out <file>', 'where to write the ONNX model (default: models/<name>[-<variant>].onnx)')
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines (e.g. dropout, cifar10)')
-    .option('-s, --set <key=value>', 'change one config value, e.g. --set numClasses=10 (repeatable)', collect, [])
+    .option('-s, --set <key=value>', 'change one config value, e.g. --set numClasses=10 (repeatable)', collectAssignments, [])
     .option('--seed <n>', 'seed of the parameter initialization', '0')
     .addOption(new Option('--mode <mode>', 'eval: inference graph; train: dropout active, batch-norm batch statistics').choices(['eval', 'train']).default('eval'))
     .option('--check', 'load the written model in onnxruntime-node and run one random batch')
@@ -46,15 +46,7 @@ export function buildCommand(): Command {
     .addHelpText('after', '\nExamples:\n  deepvision build graphs/cnn.ts\n  deepvision build graphs/cnn.ts --variant cifar10 --out models/cnn-cifar10.onnx\n  deepvision build ./my-net.ts --set numClasses=10 --set imageSize=32 --check')
     .action(async (graphFile: string, flags: BuildFlags) => {
       const definition = loadGraphFile(graphFile);
-      const overrides: Record<string, ConfigValue> = {};
-      for (const assignment of flags.set) {
-        try {
-          const [key, value] = parseConfigAssignment(definition, assignment);
-          overrides[key] = value;
-        } catch (err) {
-          throw new UserError((err as Error).message);
-        }
-      }
+      const overrides = configFromFlags(definition, flags.set);
       const seed = Number(flags.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed must be a non-negative integer, got '${flags.seed}'`);
       if (flags.train) {
@@ -87,8 +79,4 @@ export function buildCommand(): Command {
       console.log(`Wrote ${out} (${(bytes / 1e6).toFixed(2)} MB, ${built.mode} graph, config ${JSON.stringify(built.config)})`);
       if (flags.check) console.log(await smokeRun(out));
     });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

@@ -2,11 +2,12 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { loadData } from '../../data/registry';
-import { ConfigValue, parseConfigAssignment } from '../../model/definition';
+import type { ConfigValue } from '../../model/definition';
 import type { OptimizerConfig } from '../../optim/config';
 import type { Schedule } from '../../optim/schedule';
 import { EpochMetrics, train } from '../../train/trainer';
 import { UserError } from '../errors';
+import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import { loadCheckpoint } from '../../train/checkpoint';
@@ -83,20 +84,12 @@ export function trainCommand(): Command {
     .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
     .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines')
-    .option('-s, --set <key=value>', 'change one config value (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('-s, --set <key=value>', 'change one config value (repeatable)', collectAssignments, [])
     .option('--no-progress', 'print one line per epoch instead of a progress bar')
     .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
     .action(async (graphFile: string, f: TrainFlags) => {
       const definition = loadGraphFile(graphFile);
-      const config: Record<string, ConfigValue> = {};
-      for (const a of f.set) {
-        try {
-          const [k, v] = parseConfigAssignment(definition, a);
-          config[k] = v;
-        } catch (err) {
-          throw new UserError((err as Error).message);
-        }
-      }
+      const config = configFromFlags(definition, f.set);
       const epochs = num('epochs', f.epochs, positiveInt);
       const batchSize = num('batch-size', f.batchSize, positiveInt);
       const lr = num('lr', f.lr, (n) => n > 0);
