@@ -5,11 +5,14 @@ import * as ort from 'onnxruntime-node';
 import { ImageDataset, Normalization, channelStatistics, fillBatch } from '../data/dataset';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
+import type { Model } from '../ir/model';
 import { encodeModel } from '../onnx/write';
 import { describeOptimizer, OptimizerConfig, slotNames } from '../optim/config';
 import { buildOptimizerGraph } from '../optim/optimizer-graph';
 import { learningRateAt, Schedule } from '../optim/schedule';
 import { Rng } from '../util/rng';
+import { GraphBuilder } from '../dsl/builder';
+import * as F from '../dsl/functional';
 import { CheckpointContents, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
 import { Average, topKCorrect } from './metrics';
 
@@ -104,9 +107,23 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     // 0 would leave the choice to onnxruntime, which measured 30 % slower here than one thread per core.
     intraOpNumThreads: o.threads || os.availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: o.graphOptimizationLevel ?? 'extended', executionProviders: o.executionProviders ?? ['cpu'],
   };
-  const trainSession = await ort.InferenceSession.create(encodeModel(graph.model), sessionOptions);
-  const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), sessionOptions);
-  const evalSession = await ort.InferenceSession.create(encodeModel(evalGraph.model), sessionOptions);
+  // On WebGPU, parameters, gradients, state and optimizer slots stay in GPU buffers between steps (outputs fed back
+  // as inputs); only the loss, the logits and checkpoint downloads come to the host.
+  const onGpu = (o.executionProviders ?? ['cpu'])[0] === 'webgpu';
+  const located = (model: Model, cpuOutputs: string[]): ort.InferenceSession.SessionOptions => (onGpu
+    ? { ...sessionOptions, preferredOutputLocation: Object.fromEntries(model.graph.outputs.map((v) => [v.name, cpuOutputs.includes(v.name) ? 'cpu' : 'gpu-buffer'])) }
+    : sessionOptions);
+  const trainSession = await ort.InferenceSession.create(encodeModel(graph.model), located(graph.model, ['loss']));
+  const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
+  const evalSession = await ort.InferenceSession.create(encodeModel(evalGraph.model), located(evalGraph.model, ['loss', 'logits']));
+  const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
+  const download = onGpu ? await hostCopier([...graph.values.keys(), ...optimizer.stateNames.map((n) => `optimizer.${n}`)], shapeOf, sessionOptions) : undefined;
+  /** Replaces a state tensor, releasing the GPU buffer of the one it replaces. */
+  const replace = (name: string, t: ort.Tensor) => {
+    const old = tensors.get(name);
+    if (old !== undefined && old !== t && old.location === 'gpu-buffer') old.dispose();
+    tensors.set(name, t);
+  };
 
   // All state that training changes, by name: parameters, buffers, optimizer slots.
   const tensors = new Map<string, ort.Tensor>();
@@ -147,7 +164,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ...(best ? { 'deepvision.best': JSON.stringify(best) } : {}),
   });
   const save = async (file: string, at: TrainingPosition) => {
-    const contents: CheckpointContents = { position: at, tensors, metadata: metadata() };
+    const contents: CheckpointContents = { position: at, tensors: download ? await download(tensors) : tensors, metadata: metadata() };
     await saveCheckpoint(file, contents);
   };
 
@@ -198,9 +215,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       for (const name of optimizer.stateNames) optFeeds[name] = tensors.get(`optimizer.${name}`)!;
       const updated = await optimizerSession.run(optFeeds);
-      for (const p of paramSpecs) tensors.set(p.name, updated[`${p.name}_updated`]!);
-      for (const name of optimizer.stateNames) tensors.set(`optimizer.${name}`, updated[`${name}_updated`]!);
-      for (const [buffer, output] of graph.stateOutputs) tensors.set(buffer, out[output]!);
+      for (const p of paramSpecs) replace(p.name, updated[`${p.name}_updated`]!);
+      for (const name of optimizer.stateNames) replace(`optimizer.${name}`, updated[`${name}_updated`]!);
+      for (const [buffer, output] of graph.stateOutputs) replace(buffer, out[output]!);
+      if (onGpu) for (const p of paramSpecs) out[`${p.name}_grad`]!.dispose();
       position = { ...position, step, batch: batch + 1 };
       trainLoss.add(loss, n);
       seen += n;
@@ -265,4 +283,23 @@ export async function evaluate(
     top5 += topKCorrect(logits, labels.subarray(0, n), classes, Math.min(5, classes));
   }
   return { loss: loss.value, top1: top1 / data.count, top5: top5 / data.count };
+}
+
+/**
+ * A session of Identity nodes that brings GPU-resident state back to the host (for checkpoints): onnxruntime-node
+ * 1.30 aborts the process when getData() downloads a WebGPU tensor, while outputs placed on the CPU work.
+ */
+async function hostCopier(
+  names: string[], shapeOf: (name: string) => readonly number[], options: ort.InferenceSession.SessionOptions,
+): Promise<(tensors: Map<string, ort.Tensor>) => Promise<Map<string, ort.Tensor>>> {
+  const b = new GraphBuilder('download');
+  const safe = (name: string) => `t${names.indexOf(name)}`;
+  for (const name of names) b.output(`${safe(name)}_host`, b.run(() => F.identity(b.input(safe(name), 'float32', shapeOf(name)))));
+  const session = await ort.InferenceSession.create(encodeModel(b.toModel()), { ...options, preferredOutputLocation: 'cpu' });
+  return async (tensors) => {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of names) feeds[safe(name)] = tensors.get(name)!;
+    const out = await session.run(feeds);
+    return new Map(names.map((name) => [name, out[`${safe(name)}_host`]!]));
+  };
 }
