@@ -12,6 +12,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnxCheck } from './support/onnx-checker';
 import { buildDsl, Feed, maxAbsDiff, runDsl } from './support/ort-run';
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from '../src/dsl/builder';
+import { encodeModel } from '../src/onnx/write';
+import { Rng } from '../src/util/rng';
 import { ints, randn } from './support/random';
 
 interface OpCase {
@@ -197,13 +201,24 @@ describe('DSL ops in onnxruntime-node equal the plain TypeScript reference', () 
     });
   });
 
-  test('dropout in a training graph zeroes about p of the elements and scales the rest by 1/(1-p)', async () => {
-    const input = { name: 'x', value: randn([100, 100], 7, pos) };
-    const [y] = await runDsl([input], (a) => F.dropout(a, 0.3), 'train');
+  test('dropout in a training graph keeps the elements whose noise exceeds p, scaled by 1/(1-p)', async () => {
+    const b = new GraphBuilder('dropout', 'train');
+    const xIn = b.input('x', 'float32', [100, 100]);
+    b.output('y', b.run(() => F.dropout(xIn, 0.3)));
+    expect(b.graph.inputs.map((v) => v.name)).toEqual(['x', 'dropout_noise.0']);
+    const session = await ort.InferenceSession.create(encodeModel(b.toModel()));
+    const x = randn([100, 100], 7, pos);
+    const noise = new Rng(3);
+    const u = Float32Array.from({ length: 10000 }, () => noise.next());
+    const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from(x.data), [100, 100]), 'dropout_noise.0': new ort.Tensor('float32', u, [100, 100]) });
+    const y = out.y!.data as Float32Array;
     let zeros = 0;
-    y!.data.forEach((v, i) => {
-      if (v === 0) zeros++;
-      else expect(Math.abs(v - input.value.data[i]! / 0.7)).toBeLessThan(1e-5);
+    y.forEach((v, i) => {
+      if (u[i]! > 0.3) expect(Math.abs(v - x.data[i]! / 0.7)).toBeLessThan(1e-5);
+      else {
+        expect(v).toBe(0);
+        zeros++;
+      }
     });
     expect(zeros / 10000).toBeGreaterThan(0.27);
     expect(zeros / 10000).toBeLessThan(0.33);

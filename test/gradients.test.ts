@@ -156,31 +156,42 @@ describe('gradient rules agree with finite differences', () => {
     expect(report.checked).toBeGreaterThan(0);
   });
 
-  test('dropout in a training graph reuses its forward mask in the backward pass', async () => {
+  test('ONNX Dropout (training mode) reuses its forward mask in the backward pass', async () => {
     // Dropout draws a new mask on every run, so finite differences cannot check it; instead the gradient of
     // sum(dropout(x) * r) must be exactly r * mask / (1 - p), with the mask read off the same run's output.
     const b = new GraphBuilder('dropout', 'train');
     const xIn = b.input('x', 'float32', [50, 40]);
     const r = b.input('r', 'float32', [50, 40]);
-    const y = b.run(() => F.dropout(xIn, 0.25));
-    const loss = b.run(() => F.reduceSum(F.mul(y, r), undefined, false));
+    const [y, mask] = b.run(() => b.emit('Dropout', [xIn, b.scalar(0.25), b.constant(TensorData.fromArray('bool', [], [1]))], {}, { op: 'dropout', outputs: 2 }));
+    const loss = b.run(() => F.reduceSum(F.mul(y!, r), undefined, false));
     const [gx] = gradients(loss, [xIn]);
-    b.output('y', y);
+    b.output('y', y!);
+    b.output('mask', mask!);
     b.output('gx', gx!);
     const session = await ort.InferenceSession.create(encodeModel(b.toModel()));
-    const xv = Float32Array.from({ length: 2000 }, (_, i) => 1 + (i % 7));
     const rv = Float32Array.from({ length: 2000 }, (_, i) => (i % 5) - 2);
-    const out = await session.run({ x: new ort.Tensor('float32', xv, [50, 40]), r: new ort.Tensor('float32', rv, [50, 40]) });
-    const yv = out.y!.data as Float32Array;
+    const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from({ length: 2000 }, (_, i) => 1 + (i % 7)), [50, 40]), r: new ort.Tensor('float32', rv, [50, 40]) });
+    const kept = out.mask!.data as Uint8Array;
     const gv = out.gx!.data as Float32Array;
     let dropped = 0;
     for (let i = 0; i < 2000; i++) {
-      const kept = yv[i] !== 0;
-      if (!kept) dropped++;
-      expect(gv[i]).toBeCloseTo(kept ? rv[i]! / 0.75 : 0, 5);
+      if (!kept[i]) dropped++;
+      expect(gv[i]).toBeCloseTo(kept[i] ? rv[i]! / 0.75 : 0, 5);
     }
     expect(dropped).toBeGreaterThan(400);
     expect(dropped).toBeLessThan(600);
+  });
+
+  test('the DSL\'s dropout (noise input) passes the gradient through the kept elements only', async () => {
+    const b = new GraphBuilder('dropout', 'train');
+    const xIn = b.input('x', 'float32', [8, 5]);
+    const loss = b.run(() => F.reduceSum(F.mul(F.dropout(xIn, 0.5), 3), undefined, false));
+    const [gx] = gradients(loss, [xIn]);
+    b.output('gx', gx!);
+    const session = await ort.InferenceSession.create(encodeModel(b.toModel()));
+    const u = Float32Array.from({ length: 40 }, (_, i) => (i * 0.37) % 1);
+    const out = await session.run({ x: new ort.Tensor('float32', new Float32Array(40).fill(1), [8, 5]), 'dropout_noise.0': new ort.Tensor('float32', u, [8, 5]) });
+    (out.gx!.data as Float32Array).forEach((g, i) => expect(g).toBeCloseTo(u[i]! > 0.5 ? 6 : 0, 6));
   });
 
   test('every op with a gradient rule has at least one case', () => {

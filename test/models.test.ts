@@ -102,7 +102,13 @@ describe('the seed models', () => {
       const session = await ort.InferenceSession.create(files[i]!);
       const size = Number(built.model.graph.inputs[0]!.shape![2]);
       const x = randn([3, 3, size, size], 5);
-      const out = await session.run({ input: new ort.Tensor('float32', Float32Array.from(x.data), x.shape) });
+      const feeds: Record<string, ort.Tensor> = { input: new ort.Tensor('float32', Float32Array.from(x.data), x.shape) };
+      // Training-mode dropout draws its mask from a noise input shaped like the dropped tensor.
+      for (const v of built.model.graph.inputs.filter((i) => i.name.startsWith('dropout_noise.'))) {
+        const dims = v.shape!.map((d) => (typeof d === 'number' ? d : 3));
+        feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => (i * 0.618) % 1), dims);
+      }
+      const out = await session.run(feeds);
       const logits = out.logits!;
       expect(logits.dims).toEqual([3, built.config.numClasses]);
       expect(Array.from(logits.data as Float32Array).every(Number.isFinite)).toBe(true);

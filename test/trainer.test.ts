@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import cnn from '../graphs/cnn';
 import mlp from '../graphs/mlp';
 import { generateShapes } from '../src/data/shapes';
 import { readSafetensors } from '../src/io/safetensors';
@@ -40,6 +41,19 @@ describe('trainer', () => {
     const lines = fs.readFileSync(path.join(tmp, 'full', 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(3);
     expect(JSON.parse(lines[0]!)).toHaveProperty('valTop1');
+  });
+
+  test('resume is exact for a model with dropout too (masks from the checkpointed generator)', async () => {
+    const withDropout = (outDir: string): TrainOptions => ({
+      ...base(outDir), definition: cnn, variant: 'dropout', config: {}, epochs: 2, train: generateShapes({ count: 96, imageSize: 8, seed: 0 }),
+      val: generateShapes({ count: 32, imageSize: 8, seed: 1 }), optimizer: { kind: 'adam' }, learningRate: 1e-3,
+    });
+    const full = await train(withDropout(path.join(tmp, 'drop-full')));
+    const partial = await train({ ...withDropout(path.join(tmp, 'drop-part')), maxSteps: 4 });
+    const resumed = await train({ ...withDropout(path.join(tmp, 'drop-part')), resume: partial.lastCheckpoint });
+    const w = (r: typeof full) => Buffer.from((r.tensors.get('classifier.6.weight')!.data as Float32Array).buffer);
+    expect(w(resumed).equals(w(full))).toBe(true);
+    expect(resumed.history[resumed.history.length - 1]!.trainLoss).toBe(full.history[1]!.trainLoss);
   });
 
   test('checkpoints are safetensors with parameters, optimizer state and metadata', async () => {

@@ -200,18 +200,23 @@ export function batchNorm(x: TensorLike, options: BatchNormOptions): Tensor {
   return y!;
 }
 
-/** Dropout: in training graphs zeroes elements with probability p and scales the rest by 1/(1-p); identity in eval. */
+/** The graph-input name prefix of the uniform noise a training graph's dropout masks are drawn from. */
+export const DROPOUT_NOISE = 'dropout_noise.';
+
+/**
+ * Dropout: in training graphs zeroes elements with probability p and scales the rest by 1/(1-p); identity in eval.
+ * The mask comes from a graph input of uniform noise in [0, 1) (`dropout_noise.<k>`, the shape of x) that the
+ * trainer fills from its seeded, checkpointed generator: runs and resumed runs are reproducible on every provider,
+ * which ONNX's Dropout (onnxruntime's own generator, restarted with each session) would not give.
+ */
 export function dropout(x: TensorLike, p = 0.5): Tensor {
   const t = asTensor(x);
   const b = t.builder;
   if (!(p >= 0 && p < 1)) throw b.error('dropout', `probability must be in [0, 1), got ${p}`);
   if (!b.training || p === 0) return t;
-  // The mask output is kept for the backward pass, which must drop the same elements.
-  return b.emit('Dropout', [t, b.scalar(p, t.dtype), b.constant(boolScalar(true))], {}, { op: 'dropout', outputs: 2 })[0]!;
-}
-
-function boolScalar(v: boolean): TensorData {
-  return TensorData.fromArray('bool', [], [v ? 1 : 0]);
+  const index = b.graph.inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE)).length;
+  const noise = b.input(`${DROPOUT_NOISE}${index}`, t.dtype, t.shape);
+  return where(greater(noise, p), mul(t, 1 / (1 - p)), 0);
 }
 
 export function flatten(x: TensorLike, axis = 1): Tensor {

@@ -1,4 +1,5 @@
 import { gradients } from '../autodiff/gradients';
+import { DROPOUT_NOISE } from '../dsl/functional';
 import { crossEntropy } from '../dsl/losses';
 import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
@@ -25,8 +26,8 @@ export interface TrainingGraph {
 }
 
 /**
- * The training graph of a classifier: inputs `input`, `labels`, then every parameter and every state tensor by
- * name; outputs `loss` (softmax cross-entropy), then `<param>_grad` for each trainable parameter, then the updated
+ * The training graph of a classifier: inputs `input`, `labels`, the uniform noise of each dropout
+ * (`dropout_noise.<k>`, shaped like the dropped tensor), then every parameter and every state tensor by name; outputs `loss` (softmax cross-entropy), then `<param>_grad` for each trainable parameter, then the updated
  * state tensors. The forward pass runs in training mode (dropout, batch statistics).
  */
 export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
@@ -53,6 +54,12 @@ function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGrap
   const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
   if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
   const loss = trace.builder.run(() => crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
+  // Dropout noise inputs appear while forward runs, after the parameters: list them with the data inputs.
+  const inputs = trace.builder.graph.inputs;
+  const noise = inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
+  const rest = inputs.filter((v) => !v.name.startsWith(DROPOUT_NOISE));
+  const data = trace.inputs.length + trace.extraInputs.length;
+  inputs.splice(0, inputs.length, ...rest.slice(0, data), ...noise, ...rest.slice(data));
   return { trace, loss, buildOptions };
 }
 

@@ -11,6 +11,8 @@ export interface TrainingPosition {
   step: number;
   /** The shuffling generator's state at the start of `epoch`. */
   epochRng: RngState;
+  /** Sum and count of the training loss over the batches of `epoch` done so far (to resume its average). */
+  epochLoss?: { sum: number; count: number };
 }
 
 export interface CheckpointContents {
@@ -36,6 +38,7 @@ export async function saveCheckpoint(file: string, contents: CheckpointContents)
     'deepvision.batch': String(contents.position.batch),
     'deepvision.step': String(contents.position.step),
     'deepvision.rng': JSON.stringify(contents.position.epochRng),
+    ...(contents.position.epochLoss ? { 'deepvision.epoch_loss': JSON.stringify(contents.position.epochLoss) } : {}),
   });
 }
 
@@ -54,5 +57,10 @@ export function loadCheckpoint(file: string): CheckpointContents {
   } catch {
     throw new Error(`${file}: checkpoint metadata 'deepvision.rng' is missing or invalid`);
   }
-  return { position: { epoch: number('deepvision.epoch'), batch: number('deepvision.batch'), step: number('deepvision.step'), epochRng: rng }, tensors: out, metadata };
+  const epochLoss = metadata['deepvision.epoch_loss'] ? (JSON.parse(metadata['deepvision.epoch_loss']) as { sum: number; count: number }) : undefined;
+  return {
+    position: { epoch: number('deepvision.epoch'), batch: number('deepvision.batch'), step: number('deepvision.step'), epochRng: rng, epochLoss },
+    tensors: out,
+    metadata,
+  };
 }

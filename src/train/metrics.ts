@@ -15,8 +15,12 @@ export function topKCorrect(logits: Float32Array, labels: ArrayLike<bigint | num
 
 /** Running means of a metric over batches of different sizes. */
 export class Average {
-  private sum = 0;
-  private count = 0;
+  constructor(private sum = 0, private count = 0) {}
+
+  /** The running totals, to save and continue later. */
+  get totals(): { sum: number; count: number } {
+    return { sum: this.sum, count: this.count };
+  }
 
   add(value: number, weight = 1): void {
     this.sum += value * weight;

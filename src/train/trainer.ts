@@ -13,6 +13,7 @@ import { learningRateAt, Schedule } from '../optim/schedule';
 import { Rng } from '../util/rng';
 import { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
+import { DROPOUT_NOISE } from '../dsl/functional';
 import { CheckpointContents, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
 import { Average, topKCorrect } from './metrics';
 
@@ -169,6 +170,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
 
   const batchesPerEpoch = Math.ceil(o.train.count / o.batchSize);
+  const noiseInputs = graph.model.graph.inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
   const image = o.train.channels * o.train.height * o.train.width;
   const input = new Float32Array(o.batchSize * image);
   const labels = new BigInt64Array(o.batchSize);
@@ -180,11 +182,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const order = rng.shuffle([...Array(o.train.count).keys()]);
     const nextEpochRng = rng.getState();
     const started = performance.now();
-    const trainLoss = new Average();
+    const trainLoss = new Average(position.epochLoss?.sum, position.epochLoss?.count);
     let seen = 0;
     for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
       if (o.shouldStop?.()) {
-        position = { ...position, epoch, batch };
+        position = { ...position, epoch, batch, epochLoss: trainLoss.totals };
         await save(lastCheckpoint, position);
         stopped = 'interrupted';
         break epochs;
@@ -197,6 +199,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         labels: new ort.Tensor('int64', labels.subarray(0, n), [n]),
       };
       for (const p of graph.parameters) feeds[p.name] = tensors.get(p.name)!;
+      for (const v of noiseInputs) {
+        // Dropout noise from a stream named after the update number: a resumed run draws the same masks.
+        const rngNoise = Rng.derive(seed, `dropout/${position.step + 1}/${v.name}`);
+        const dims = v.shape!.map((d, i) => (i === 0 ? n : Number(d)));
+        feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rngNoise.next()), dims);
+      }
       const out = await trainSession.run(feeds);
       const loss = (out.loss!.data as Float32Array)[0]!;
       if (!Number.isFinite(loss)) {
@@ -225,7 +233,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       o.onBatch?.({ epoch, batch, batches: batchesPerEpoch, loss: trainLoss.value, imagesPerSecond: seen / ((performance.now() - started) / 1000) });
       if (o.maxSteps !== undefined && step >= o.maxSteps) {
         stopped = 'max-steps';
-        position = { ...position, epoch, batch: batch + 1 };
+        position = { ...position, epoch, batch: batch + 1, epochLoss: trainLoss.totals };
         await save(lastCheckpoint, position);
         break epochs;
       }
