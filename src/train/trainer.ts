@@ -79,7 +79,7 @@ export interface TrainResult {
 }
 
 /** A loss that is NaN or infinite: training stops and the last good checkpoint stays as it was. */
-export class NonFiniteLossError extends Error {
+export class TrainingError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UserError';
@@ -138,8 +138,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const loaded = loadCheckpoint(o.resume);
     for (const name of tensors.keys()) {
       const t = loaded.tensors.get(name);
-      if (t === undefined) throw new NonFiniteLossError(`checkpoint ${o.resume} has no tensor '${name}': it was written for another model or optimizer`);
-      if (t.dims.join() !== tensors.get(name)!.dims.join()) throw new NonFiniteLossError(`checkpoint ${o.resume}: '${name}' is [${t.dims}], the model expects [${tensors.get(name)!.dims}]`);
+      if (t === undefined) throw new TrainingError(`checkpoint ${o.resume} has no tensor '${name}': it was written for another model or optimizer`);
+      if (t.dims.join() !== tensors.get(name)!.dims.join()) throw new TrainingError(`checkpoint ${o.resume}: '${name}' is [${t.dims}], the model expects [${tensors.get(name)!.dims}]`);
       tensors.set(name, t);
     }
     position = loaded.position;
@@ -208,7 +208,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const out = await trainSession.run(feeds);
       const loss = (out.loss!.data as Float32Array)[0]!;
       if (!Number.isFinite(loss)) {
-        throw new NonFiniteLossError(`the loss became ${loss} at epoch ${epoch + 1}, batch ${batch + 1} (learning rate ${learningRateAt(o.learningRate, position.step + 1, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps })}); training stopped. `
+        throw new TrainingError(`the loss became ${loss} at epoch ${epoch + 1}, batch ${batch + 1} (learning rate ${learningRateAt(o.learningRate, position.step + 1, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps })}); training stopped. `
           + `Checkpoints already written are untouched (${fs.existsSync(lastCheckpoint) ? lastCheckpoint : 'none yet'}). Try a lower learning rate or --clip-grad-norm.`);
       }
       const step = position.step + 1;
@@ -260,7 +260,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       break;
     }
   }
-  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release()]);
+  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release()]);
   return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, tensors };
 }
 
@@ -299,15 +299,16 @@ export async function evaluate(
  */
 async function hostCopier(
   names: string[], shapeOf: (name: string) => readonly number[], options: ort.InferenceSession.SessionOptions,
-): Promise<(tensors: Map<string, ort.Tensor>) => Promise<Map<string, ort.Tensor>>> {
+): Promise<((tensors: Map<string, ort.Tensor>) => Promise<Map<string, ort.Tensor>>) & { release(): Promise<void> }> {
   const b = new GraphBuilder('download');
   const safe = (name: string) => `t${names.indexOf(name)}`;
   for (const name of names) b.output(`${safe(name)}_host`, b.run(() => F.identity(b.input(safe(name), 'float32', shapeOf(name)))));
   const session = await ort.InferenceSession.create(encodeModel(b.toModel()), { ...options, preferredOutputLocation: 'cpu' });
-  return async (tensors) => {
+  const copy = async (tensors: Map<string, ort.Tensor>) => {
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of names) feeds[safe(name)] = tensors.get(name)!;
     const out = await session.run(feeds);
     return new Map(names.map((name) => [name, out[`${safe(name)}_host`]!]));
   };
+  return Object.assign(copy, { release: () => session.release() });
 }
