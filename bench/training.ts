@@ -26,7 +26,7 @@ async function throughput(label: string, definition: ModelDefinition, config: Re
   const batch = 64;
   const size = config.imageSize!;
   const graph = buildTrainingGraph(definition, { config });
-  const specs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
+  const specs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(specs, optimizerConfig);
   // As the trainer: one thread per core, no spin-waiting between the two sessions.
   const options: ort.InferenceSession.SessionOptions = {

@@ -4,7 +4,7 @@
  * CPU; the test prints which and fails if a heavy op (convolution, pooling, GEMM) is among them.
  */
 import cnn from '../graphs/cnn';
-import { opPlacement } from '../src/autodiff/placement';
+import { opPlacement } from '../src/runtime/placement';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { trainingFeeds } from './support/training-feeds';

@@ -33,7 +33,7 @@ export function writeTrainingArtifacts(definition: ModelDefinition, outDir: stri
   const common = { variant: o.variant, config: o.config, seed: o.seed };
   const training = buildTrainingGraph(definition, { ...common, labelSmoothing: o.labelSmoothing });
   const evaluation = buildEvalGraph(definition, { ...common, labelSmoothing: o.labelSmoothing });
-  const specs = training.parameters.filter((p) => training.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
+  const specs = training.trainableSpecs;
   const optimizer = buildOptimizerGraph(specs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const inference = buildModel(definition, { ...common, mode: 'eval' });
   if (o.values) {

@@ -19,6 +19,8 @@ export interface TrainingGraph {
   parameters: ParameterInfo[];
   /** Names of the parameters whose gradients the graph outputs (`<name>_grad`), in output order. */
   trainable: string[];
+  /** Name and shape of each trainable parameter, in the same order: what the optimizer graph updates. */
+  trainableSpecs: { name: string; shape: readonly number[] }[];
   /** Buffer name -> the output holding its new value. */
   stateOutputs: Map<string, string>;
   /** Initial values of parameters and buffers. */
@@ -45,7 +47,8 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
     docString: `${definition.description ?? definition.name} (training graph: loss, gradients, updated state)`,
     metadata: modelMetadata(definition, trace, buildOptions, { 'deepvision.graph': 'training' }),
   });
-  return { model, config: trace.config, parameters: trace.parameters, trainable, stateOutputs, values: trace.values };
+  const trainableSpecs = trainable.map((name) => ({ name, shape: trace.parameters.find((p) => p.name === name)!.shape }));
+  return { model, config: trace.config, parameters: trace.parameters, trainable, trainableSpecs, stateOutputs, values: trace.values };
 }
 
 /** A classifier traced with parameters as inputs and a `labels` input, and its cross-entropy loss. */

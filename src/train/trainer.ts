@@ -99,7 +99,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const seed = o.seed ?? 0;
   const graph = buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing });
   const evalGraph = buildEvalGraph(o.definition, { variant: o.variant, config, seed });
-  const paramSpecs = graph.parameters.filter((p) => graph.trainable.includes(p.name)).map((p) => ({ name: p.name, shape: p.shape }));
+  const paramSpecs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     // Three sessions take turns; idle thread pools that spin-wait for work would steal the cores from the one
