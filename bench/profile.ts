@@ -31,7 +31,7 @@ import { Rng } from '../src/util/rng';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-profile-'));
   const session = await ort.InferenceSession.create(encodeModel(graph.model), {
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: (process.env.ORT_LEVEL ?? 'extended') as 'extended',
-    enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), optimizedModelFilePath: path.join(dir, 'optimized.onnx'),
+    enableMemPattern: process.env.MEMPAT !== '0', enableCpuMemArena: process.env.ARENA !== '0', enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), optimizedModelFilePath: path.join(dir, 'optimized.onnx'),
   });
   for (let i = 0; i < 8; i++) await session.run(feeds);
   session.endProfiling();

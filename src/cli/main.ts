@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { buildCommand } from './commands/build';
 import { evalCommand } from './commands/eval';
+import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
+import { predictCommand } from './commands/predict';
+import { serveCommand } from './commands/serve';
 import { trainCommand } from './commands/train';
 import { isUserFacing } from './errors';
 
@@ -16,7 +19,10 @@ export function program(): Command {
     .addCommand(buildCommand())
     .addCommand(inspectCommand())
     .addCommand(trainCommand())
-    .addCommand(evalCommand());
+    .addCommand(evalCommand())
+    .addCommand(exportCommand())
+    .addCommand(predictCommand())
+    .addCommand(serveCommand());
 }
 
 /** Runs the CLI; user errors print one line and exit 1, bugs print their stack and exit 2. */

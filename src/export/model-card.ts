@@ -1,0 +1,55 @@
+/**
+ * model.json: what a page (or any other runtime) needs to use an exported model: the file, the input it expects and
+ * how to make it from an image, the labels of its outputs, and where it came from. Pure data, shared by the CLI and
+ * the web demo.
+ */
+export interface ModelCard {
+  format: 'deepvision-model-card';
+  version: 1;
+  name: string;
+  /** The ONNX file, relative to model.json. */
+  file: string;
+  input: {
+    name: string;
+    /** [channels, height, width]; the batch dimension is dynamic. */
+    shape: [number, number, number];
+    /** How to turn pixels into the input, in this order: see image-preprocessing.ts. */
+    preprocessing: {
+      /** Resize so that the shorter side has this many pixels (keeping the aspect ratio), then center-crop. */
+      resizeShorterSide: number;
+      /** value = (pixel / 255 - mean[c]) / std[c], channels in RGB order. */
+      mean: number[];
+      std: number[];
+    };
+  };
+  output: { name: string; kind: 'logits' };
+  labels: string[];
+  training: {
+    dataset: string;
+    validation?: { top1: number; top5: number; loss: number; epoch: number };
+  };
+  /** 'float32', or 'float16-weights' (weights stored as float16, computed in float32). */
+  precision: 'float32' | 'float16-weights';
+  parameters: number;
+  bytes: number;
+  producer: string;
+  exportedAt: string;
+}
+
+/** Checks the fields a runtime relies on; returns a list of problems (empty when the card is usable). */
+export function modelCardProblems(card: unknown): string[] {
+  const problems: string[] = [];
+  const c = card as Partial<ModelCard> | null;
+  if (typeof c !== 'object' || c === null) return ['model.json is not a JSON object'];
+  if (c.format !== 'deepvision-model-card') problems.push("'format' is not 'deepvision-model-card'");
+  if (typeof c.file !== 'string' || c.file === '') problems.push("'file' is missing");
+  const shape = c.input?.shape;
+  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) problems.push("'input.shape' must be [channels, height, width]");
+  const p = c.input?.preprocessing;
+  const channels = Array.isArray(shape) ? shape[0] : 3;
+  if (!p || !(p.resizeShorterSide > 0)) problems.push("'input.preprocessing.resizeShorterSide' is missing");
+  if (!p || !Array.isArray(p.mean) || p.mean.length !== channels) problems.push(`'input.preprocessing.mean' needs ${channels} values`);
+  if (!p || !Array.isArray(p.std) || p.std.length !== channels || p.std.some((s) => !(s > 0))) problems.push(`'input.preprocessing.std' needs ${channels} positive values`);
+  if (!Array.isArray(c.labels) || c.labels.length === 0) problems.push("'labels' is missing");
+  return problems;
+}

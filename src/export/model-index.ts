@@ -1,0 +1,33 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../util/atomic-write';
+
+export interface ModelIndexEntry {
+  /** Folder name under the models folder. */
+  id: string;
+  name: string;
+  dataset: string;
+  top1?: number;
+}
+
+/** The models in a folder: every sub-folder with a readable model.json, sorted by name. */
+export function listModels(modelsDir: string): ModelIndexEntry[] {
+  if (!fs.existsSync(modelsDir)) return [];
+  const entries: ModelIndexEntry[] = [];
+  for (const id of fs.readdirSync(modelsDir).sort()) {
+    const cardFile = path.join(modelsDir, id, 'model.json');
+    if (!fs.existsSync(cardFile)) continue;
+    try {
+      const card = JSON.parse(fs.readFileSync(cardFile, 'utf8')) as { name?: string; training?: { dataset?: string; validation?: { top1?: number } } };
+      entries.push({ id, name: card.name ?? id, dataset: card.training?.dataset ?? 'unknown', ...(card.training?.validation?.top1 !== undefined ? { top1: card.training.validation.top1 } : {}) });
+    } catch {
+      // An unreadable card is skipped here; the page reports it when that model is opened.
+    }
+  }
+  return entries;
+}
+
+/** Rewrites index.json of a models folder (what the web demo lists in its model picker). */
+export function updateModelIndex(modelsDir: string): void {
+  writeFileAtomic(path.join(modelsDir, 'index.json'), `${JSON.stringify({ models: listModels(modelsDir) }, null, 2)}\n`);
+}

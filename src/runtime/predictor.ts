@@ -1,0 +1,51 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelCard, modelCardProblems } from '../export/model-card';
+import { Pixels, Prediction, preprocessImage, topK } from '../export/image-preprocessing';
+
+export class PredictorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+/** An exported model (model.json + model.onnx) ready to classify images, with the page's exact preprocessing. */
+export class Predictor {
+  private constructor(readonly card: ModelCard, private readonly session: ort.InferenceSession) {}
+
+  static async load(dir: string): Promise<Predictor> {
+    const cardFile = path.join(dir, 'model.json');
+    if (!fs.existsSync(cardFile)) throw new PredictorError(`${dir} has no model.json: export a model with \`deepvision export\``);
+    let card: ModelCard;
+    try {
+      card = JSON.parse(fs.readFileSync(cardFile, 'utf8')) as ModelCard;
+    } catch (err) {
+      throw new PredictorError(`${cardFile} is not valid JSON (${(err as Error).message})`);
+    }
+    const problems = modelCardProblems(card);
+    if (problems.length > 0) throw new PredictorError(`${cardFile}: ${problems.join('; ')}`);
+    const modelFile = path.join(dir, card.file);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(modelFile, { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });
+    } catch (err) {
+      throw new PredictorError(`cannot load ${modelFile}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    return new Predictor(card, session);
+  }
+
+  /** Top-k classes of one decoded image. */
+  async classify(image: Pixels, k = 5): Promise<Prediction[]> {
+    const [c, h, w] = this.card.input.shape;
+    const input = preprocessImage(image, this.card.input.preprocessing, c, h, w);
+    const out = await this.session.run({ [this.card.input.name]: new ort.Tensor('float32', input, [1, c, h, w]) });
+    return topK(out[this.card.output.name]!.data as Float32Array, this.card.labels, k);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

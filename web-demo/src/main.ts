@@ -1,0 +1,249 @@
+/**
+ * The web demo: pick an exported model, give it an image, see the top-5 classes. Preprocessing and softmax come
+ * from the same module `deepvision predict` uses, so the page and the CLI agree to the last digit that matters.
+ */
+import type * as OrtWeb from 'onnxruntime-web';
+import { Pixels, Prediction, preprocessImage, topK } from '../../src/export/image-preprocessing';
+import { ModelCard, modelCardProblems } from '../../src/export/model-card';
+
+declare const ort: typeof OrtWeb;
+
+interface LoadedModel {
+  id: string;
+  card: ModelCard;
+  session: OrtWeb.InferenceSession;
+  provider: string;
+}
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const modelSelect = $<HTMLSelectElement>('model-select');
+const modelInfo = $<HTMLDListElement>('model-info');
+const dropZone = $<HTMLDivElement>('drop-zone');
+const fileInput = $<HTMLInputElement>('file-input');
+const samples = $<HTMLDivElement>('samples');
+const errorBox = $<HTMLDivElement>('error');
+const preview = $<HTMLCanvasElement>('preview');
+const imageName = $<HTMLParagraphElement>('image-name');
+const results = $<HTMLOListElement>('results');
+const timing = $<HTMLParagraphElement>('timing');
+const providerLine = $<HTMLParagraphElement>('provider');
+
+let current: LoadedModel | undefined;
+let lastImage: { pixels: Pixels; name: string } | undefined;
+let loading: Promise<LoadedModel | undefined> = Promise.resolve(undefined);
+
+function showError(message: string): void {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+  results.dataset.state = 'error';
+}
+
+function clearError(): void {
+  errorBox.hidden = true;
+  errorBox.textContent = '';
+}
+
+async function fetchJson<T>(url: string): Promise<T> {
+  const response = await fetch(url, { cache: 'no-cache' });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  try {
+    return (await response.json()) as T;
+  } catch {
+    throw new Error(`${url} is not valid JSON`);
+  }
+}
+
+/** WebGPU when the browser has a usable adapter, else wasm (threaded when the page is cross-origin isolated). */
+async function createSession(bytes: ArrayBuffer): Promise<{ session: OrtWeb.InferenceSession; provider: string }> {
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  let webgpuProblem = 'this browser has no WebGPU';
+  if (gpu) {
+    try {
+      if (await gpu.requestAdapter()) {
+        const session = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'] });
+        return { session, provider: 'WebGPU' };
+      }
+      webgpuProblem = 'no WebGPU adapter';
+    } catch (err) {
+      webgpuProblem = `WebGPU failed: ${(err as Error).message}`;
+    }
+  }
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const threads = ort.env.wasm.numThreads ?? 1;
+  return { session, provider: `wasm (${threads} thread${threads === 1 ? '' : 's'}; ${webgpuProblem})` };
+}
+
+async function loadModel(id: string): Promise<LoadedModel | undefined> {
+  clearError();
+  modelInfo.replaceChildren();
+  results.dataset.state = 'loading-model';
+  try {
+    const base = `models/${encodeURIComponent(id)}/`;
+    const card = await fetchJson<ModelCard>(`${base}model.json`);
+    const problems = modelCardProblems(card);
+    if (problems.length > 0) throw new Error(`model.json of '${id}': ${problems.join('; ')}`);
+    const response = await fetch(base + card.file);
+    if (!response.ok) throw new Error(`${base}${card.file}: HTTP ${response.status}`);
+    const { session, provider } = await createSession(await response.arrayBuffer());
+    const info: [string, string][] = [
+      ['Trained on', card.training.dataset],
+      ['Validation top-1', card.training.validation ? `${(100 * card.training.validation.top1).toFixed(2)} %` : 'n/a'],
+      ['Input', `${card.input.shape[1]}×${card.input.shape[2]}, ${card.input.shape[0]} channels`],
+      ['Classes', String(card.labels.length)],
+      ['Parameters', card.parameters.toLocaleString('en-US')],
+      ['Size', `${(card.bytes / 1e6).toFixed(2)} MB (${card.precision})`],
+    ];
+    modelInfo.replaceChildren(...info.flatMap(([k, v]) => [Object.assign(document.createElement('dt'), { textContent: k }), Object.assign(document.createElement('dd'), { textContent: v })]));
+    providerLine.textContent = `Execution provider: ${provider}`;
+    providerLine.dataset.provider = provider.split(' ')[0]!;
+    results.dataset.state = 'ready';
+    return { id, card, session, provider };
+  } catch (err) {
+    showError(`Could not load model '${id}': ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Decodes an image file with the browser (EXIF orientation applied), as RGBA pixels at its own size. */
+async function decode(blob: Blob, name: string): Promise<Pixels> {
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(blob, { premultiplyAlpha: 'none', imageOrientation: 'from-image' });
+  } catch {
+    throw new Error(`'${name}' is not an image this browser can decode`);
+  }
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext('2d', { willReadFrequently: true })!;
+  context.drawImage(bitmap, 0, 0);
+  const data = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  // Preview: fit the image into the square canvas.
+  const view = preview.getContext('2d')!;
+  view.clearRect(0, 0, preview.width, preview.height);
+  const fit = Math.min(preview.width / bitmap.width, preview.height / bitmap.height);
+  view.imageSmoothingEnabled = fit < 1;
+  view.drawImage(bitmap, (preview.width - bitmap.width * fit) / 2, (preview.height - bitmap.height * fit) / 2, bitmap.width * fit, bitmap.height * fit);
+  bitmap.close();
+  return { width: canvas.width, height: canvas.height, channels: 4, data };
+}
+
+async function classify(): Promise<void> {
+  const model = current;
+  if (!model || !lastImage) return;
+  results.dataset.state = 'running';
+  try {
+    const [c, h, w] = model.card.input.shape;
+    const input = preprocessImage(lastImage.pixels, model.card.input.preprocessing, c, h, w);
+    const started = performance.now();
+    const out = await model.session.run({ [model.card.input.name]: new ort.Tensor('float32', input, [1, c, h, w]) });
+    const elapsed = performance.now() - started;
+    const logits = out[model.card.output.name];
+    if (!logits) throw new Error(`the model has no output '${model.card.output.name}'`);
+    render(topK(logits.data as Float32Array, model.card.labels, 5));
+    timing.textContent = `Inference: ${elapsed.toFixed(1)} ms (${lastImage.pixels.width}×${lastImage.pixels.height} image → ${w}×${h} input)`;
+    results.dataset.state = 'done';
+  } catch (err) {
+    showError(`Inference failed: ${(err as Error).message}`);
+  }
+}
+
+function render(predictions: Prediction[]): void {
+  results.replaceChildren(...predictions.map((p) => {
+    const li = document.createElement('li');
+    li.dataset.label = p.label;
+    li.dataset.probability = String(p.probability);
+    const label = Object.assign(document.createElement('span'), { className: 'label', textContent: p.label, title: p.label });
+    const bar = Object.assign(document.createElement('span'), { className: 'bar' });
+    const fill = document.createElement('i');
+    fill.style.width = `${(100 * p.probability).toFixed(2)}%`;
+    bar.append(fill);
+    const value = Object.assign(document.createElement('span'), { className: 'value', textContent: `${(100 * p.probability).toFixed(2)} %` });
+    li.append(label, bar, value);
+    return li;
+  }));
+}
+
+async function useImage(blob: Blob, name: string): Promise<void> {
+  clearError();
+  results.replaceChildren();
+  timing.textContent = '';
+  imageName.textContent = name;
+  try {
+    lastImage = { pixels: await decode(blob, name), name };
+  } catch (err) {
+    lastImage = undefined;
+    showError((err as Error).message);
+    return;
+  }
+  current = await loading;
+  await classify();
+}
+
+async function start(): Promise<void> {
+  if (self.crossOriginIsolated) ort.env.wasm.numThreads = Math.min(navigator.hardwareConcurrency || 1, 4);
+  else ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = new URL('ort/', document.baseURI).href;
+
+  fileInput.addEventListener('change', () => {
+    const file = fileInput.files?.[0];
+    if (file) void useImage(file, file.name);
+    fileInput.value = '';
+  });
+  dropZone.addEventListener('click', () => fileInput.click());
+  dropZone.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') fileInput.click();
+  });
+  dropZone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    dropZone.classList.add('over');
+  });
+  dropZone.addEventListener('dragleave', () => dropZone.classList.remove('over'));
+  dropZone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    dropZone.classList.remove('over');
+    const file = e.dataTransfer?.files[0];
+    if (file) void useImage(file, file.name);
+  });
+
+  try {
+    const { samples: list } = await fetchJson<{ samples: { file: string; caption: string }[] }>('samples/index.json');
+    for (const s of list) {
+      const button = document.createElement('button');
+      button.title = s.caption;
+      button.append(Object.assign(document.createElement('img'), { src: `samples/${s.file}`, alt: s.caption }));
+      button.addEventListener('click', async () => {
+        const response = await fetch(`samples/${s.file}`);
+        await useImage(await response.blob(), s.file);
+      });
+      samples.append(button);
+    }
+  } catch {
+    samples.textContent = 'no samples found';
+  }
+
+  let models: { id: string; name: string; dataset: string; top1?: number }[] = [];
+  try {
+    models = (await fetchJson<{ models: typeof models }>('models/index.json')).models;
+  } catch (err) {
+    showError(`Could not list the models: ${(err as Error).message}`);
+  }
+  if (models.length === 0) {
+    modelSelect.replaceChildren(new Option('no models exported yet'));
+    if (errorBox.hidden) showError('No models yet: run `deepvision export models/RUN --out web-demo/models/NAME` and reload.');
+    return;
+  }
+  modelSelect.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.dataset}${m.top1 !== undefined ? `, ${(100 * m.top1).toFixed(1)} %` : ''})`, m.id)));
+  modelSelect.disabled = false;
+  const switchModel = async (id: string) => {
+    const previous = current;
+    loading = loadModel(id);
+    current = await loading;
+    if (previous && previous !== current) void previous.session.release();
+    await classify();
+  };
+  modelSelect.addEventListener('change', () => void switchModel(modelSelect.value));
+  const wanted = new URLSearchParams(location.search).get('model');
+  if (wanted && models.some((m) => m.id === wanted)) modelSelect.value = wanted;
+  await switchModel(modelSelect.value);
+}
+
+void start();
