@@ -85,8 +85,9 @@ export function startStaticServer(o: StaticServerOptions): Promise<{ server: htt
         break;
       }
     }
-    if (root === o.root && rawPath === '/models/index.json' && !fs.existsSync(path.join(o.root, 'models', 'index.json'))) {
-      const body = JSON.stringify({ models: listModels(path.join(o.root, 'models')) });
+    const modelsDir = root === o.root ? path.join(o.root, 'models') : root;
+    if (rawPath === '/models/index.json' && !fs.existsSync(path.join(modelsDir, 'index.json'))) {
+      const body = JSON.stringify({ models: listModels(modelsDir) });
       res.writeHead(200, { 'Content-Type': MIME['.json']!, 'Cache-Control': 'no-cache', ...isolationHeaders() });
       res.end(req.method === 'HEAD' ? undefined : body);
       return done(200);

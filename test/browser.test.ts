@@ -1,0 +1,107 @@
+/**
+ * The web demo in a real browser (Debian's chromium driven by playwright-core) against `deepvision serve`'s
+ * server: the page's top 5 must equal `deepvision predict`'s for the same exported model and image.
+ */
+import * as fs from 'node:fs';
+import type * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Browser, chromium, Page } from 'playwright-core';
+import sharp from 'sharp';
+import { demoServerOptions, startStaticServer } from '../src/serve/static-server';
+import { cli, trainAndExport } from './support/exported-model';
+import { sharedFile } from './support/shared';
+
+const CHROMIUM = '/usr/bin/chromium';
+let tmp: string;
+let trained: ReturnType<typeof trainAndExport>;
+let server: http.Server;
+let url: string;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/install-system-deps.sh\` (Debian package chromium)`);
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-browser-'));
+  trained = trainAndExport(tmp);
+  // A model whose card points at a file that does not exist: the page must say so.
+  fs.mkdirSync(path.join(trained.modelsDir, 'broken'));
+  fs.writeFileSync(path.join(trained.modelsDir, 'broken', 'model.json'), fs.readFileSync(path.join(trained.modelDir, 'model.json'), 'utf8').replace('"model.onnx"', '"missing.onnx"'));
+  fs.rmSync(path.join(trained.modelsDir, 'index.json'));
+  const demo = demoServerOptions();
+  ({ server, url } = await startStaticServer({ ...demo, mounts: { '/models/': trained.modelsDir, ...demo.mounts }, port: 0 }));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${url}?model=small`);
+  await page.waitForSelector('#results[data-state="ready"]', { state: 'attached', timeout: 60000 });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  server?.close();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function upload(file: string): Promise<{ label: string; probability: number }[]> {
+  await page.setInputFiles('#file-input', file);
+  await page.waitForSelector('#results[data-state="done"], #results[data-state="error"]', { state: 'attached', timeout: 60000 });
+  const error = await page.textContent('#error');
+  if (error) throw new Error(`the page shows an error: ${error}`);
+  return page.$$eval('#results li', (items) => items.map((li) => ({ label: li.dataset.label!, probability: Number(li.dataset.probability) })));
+}
+
+function predict(file: string): { label: string; probability: number }[] {
+  const r = cli(tmp, 'predict', trained.modelDir, file, '--json');
+  if (r.status !== 0) throw new Error(r.stderr);
+  return (JSON.parse(r.stdout) as { predictions: { label: string; probability: number }[] }).predictions;
+}
+
+function expectSamePredictions(shown: { label: string; probability: number }[], cliPredictions: { label: string; probability: number }[]): void {
+  expect(shown.map((p) => p.label)).toEqual(cliPredictions.map((p) => p.label));
+  for (const [i, p] of shown.entries()) expect(Math.abs(p.probability - cliPredictions[i]!.probability)).toBeLessThanOrEqual(1e-4);
+}
+
+test('the page loads the model with the wasm provider (no GPU here) and shows its card', async () => {
+  expect(await page.textContent('#provider')).toMatch(/Execution provider: wasm \(\d+ threads?; /);
+  expect(await page.$eval('#model-select', (s) => (s as HTMLSelectElement).value)).toBe('small');
+  expect(await page.textContent('#model-info')).toContain('shapes');
+  expect(await page.$$eval('#samples img', (imgs) => imgs.length)).toBe(10);
+});
+
+test('a PNG photo: top 5 labels and probabilities equal deepvision predict within 1e-4', async () => {
+  const png = path.join(tmp, 'photo.png');
+  await sharp(sharedFile('data/tiny-imagenet-30/val/images/val_1.JPEG')).png().toFile(png);
+  const shown = await upload(png);
+  expect(shown).toHaveLength(5);
+  expectSamePredictions(shown, predict(png));
+  expect(await page.textContent('#timing')).toMatch(/Inference: [\d.]+ ms \(64×64 image → 16×16 input\)/);
+});
+
+test('a JPEG (resized and center-cropped from 4:3) and a generated sample agree with predict too', async () => {
+  const jpeg = path.join(tmp, 'wide.jpg');
+  await sharp(sharedFile('models/samples/dog.jpg')).resize(120, 90, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(jpeg);
+  expectSamePredictions(await upload(jpeg), predict(jpeg));
+  const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
+  expectSamePredictions(await upload(sample), predict(sample));
+});
+
+test('a file that is not an image shows an error on the page', async () => {
+  const fake = path.join(tmp, 'notes.png');
+  fs.writeFileSync(fake, 'these are notes, not pixels');
+  await page.setInputFiles('#file-input', fake);
+  await page.waitForSelector('#results[data-state="error"]', { state: 'attached', timeout: 30000 });
+  expect(await page.isVisible('#error')).toBe(true);
+  expect(await page.textContent('#error')).toContain("'notes.png' is not an image");
+});
+
+test('a model that fails to load shows an error on the page', async () => {
+  await page.selectOption('#model-select', 'broken');
+  await page.waitForSelector('#results[data-state="error"]', { state: 'attached', timeout: 30000 });
+  expect(await page.textContent('#error')).toMatch(/Could not load model 'broken': .*missing\.onnx: HTTP 404/);
+  expect(pageErrors).toEqual([]);
+});
