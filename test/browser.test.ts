@@ -68,7 +68,7 @@ function expectSamePredictions(shown: { label: string; probability: number }[], 
 
 test('the page loads the model with the wasm provider (no GPU here) and shows its card', async () => {
   expect(await page.textContent('#provider')).toMatch(/Execution provider: wasm \(\d+ threads?; /);
-  expect(await page.$eval('#model-select', (s) => (s as HTMLSelectElement).value)).toBe('small');
+  expect(await page.$eval('#model-select', (s) => (s as unknown as { value: string }).value)).toBe('small');
   expect(await page.textContent('#model-info')).toContain('shapes');
   expect(await page.$$eval('#samples img', (imgs) => imgs.length)).toBe(10);
 });
