@@ -107,8 +107,8 @@ describe('deepvision CLI', () => {
       '--epochs', '2', '--batch-size', '32', '--set', 'hidden=16', '--optimizer', 'sgd', '--lr', '0.05', '--out', out, '--threads', '1');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/epoch 2: train loss [\d.]+ \| val loss [\d.]+ top-1 [\d.]+ %/);
-    expect(r.stdout).toContain('epoch  train loss  val loss  val top-1');
+    expect(r.stdout).toMatch(/epoch 2: train loss [\d.]+ top-1 [\d.]+ % \| val loss [\d.]+ top-1 [\d.]+ %/);
+    expect(r.stdout).toContain('epoch  train loss  train top-1  val loss  val top-1');
     expect(r.stdout).toMatch(/^Device: (cpu|cuda|webgpu)/m);
     for (const f of ['best.safetensors', 'last.safetensors', 'metrics.jsonl', 'training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors']) {
       expect(fs.existsSync(path.join(out, f))).toBe(true);

@@ -108,7 +108,7 @@ export async function exportModel(modelDir: string, outDir: string, o: ExportOpt
     output: { name: output.name, kind: 'logits' },
     labels,
     training: {
-      dataset: meta['deepvision.data'] ?? 'unknown',
+      dataset: path.basename(meta['deepvision.data'] ?? 'unknown'),
       ...(best ? { validation: { top1: best.valTop1, top5: best.valTop5, loss: best.valLoss, epoch: best.epoch } } : {}),
     },
     precision: o.fp16 ? 'float16-weights' : 'float32',

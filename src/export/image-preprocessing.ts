@@ -122,3 +122,13 @@ export function topK(logits: ArrayLike<number>, labels: readonly string[], k = 5
     .sort((a, b) => b.probability - a.probability || a.index - b.index)
     .slice(0, k);
 }
+
+/**
+ * The same resize and center crop as preprocessImage, kept as 8-bit planar RGB (CHW): how data sets store images,
+ * so a model sees its training images exactly as `predict` and the web page will prepare new ones.
+ */
+export function resizeToPlanar(image: Pixels, height: number, width: number, out: Uint8Array = new Uint8Array(3 * height * width)): Uint8Array {
+  const values = preprocessImage(image, { resizeShorterSide: Math.min(height, width), mean: [0, 0, 0], std: [1, 1, 1] }, 3, height, width);
+  for (let i = 0; i < values.length; i++) out[i] = Math.min(255, Math.max(0, Math.round(values[i]! * 255)));
+  return out;
+}

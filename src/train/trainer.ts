@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { AugmentConfig, NO_AUGMENTATION } from '../data/augment';
+import { BatchPipeline } from '../data/batch-pipeline';
 import { ImageDataset, Normalization, channelStatistics, fillBatch } from '../data/dataset';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
@@ -46,6 +48,14 @@ export interface TrainOptions {
   graphFile?: string;
   /** Stop after this many updates (tests). */
   maxSteps?: number;
+  /** Augmentation of the training split (default none); validation images are never augmented. */
+  augment?: AugmentConfig;
+  /** What --data named (recorded in checkpoints, so `deepvision eval` finds the same data and split). */
+  data?: { source: string; valFraction?: number };
+  /** Worker threads that assemble and augment batches ahead of training (default 0: on the trainer's thread). */
+  workers?: number;
+  /** Training images (a fixed seeded sample) on which train accuracy is measured each epoch, in eval mode (default 2,000). */
+  trainAccuracySample?: number;
   /** Receives progress events (the CLI draws a bar from them). */
   onBatch?: (e: { epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }) => void;
   onEpoch?: (m: EpochMetrics) => void;
@@ -63,6 +73,9 @@ export interface EpochMetrics {
   valTop5: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Eval-mode loss and top-1 on a fixed sample of the training split (without augmentation). */
+  trainEvalLoss?: number;
+  trainTop1?: number;
 }
 
 export type StopReason = 'completed' | 'early-stopping' | 'interrupted' | 'max-steps';
@@ -74,6 +87,8 @@ export interface TrainResult {
   lastCheckpoint: string;
   bestCheckpoint: string;
   normalization: Normalization;
+  /** Validation confusion matrix of the best epoch: confusion[true][predicted] counts. */
+  confusion: number[][] | undefined;
   /** Final parameters and state by name. */
   tensors: Map<string, ort.Tensor>;
 }
@@ -157,7 +172,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     'deepvision.seed': String(seed),
     'deepvision.optimizer': JSON.stringify(o.optimizer),
     'deepvision.optimizer_description': describeOptimizer(o.optimizer),
-    'deepvision.data': o.train.name,
+    'deepvision.data': o.data?.source ?? o.train.name,
+    ...(o.data?.valFraction !== undefined ? { 'deepvision.val_fraction': String(o.data.valFraction) } : {}),
     ...(o.graphFile ? { 'deepvision.graph_file': path.resolve(o.graphFile) } : {}),
     'deepvision.image_size': String(o.train.height),
     'deepvision.classes': JSON.stringify(o.train.classNames),
@@ -170,10 +186,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
 
   const batchesPerEpoch = Math.ceil(o.train.count / o.batchSize);
+  const pipeline = new BatchPipeline({
+    pixels: o.train.pixels, labels: o.train.labels, channels: o.train.channels, height: o.train.height, width: o.train.width,
+    normalization, augment: o.augment ?? NO_AUGMENTATION, seed,
+  }, o.workers ?? 0);
+  const sampleSize = Math.min(o.trainAccuracySample ?? 2000, o.train.count);
+  const trainSample = sampleSize > 0 ? subset(o.train, new Rng(`train-accuracy/${seed}`).shuffle([...Array(o.train.count).keys()]).slice(0, sampleSize)) : undefined;
+  let confusion: number[][] | undefined;
   const noiseInputs = graph.model.graph.inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
-  const image = o.train.channels * o.train.height * o.train.width;
-  const input = new Float32Array(o.batchSize * image);
-  const labels = new BigInt64Array(o.batchSize);
   let stopped: StopReason = 'completed';
   let sinceBest = 0;
 
@@ -184,19 +204,19 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const started = performance.now();
     const trainLoss = new Average(position.epochLoss?.sum, position.epochLoss?.count);
     let seen = 0;
+    const batches = pipeline.epoch(order, o.batchSize, epoch, position.batch);
     for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
+      const assembled = (await batches.next()).value!;
       if (o.shouldStop?.()) {
         position = { ...position, epoch, batch, epochLoss: trainLoss.totals };
         await save(lastCheckpoint, position);
         stopped = 'interrupted';
         break epochs;
       }
-      const indices = order.slice(batch * o.batchSize, (batch + 1) * o.batchSize);
-      const n = indices.length;
-      fillBatch(o.train, indices, normalization, input, labels);
+      const n = assembled.count;
       const feeds: Record<string, ort.Tensor> = {
-        input: new ort.Tensor('float32', input.subarray(0, n * image), [n, o.train.channels, o.train.height, o.train.width]),
-        labels: new ort.Tensor('int64', labels.subarray(0, n), [n]),
+        input: new ort.Tensor('float32', assembled.input, [n, o.train.channels, o.train.height, o.train.width]),
+        labels: new ort.Tensor('int64', assembled.labels, [n]),
       };
       for (const p of graph.parameters) feeds[p.name] = tensors.get(p.name)!;
       for (const v of noiseInputs) {
@@ -239,16 +259,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
     }
     const seconds = (performance.now() - started) / 1000;
-    const val = await evaluate(evalSession, graph.parameters.map((p) => p.name), tensors, o.val, normalization, classes);
+    const parameterNames = graph.parameters.map((p) => p.name);
+    const val = await evaluate(evalSession, parameterNames, tensors, o.val, normalization, classes);
+    const onTrain = trainSample ? await evaluate(evalSession, parameterNames, tensors, trainSample, normalization, classes) : undefined;
     const metrics: EpochMetrics = {
       epoch: epoch + 1, step: position.step, learningRate: learningRateAt(o.learningRate, Math.max(1, position.step), o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps }),
       trainLoss: trainLoss.value, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, seconds, imagesPerSecond: seen / seconds,
+      ...(onTrain ? { trainEvalLoss: onTrain.loss, trainTop1: onTrain.top1 } : {}),
     };
     history.push(metrics);
     fs.appendFileSync(metricsFile, `${JSON.stringify(metrics)}\n`);
     const improved = best === undefined || metrics.valLoss < best.valLoss;
     if (improved) {
       best = metrics;
+      confusion = val.confusion;
       sinceBest = 0;
     } else sinceBest++;
     position = { epoch: epoch + 1, batch: 0, step: position.step, epochRng: nextEpochRng };
@@ -260,14 +284,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       break;
     }
   }
-  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release()]);
-  return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, tensors };
+  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), pipeline.close()]);
+  return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, confusion, tensors };
 }
 
 /** Loss, top-1 and top-5 accuracy of the current parameters on a data set (eval mode). */
 export async function evaluate(
   session: ort.InferenceSession, parameterNames: string[], tensors: Map<string, ort.Tensor>, data: ImageDataset, normalization: Normalization, classes: number,
-): Promise<{ loss: number; top1: number; top5: number }> {
+): Promise<{ loss: number; top1: number; top5: number; confusion: number[][] }> {
   const batchSize = 256;
   const image = data.channels * data.height * data.width;
   const input = new Float32Array(batchSize * image);
@@ -275,6 +299,7 @@ export async function evaluate(
   const loss = new Average();
   let top1 = 0;
   let top5 = 0;
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (let start = 0; start < data.count; start += batchSize) {
     const n = Math.min(batchSize, data.count - start);
     const indices = Array.from({ length: n }, (_, i) => start + i);
@@ -289,8 +314,13 @@ export async function evaluate(
     loss.add((out.loss!.data as Float32Array)[0]!, n);
     top1 += topKCorrect(logits, labels.subarray(0, n), classes, 1);
     top5 += topKCorrect(logits, labels.subarray(0, n), classes, Math.min(5, classes));
+    for (let i = 0; i < n; i++) {
+      let predicted = 0;
+      for (let k = 1; k < classes; k++) if (logits[i * classes + k]! > logits[i * classes + predicted]!) predicted = k;
+      confusion[Number(labels[i])]![predicted]!++;
+    }
   }
-  return { loss: loss.value, top1: top1 / data.count, top5: top5 / data.count };
+  return { loss: loss.value, top1: top1 / data.count, top5: top5 / data.count, confusion };
 }
 
 /**
@@ -311,4 +341,16 @@ async function hostCopier(
     return new Map(names.map((name) => [name, out[`${safe(name)}_host`]!]));
   };
   return Object.assign(copy, { release: () => session.release() });
+}
+
+/** The images at `indices` as a data set of their own (shares nothing with the original). */
+function subset(data: ImageDataset, indices: number[]): ImageDataset {
+  const image = data.channels * data.height * data.width;
+  const pixels = new Uint8Array(indices.length * image);
+  const labels = new Int32Array(indices.length);
+  indices.forEach((from, to) => {
+    pixels.set(data.pixels.subarray(from * image, (from + 1) * image), to * image);
+    labels[to] = data.labels[from]!;
+  });
+  return { ...data, name: `${data.name} (sample)`, count: indices.length, pixels, labels, captions: undefined };
 }

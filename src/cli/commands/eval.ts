@@ -17,9 +17,10 @@ export function evalCommand(): Command {
     .argument('<checkpoint>', 'a best.safetensors or last.safetensors written by `deepvision train`')
     .option('--graph <file>', 'the graph file (default: the one recorded in the checkpoint)')
     .option('--data <name>', 'data set (default: the one the checkpoint was trained on)')
-    .option('--val-size <n>', 'validation images (shapes)', '2000')
+    .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)')
+    .option('--val-fraction <f>', 'folders: the held-out fraction the model was trained with (same seed gives the same split)')
     .option('--seed <n>', 'data seed (default: the training seed)')
-    .action(async (file: string, f: { graph?: string; data?: string; valSize: string; seed?: string }) => {
+    .action(async (file: string, f: { graph?: string; data?: string; valSize?: string; valFraction?: string; seed?: string }) => {
       let checkpoint;
       try {
         checkpoint = loadCheckpoint(file);
@@ -33,7 +34,16 @@ export function evalCommand(): Command {
       const config = JSON.parse(meta['deepvision.config'] ?? '{}') as Record<string, number>;
       const seed = Number(f.seed ?? meta['deepvision.seed'] ?? 0);
       const dataName = f.data ?? meta['deepvision.data'] ?? 'shapes';
-      const { val } = loadData(dataName, { trainSize: 1, valSize: Number(f.valSize), imageSize: Number(meta['deepvision.image_size'] ?? config.imageSize ?? 32), seed });
+      let val;
+      try {
+        ({ val } = await loadData(dataName, {
+          trainSize: dataName === 'shapes' ? 1 : undefined, valSize: f.valSize === undefined ? undefined : Number(f.valSize),
+          imageSize: Number(meta['deepvision.image_size'] ?? config.imageSize ?? 32), seed,
+          valFraction: (f.valFraction ?? meta['deepvision.val_fraction']) === undefined ? undefined : Number(f.valFraction ?? meta['deepvision.val_fraction']), onNotice: (m) => console.warn(m),
+        }));
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      }
       const normalization = JSON.parse(meta['deepvision.normalization'] ?? 'null') as Normalization | null;
       if (!normalization) throw new UserError(`${file} does not record its input normalization`);
       const { model } = buildEvalGraph(definition, { variant: meta['deepvision.variant'], config });

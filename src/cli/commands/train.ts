@@ -12,12 +12,21 @@ import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import { loadCheckpoint } from '../../train/checkpoint';
 import { chooseDevice, describeChoice, DeviceRequest } from '../../runtime/device';
+import { describeAugmentation } from '../../data/augment';
+import { resolveConfig } from '../../model/definition';
+import { writeFileAtomic } from '../../util/atomic-write';
+import { addAugmentOptions, AugmentFlags, augmentFromFlags } from '../augment-flags';
+import { applyConfigFile } from '../config-file';
 
-interface TrainFlags {
+interface TrainFlags extends AugmentFlags {
   data: string;
-  trainSize: string;
-  valSize: string;
-  imageSize: string;
+  trainSize?: string;
+  valSize?: string;
+  imageSize?: string;
+  valFraction?: string;
+  cacheDir?: string;
+  workers?: string;
+  config?: string;
   epochs: string;
   batchSize: string;
   optimizer: 'sgd' | 'adam' | 'adamw';
@@ -51,7 +60,7 @@ const num = (name: string, v: string, check: (n: number) => boolean = Number.isF
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
 export function trainCommand(): Command {
-  return new Command('train')
+  const command = new Command('train')
     .summary('train a model from a graph file on a data set')
     .description(
       'Builds the training graph (forward, generated backward pass, loss) and the optimizer graph of a model\n'
@@ -59,10 +68,13 @@ export function trainCommand(): Command {
       + 'last checkpoints (safetensors), metrics.jsonl, early stopping, --resume, a NaN guard, and Ctrl-C that\n'
       + 'saves a checkpoint before exiting.')
     .argument('<graph>', 'graph file whose default export is defineModel({...}), e.g. graphs/cnn.ts')
-    .option('--data <name>', 'data set: shapes (generated, no download)', 'shapes')
-    .option('--train-size <n>', 'training images (shapes)', '10000')
-    .option('--val-size <n>', 'validation images (shapes)', '2000')
-    .option('--image-size <n>', 'image size in pixels (shapes)', '32')
+    .option('--data <name|folder>', 'data set: shapes (generated, no download), or a folder: Tiny ImageNet layout, CIFAR-10 binary batches, or one sub-folder per class (optionally under train/ and val/ or test/)', 'shapes')
+    .option('--train-size <n>', 'training images (shapes: how many to generate, default 10000; folders: a seeded sample, default all)')
+    .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)')
+    .option('--image-size <n>', 'image size in pixels (default: the model\'s imageSize for folders, 32 for shapes)')
+    .option('--val-fraction <f>', 'folders: hold out this fraction of the training images (seeded) as validation instead of the set\'s own split (default: own split, else 0.2)')
+    .option('--cache-dir <dir>', 'where decoded images are cached (default: ~/.cache/deepvision or $DEEPVISION_CACHE)')
+    .option('--workers <n>', 'threads that assemble and augment batches ahead of training (default: 1 with augmentation, else 0)')
     .option('--epochs <n>', 'epochs', '10')
     .option('--batch-size <n>', 'images per update', '64')
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'))
@@ -86,10 +98,16 @@ export function trainCommand(): Command {
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines')
     .option('-s, --set <key=value>', 'change one config value (repeatable)', collectAssignments, [])
     .option('--no-progress', 'print one line per epoch instead of a progress bar')
-    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
+    .option('--config <file>', 'JSON file of option values, e.g. {"epochs": 30, "augment": "standard"}; command-line options win')
+    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/cnn.ts --data ../shared/data/tiny-imagenet-30 --val-fraction 0.2 --augment standard --optimizer sgd --lr 0.01\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
+    .hook('preAction', (cmd) => {
+      const file = cmd.opts<TrainFlags>().config;
+      if (file !== undefined) applyConfigFile(cmd, file);
+    })
     .action(async (graphFile: string, f: TrainFlags) => {
       const definition = loadGraphFile(graphFile);
       const config = configFromFlags(definition, f.set);
+      const augment = augmentFromFlags(f);
       const epochs = num('epochs', f.epochs, positiveInt);
       const batchSize = num('batch-size', f.batchSize, positiveInt);
       const lr = num('lr', f.lr, (n) => n > 0);
@@ -99,11 +117,33 @@ export function trainCommand(): Command {
         : { kind: f.optimizer, weightDecay };
       const seed = num('seed', f.seed, (n) => Number.isInteger(n) && n >= 0);
       let data;
+      const optionalInt = (name: string, v: string | undefined) => (v === undefined ? undefined : num(name, v, positiveInt));
+      let modelImageSize: unknown;
       try {
-        data = loadData(f.data, { trainSize: num('train-size', f.trainSize, positiveInt), valSize: num('val-size', f.valSize, positiveInt), imageSize: num('image-size', f.imageSize, positiveInt), seed });
+        modelImageSize = resolveConfig(definition, f.variant, config).imageSize;
       } catch (err) {
         throw new UserError((err as Error).message);
       }
+      const imageSize = optionalInt('image-size', f.imageSize) ?? (f.data !== 'shapes' && typeof modelImageSize === 'number' ? modelImageSize : 32);
+      const decodeBar = process.stdout.isTTY && f.progress ? new cliProgress.SingleBar({ format: 'decoding images |{bar}| {value}/{total} | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+      try {
+        data = await loadData(f.data, {
+          trainSize: optionalInt('train-size', f.trainSize), valSize: optionalInt('val-size', f.valSize), imageSize, seed,
+          valFraction: f.valFraction === undefined ? undefined : num('val-fraction', f.valFraction, (n) => n > 0 && n < 1), cacheDir: f.cacheDir,
+          onProgress: (done, total) => {
+            if (!decodeBar) return;
+            if (done <= 256) decodeBar.start(total, done);
+            decodeBar.update(done);
+            if (done === total) decodeBar.stop();
+          },
+          onNotice: (message) => console.warn(message),
+        });
+      } catch (err) {
+        throw new UserError((err as Error).message);
+      } finally {
+        decodeBar?.stop();
+      }
+      const workers = f.workers === undefined ? (describeAugmentation(augment) === 'none' ? 0 : 1) : num('workers', f.workers, (n) => Number.isInteger(n) && n >= 0 && n <= 64);
       const batches = Math.ceil(data.train.count / batchSize);
       const schedule: Schedule = f.schedule === 'step'
         ? { kind: 'step', stepSize: num('step-size', f.stepSize, positiveInt) * batches, gamma: num('gamma', f.gamma, (n) => n > 0) }
@@ -117,7 +157,7 @@ export function trainCommand(): Command {
       console.log(describeChoice(choice));
       const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${f.data}`);
       console.log(`Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
-      console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; writing to ${outDir}`);
+      console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; augmentation: ${describeAugmentation(augment)}; writing to ${outDir}`);
 
       const bar = f.progress && process.stdout.isTTY
         ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | {ips} img/s | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -138,7 +178,8 @@ export function trainCommand(): Command {
           clipGradNorm: f.clipGradNorm === undefined ? undefined : num('clip-grad-norm', f.clipGradNorm, (n) => n > 0),
           labelSmoothing: num('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
           patience: f.patience === undefined ? undefined : num('patience', f.patience, positiveInt),
-          seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile,
+          seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile, augment, workers,
+          data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) },
           executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization,
           shouldStop: () => stopRequested,
           onBatch: (e) => {
@@ -171,20 +212,31 @@ export function trainCommand(): Command {
           });
           console.log(`Artifacts (best parameters): ${['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'].map((n) => path.join(outDir, n)).join(', ')}`);
         }
-        console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}`);
+        // summary.json marks a finished run (sweep skips it) and feeds tables and plots.
+        const last = result.history[result.history.length - 1];
+        writeFileAtomic(path.join(outDir, 'summary.json'), `${JSON.stringify({
+          model: definition.name, variant: f.variant ?? null, data: f.data, classes: data.train.classNames, stopped: result.stopped,
+          epochs: result.history.length, best: result.best ?? null, last: last ?? null, confusion: result.confusion ?? null,
+          augmentation: describeAugmentation(augment), optimizer: f.optimizer, lr, batchSize,
+          seconds: result.history.reduce((t, m) => t + m.seconds, 0),
+        }, null, 2)}\n`);
+        console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}, summary: ${path.join(outDir, 'summary.json')}`);
       } finally {
         bar?.stop();
         process.off('SIGINT', onSigint);
       }
     });
+  return addAugmentOptions(command);
 }
 
 function formatEpoch(m: EpochMetrics): string {
-  return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} | val loss ${m.valLoss.toFixed(4)} top-1 ${(100 * m.valTop1).toFixed(2)} % top-5 ${(100 * m.valTop5).toFixed(2)} % | ${m.imagesPerSecond.toFixed(0)} img/s, ${m.seconds.toFixed(1)} s`;
+  const trainTop1 = m.trainTop1 === undefined ? '' : ` top-1 ${(100 * m.trainTop1).toFixed(2)} %`;
+  return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}${trainTop1} | val loss ${m.valLoss.toFixed(4)} top-1 ${(100 * m.valTop1).toFixed(2)} % top-5 ${(100 * m.valTop5).toFixed(2)} % | ${m.imagesPerSecond.toFixed(0)} img/s, ${m.seconds.toFixed(1)} s`;
 }
 
 function summaryTable(history: EpochMetrics[]): string {
-  const header = 'epoch  train loss  val loss  val top-1  val top-5   img/s';
-  const rows = history.map((m) => `${String(m.epoch).padStart(5)}${m.trainLoss.toFixed(4).padStart(12)}${m.valLoss.toFixed(4).padStart(10)}${(100 * m.valTop1).toFixed(2).padStart(9)} %${(100 * m.valTop5).toFixed(2).padStart(9)} %${m.imagesPerSecond.toFixed(0).padStart(8)}`);
+  const header = 'epoch  train loss  train top-1  val loss  val top-1  val top-5   img/s';
+  const percent = (v: number | undefined) => (v === undefined ? '      -  ' : `${(100 * v).toFixed(2).padStart(9)} %`);
+  const rows = history.map((m) => `${String(m.epoch).padStart(5)}${m.trainLoss.toFixed(4).padStart(12)}  ${percent(m.trainTop1)}${m.valLoss.toFixed(4).padStart(10)}${percent(m.valTop1)}${percent(m.valTop5)}${m.imagesPerSecond.toFixed(0).padStart(8)}`);
   return [header, ...rows].join('\n');
 }
