@@ -3,8 +3,10 @@ import { buildCommand } from './commands/build';
 import { evalCommand } from './commands/eval';
 import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
+import { plotCommand } from './commands/plot';
 import { predictCommand } from './commands/predict';
 import { serveCommand } from './commands/serve';
+import { sweepCommand } from './commands/sweep';
 import { trainCommand } from './commands/train';
 import { isUserFacing } from './errors';
 
@@ -22,6 +24,8 @@ export function program(): Command {
     .addCommand(evalCommand())
     .addCommand(exportCommand())
     .addCommand(predictCommand())
+    .addCommand(plotCommand())
+    .addCommand(sweepCommand())
     .addCommand(serveCommand());
 }
 

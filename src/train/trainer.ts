@@ -149,6 +149,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let position: TrainingPosition = { epoch: 0, batch: 0, step: 0, epochRng: new Rng(`train/${seed}`).getState() };
   const history: EpochMetrics[] = [];
   let best: EpochMetrics | undefined;
+  let resumedConfusion: number[][] | undefined;
   if (o.resume !== undefined) {
     const loaded = loadCheckpoint(o.resume);
     for (const name of tensors.keys()) {
@@ -159,6 +160,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
     position = loaded.position;
     if (loaded.metadata['deepvision.best']) best = JSON.parse(loaded.metadata['deepvision.best']) as EpochMetrics;
+    if (loaded.metadata['deepvision.best_confusion']) resumedConfusion = JSON.parse(loaded.metadata['deepvision.best_confusion']) as number[][];
   }
 
   fs.mkdirSync(o.outDir, { recursive: true });
@@ -179,6 +181,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     'deepvision.classes': JSON.stringify(o.train.classNames),
     'deepvision.normalization': JSON.stringify(normalization),
     ...(best ? { 'deepvision.best': JSON.stringify(best) } : {}),
+    ...(confusion ? { 'deepvision.best_confusion': JSON.stringify(confusion) } : {}),
   });
   const save = async (file: string, at: TrainingPosition) => {
     const contents: CheckpointContents = { position: at, tensors: download ? await download(tensors) : tensors, metadata: metadata() };
@@ -192,7 +195,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }, o.workers ?? 0);
   const sampleSize = Math.min(o.trainAccuracySample ?? 2000, o.train.count);
   const trainSample = sampleSize > 0 ? subset(o.train, new Rng(`train-accuracy/${seed}`).shuffle([...Array(o.train.count).keys()]).slice(0, sampleSize)) : undefined;
-  let confusion: number[][] | undefined;
+  let confusion: number[][] | undefined = resumedConfusion;
   const noiseInputs = graph.model.graph.inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
   let stopped: StopReason = 'completed';
   let sinceBest = 0;

@@ -1,0 +1,47 @@
+import type { RunSummary } from './run-record';
+import type { PlannedRun } from './grid';
+
+export interface RunOutcome {
+  run: PlannedRun;
+  status: 'done' | 'failed' | 'interrupted' | 'pending';
+  summary?: RunSummary;
+  error?: string;
+}
+
+const COLUMNS = ['run', 'model', 'augmentation', 'lr', 'status', 'best val top-1', 'best epoch', 'final train loss', 'final val loss', 'final train top-1', 'final val top-1', 'epochs', 'time (min)'];
+
+function row(o: RunOutcome): string[] {
+  const s = o.summary;
+  const pct = (v: number | undefined) => (v === undefined ? '' : `${(100 * v).toFixed(1)} %`);
+  const num = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3));
+  const model = s ? `${s.model}${s.variant ? ` (${s.variant})` : ''}` : String(o.run.options.graph ?? '').replace(/^.*\//, '').replace(/\.ts$/, '') + (o.run.options.variant ? ` (${o.run.options.variant})` : '');
+  return [
+    o.run.name, model, s?.augmentation ?? String(o.run.options.augment ?? 'none'), String(s?.lr ?? o.run.options.lr ?? ''),
+    o.status === 'failed' ? failure(o.error ?? '') : o.status,
+    pct(s?.best?.valTop1), s?.best ? String(s.best.epoch) : '', num(s?.last?.trainLoss), num(s?.last?.valLoss), pct(s?.last?.trainTop1), pct(s?.last?.valTop1),
+    s ? String(s.epochs) : '', s ? (s.seconds / 60).toFixed(1) : '',
+  ];
+}
+
+export function resultsMarkdown(outcomes: RunOutcome[]): string {
+  const lines = [`| ${COLUMNS.join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
+  for (const o of outcomes) lines.push(`| ${row(o).map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function resultsCsv(outcomes: RunOutcome[]): string {
+  const quote = (c: string) => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c);
+  return `${[COLUMNS, ...outcomes.map(row)].map((r) => r.map(quote).join(',')).join('\n')}\n`;
+}
+
+/** The finished run with the best validation top-1 (its confusion matrix is drawn). */
+export function bestRun(outcomes: RunOutcome[]): RunOutcome | undefined {
+  return outcomes.filter((o) => o.status === 'done' && o.summary?.best).sort((a, b) => b.summary!.best!.valTop1 - a.summary!.best!.valTop1)[0];
+}
+
+/** A failure in a few words: divergence (the NaN guard) is the expected one in learning-rate sweeps. */
+function failure(error: string): string {
+  const diverged = /loss became (NaN|-?Infinity) at epoch (\d+)/.exec(error);
+  if (diverged) return `diverged (loss ${diverged[1]} in epoch ${diverged[2]})`;
+  return `failed: ${error.split('\n')[0]!.slice(0, 80)}`;
+}
