@@ -4,6 +4,7 @@
 #   libonnx-testdata      ONNX's operator test cases (Momentum reference data for the optimizer tests)
 #   mesa-vulkan-drivers   Mesa's software Vulkan (lavapipe), from bookworm-backports: lets onnxruntime-node's
 #   libvulkan1            WebGPU provider run on a machine without a GPU (bookworm's own Mesa 22 is too old)
+#   python3-torch         PyTorch 1.13 (CPU): an independent reference for gradients of whole models in the tests
 #   chromium              the browser the web-demo tests drive with playwright-core (never `playwright install`)
 set -euo pipefail
 
@@ -27,6 +28,7 @@ missing=()
 installed python3-onnx || missing+=(python3-onnx)
 installed libonnx-testdata || missing+=(libonnx-testdata)
 installed chromium || missing+=(chromium)
+installed python3-torch || missing+=(python3-torch)
 if ! mesa_ok; then
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     echo "adding the bookworm-backports apt source"
@@ -36,7 +38,7 @@ if ! mesa_ok; then
   need_update=1
 fi
 if [ ${#missing[@]} -eq 0 ] && [ $need_update -eq 0 ]; then
-  echo "system packages present: python3-onnx, libonnx-testdata, chromium, mesa-vulkan-drivers (backports), libvulkan1"
+  echo "system packages present: python3-onnx, libonnx-testdata, python3-torch, chromium, mesa-vulkan-drivers (backports), libvulkan1"
   exit 0
 fi
 

@@ -16,3 +16,4 @@ test('gradients of the seed CNN (8x8 input, 3 classes, batch 4) match finite dif
   expect(report.ok).toBe(true);
   expect(report.checked).toBeGreaterThan(80);
 });
+
