@@ -10,99 +10,17 @@ import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import cnn from '../graphs/cnn';
 import referenceCnn from '../graphs/reference-cnn';
-import type { ModelDefinition } from '../src/model/definition';
-import { buildTrainingGraph } from '../src/model/training-graph';
-import { encodeModel } from '../src/onnx/write';
-import type { OptimizerConfig } from '../src/optim/config';
-import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
-import { Rng } from '../src/util/rng';
+import { throughput } from './training-throughput';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
 const steps = option('--steps', 10);
 const threads = option('--threads', os.cpus().length);
 
-async function throughput(label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig) {
-  const batch = 64;
-  const size = config.imageSize!;
-  const graph = buildTrainingGraph(definition, { config });
-  const specs = graph.trainableSpecs;
-  const optimizer = buildOptimizerGraph(specs, optimizerConfig);
-  // As the trainer: one thread per core, no spin-waiting between the two sessions.
-  const options: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended', extra: { session: { intra_op: { allow_spinning: '0' } } },
-  };
-  const step = await ort.InferenceSession.create(encodeModel(graph.model), options);
-  const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
-  const rng = new Rng(0);
-  const state = new Map<string, ort.Tensor>();
-  for (const [name, value] of graph.values) state.set(name, new ort.Tensor('float32', Float32Array.from(value.typed() as Float32Array), [...value.dims]));
-  for (const name of optimizer.stateNames) {
-    const shape = specs.find((p) => name.startsWith(`${p.name}.`))!.shape;
-    state.set(name, new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]));
-  }
-  const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, () => rng.normal()), [batch, 3, size, size]);
-  const labels = new ort.Tensor('int64', BigInt64Array.from({ length: batch }, () => BigInt(rng.int(config.numClasses!))), [batch]);
-  // Preallocated outputs (session.run with fetches): gradients written in place, parameters and state
-  // double-buffered, so no step allocates or page-faults fresh output memory.
-  const prealloc = process.env.DV_PREALLOC !== '0';
-  const like = (t: ort.Tensor) => new ort.Tensor('float32', new Float32Array(t.size), [...t.dims]);
-  const spare = new Map<string, ort.Tensor>([...state].map(([n, t]) => [n, like(t)]));
-  const grads = new Map(specs.map((p) => [p.name, like(state.get(p.name)!)]));
-  const loss = new ort.Tensor('float32', new Float32Array(1), []);
-  const times: number[] = [];
-  const updateTimes: number[] = [];
-  for (let i = 0; i < steps + 3; i++) {
-    const t0 = performance.now();
-    const feeds: Record<string, ort.Tensor> = { input, labels };
-    for (const p of graph.parameters) feeds[p.name] = state.get(p.name)!;
-    let out: Record<string, ort.Tensor>;
-    if (prealloc) {
-      const fetches: Record<string, ort.Tensor> = { loss };
-      for (const p of specs) fetches[`${p.name}_grad`] = grads.get(p.name)!;
-      for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
-      out = (await step.run(feeds, fetches)) as Record<string, ort.Tensor>;
-    } else out = (await step.run(feeds)) as Record<string, ort.Tensor>;
-    const optFeeds: Record<string, ort.Tensor> = {
-      learning_rate: new ort.Tensor('float32', Float32Array.from([0.01]), [1]),
-      step: new ort.Tensor('int64', BigInt64Array.from([BigInt(i + 1)]), [1]),
-    };
-    for (const p of specs) {
-      optFeeds[p.name] = state.get(p.name)!;
-      optFeeds[`${p.name}_grad`] = out[`${p.name}_grad`]!;
-    }
-    for (const name of optimizer.stateNames) optFeeds[name] = state.get(name)!;
-    const tUpdate = performance.now();
-    let updated: Record<string, ort.Tensor>;
-    if (prealloc) {
-      const fetches: Record<string, ort.Tensor> = {};
-      for (const p of specs) fetches[`${p.name}_updated`] = spare.get(p.name)!;
-      for (const name of optimizer.stateNames) fetches[`${name}_updated`] = spare.get(name)!;
-      updated = (await update.run(optFeeds, fetches)) as Record<string, ort.Tensor>;
-    } else updated = (await update.run(optFeeds)) as Record<string, ort.Tensor>;
-    const swap = (name: string, fresh: ort.Tensor) => {
-      const old = state.get(name)!;
-      state.set(name, fresh);
-      spare.set(name, old);
-    };
-    for (const p of specs) swap(p.name, updated[`${p.name}_updated`]!);
-    for (const name of optimizer.stateNames) swap(name, updated[`${name}_updated`]!);
-    for (const [buffer, output] of graph.stateOutputs) swap(buffer, out[output]!);
-    if (i >= 3) {
-      times.push(performance.now() - t0);
-      updateTimes.push(performance.now() - tUpdate);
-    }
-  }
-  await Promise.all([step.release(), update.release()]);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const ms = median(times);
-  return { workload: label, batch, msPerStep: Number(ms.toFixed(2)), optimizerMs: Number(median(updateTimes).toFixed(2)), imagesPerSecond: Number(((batch * 1000) / ms).toFixed(1)) };
-}
-
 (async () => {
   const rows = [
-    await throughput('reference CNN 32x32, SGD', referenceCnn, { imageSize: 32, numClasses: 10 }, { kind: 'sgd' }),
-    await throughput('seed CNN 64x64, SGD momentum', cnn, { imageSize: 64, numClasses: 30 }, { kind: 'sgd', momentum: 0.9 }),
+    await throughput('reference CNN 32x32, SGD', referenceCnn, { imageSize: 32, numClasses: 10 }, { kind: 'sgd' }, steps, threads),
+    await throughput('seed CNN 64x64, SGD momentum', cnn, { imageSize: 64, numClasses: 30 }, { kind: 'sgd', momentum: 0.9 }, steps, threads),
   ];
   if (args.includes('--json')) {
     console.log(JSON.stringify({ system: `deepvision (onnxruntime-node ${ort.env.versions.node})`, threads, steps, rows }));
