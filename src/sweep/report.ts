@@ -1,3 +1,4 @@
+import type { EpochMetrics } from '../train/trainer';
 import type { RunSummary } from './run-record';
 import type { PlannedRun } from './grid';
 
@@ -5,7 +6,14 @@ export interface RunOutcome {
   run: PlannedRun;
   status: 'done' | 'failed' | 'interrupted' | 'pending';
   summary?: RunSummary;
+  /** Epochs recorded so far (metrics.jsonl). */
+  metrics?: EpochMetrics[];
   error?: string;
+}
+
+/** The epoch with the highest validation top-1 (checkpoints keep the lowest validation loss; tables report accuracy). */
+export function bestAccuracy(o: RunOutcome): EpochMetrics | undefined {
+  return (o.metrics ?? []).reduce<EpochMetrics | undefined>((b, m) => (b === undefined || m.valTop1 > b.valTop1 ? m : b), undefined);
 }
 
 const COLUMNS = ['run', 'model', 'augmentation', 'lr', 'status', 'best val top-1', 'best epoch', 'final train loss', 'final val loss', 'final train top-1', 'final val top-1', 'epochs', 'time (min)'];
@@ -18,7 +26,7 @@ function row(o: RunOutcome): string[] {
   return [
     o.run.name, model, s?.augmentation ?? String(o.run.options.augment ?? 'none'), String(s?.lr ?? o.run.options.lr ?? ''),
     o.status === 'failed' ? failure(o.error ?? '') : o.status,
-    pct(s?.best?.valTop1), s?.best ? String(s.best.epoch) : '', num(s?.last?.trainLoss), num(s?.last?.valLoss), pct(s?.last?.trainTop1), pct(s?.last?.valTop1),
+    pct(bestAccuracy(o)?.valTop1), bestAccuracy(o) ? String(bestAccuracy(o)!.epoch) : '', num(s?.last?.trainLoss), num(s?.last?.valLoss), pct(s?.last?.trainTop1), pct(s?.last?.valTop1),
     s ? String(s.epochs) : '', s ? (s.seconds / 60).toFixed(1) : '',
   ];
 }
@@ -36,7 +44,7 @@ export function resultsCsv(outcomes: RunOutcome[]): string {
 
 /** The finished run with the best validation top-1 (its confusion matrix is drawn). */
 export function bestRun(outcomes: RunOutcome[]): RunOutcome | undefined {
-  return outcomes.filter((o) => o.status === 'done' && o.summary?.best).sort((a, b) => b.summary!.best!.valTop1 - a.summary!.best!.valTop1)[0];
+  return outcomes.filter((o) => o.status === 'done' && bestAccuracy(o)).sort((a, b) => bestAccuracy(b)!.valTop1 - bestAccuracy(a)!.valTop1)[0];
 }
 
 /** A failure in a few words: divergence (the NaN guard) is the expected one in learning-rate sweeps. */

@@ -6,7 +6,7 @@ import { writeChart } from '../plot/render-chart';
 import { writeFileAtomic } from '../util/atomic-write';
 import type { PlannedRun } from './grid';
 import { trainArguments } from './grid';
-import { bestRun, resultsCsv, resultsMarkdown, RunOutcome } from './report';
+import { bestAccuracy, bestRun, resultsCsv, resultsMarkdown, RunOutcome } from './report';
 import { readMetrics, readSummary } from './run-record';
 
 export interface SweepOptions {
@@ -25,13 +25,15 @@ const FAILED = 'failed.json';
 export function runOutcome(run: PlannedRun, outDir: string): RunOutcome {
   const dir = path.join(outDir, run.name);
   const summary = readSummary(dir);
-  if (summary && summary.stopped !== 'interrupted') return { run, status: 'done', summary };
+  const metricsFile = path.join(dir, 'metrics.jsonl');
+  const metrics = fs.existsSync(metricsFile) ? readMetrics(metricsFile) : undefined;
+  if (summary && summary.stopped !== 'interrupted') return { run, status: 'done', summary, metrics };
   const failedFile = path.join(dir, FAILED);
   if (fs.existsSync(failedFile)) {
     const failure = JSON.parse(fs.readFileSync(failedFile, 'utf8')) as { error: string };
-    return { run, status: 'failed', error: failure.error };
+    return { run, status: 'failed', error: failure.error, metrics };
   }
-  if (fs.existsSync(path.join(dir, 'last.safetensors'))) return { run, status: 'interrupted' };
+  if (fs.existsSync(path.join(dir, 'last.safetensors'))) return { run, status: 'interrupted', summary: summary ?? undefined, metrics };
   return { run, status: 'pending' };
 }
 
@@ -48,7 +50,7 @@ export async function runSweep(plan: PlannedRun[], o: SweepOptions): Promise<Run
     const dir = path.join(o.outDir, run.name);
     let outcome = runOutcome(run, o.outDir);
     if (outcome.status === 'done') {
-      log(`[${i + 1}/${plan.length}] ${run.name}: done (best validation top-1 ${(100 * (outcome.summary?.best?.valTop1 ?? 0)).toFixed(1)} %), skipped`);
+      log(`[${i + 1}/${plan.length}] ${run.name}: done (best validation top-1 ${(100 * (bestAccuracy(outcome)?.valTop1 ?? 0)).toFixed(1)} %), skipped`);
       continue;
     }
     if (outcome.status === 'failed' && !o.retryFailed) {
@@ -119,7 +121,7 @@ export async function writeSweepReport(outcomes: RunOutcome[], outDir: string, t
   if (curves.length > 1) written.push(...(await writeChart(curvesSpec(curves, title), path.join(plots, 'all-curves'))));
   const best = bestRun(outcomes);
   if (best?.summary?.confusion) {
-    const t = `${best.run.name}: validation confusion matrix (top-1 ${(100 * best.summary.best!.valTop1).toFixed(1)} %)`;
+    const t = `${best.run.name}: validation confusion matrix of its lowest-loss epoch (${best.summary.best!.epoch}, top-1 ${(100 * best.summary.best!.valTop1).toFixed(1)} %)`;
     written.push(...(await writeChart(confusionSpec(best.summary.confusion, best.summary.classes, t), path.join(plots, 'best-confusion'))));
   }
   return written;

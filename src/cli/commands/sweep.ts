@@ -25,7 +25,8 @@ export function sweepCommand(): Command {
     .option('--dry-run', 'list the runs and their state without training', false)
     .option('--report-only', 'write the table and plots from the runs done so far, without training', false)
     .option('--retry-failed', 'run failed runs again', false)
-    .action(async (file: string, f: { out?: string; dryRun: boolean; reportOnly: boolean; retryFailed: boolean }) => {
+    .option('--only <names>', 'comma-separated run names: run (or report) just these')
+    .action(async (file: string, f: { out?: string; dryRun: boolean; reportOnly: boolean; retryFailed: boolean; only?: string }) => {
       let spec: SweepSpec;
       try {
         spec = JSON.parse(fs.readFileSync(file, 'utf8')) as SweepSpec;
@@ -33,7 +34,13 @@ export function sweepCommand(): Command {
         const code = (err as NodeJS.ErrnoException).code;
         throw new UserError(code ? `cannot read sweep file ${file}: ${code}` : `sweep file ${file} is not valid JSON: ${(err as Error).message}`);
       }
-      const plan = planSweep(spec, path.dirname(path.resolve(file)));
+      let plan = planSweep(spec, path.dirname(path.resolve(file)));
+      if (f.only !== undefined) {
+        const wanted = f.only.split(',').map((n) => n.trim()).filter((n) => n !== '');
+        const unknown = wanted.filter((n) => !plan.some((p) => p.name === n));
+        if (unknown.length > 0) throw new UserError(`--only: no run named ${unknown.join(', ')} in ${file} (runs: ${plan.map((p) => p.name).join(', ')})`);
+        plan = plan.filter((p) => wanted.includes(p.name));
+      }
       const name = spec.name ?? path.basename(file).replace(/\.json$/, '');
       const outDir = f.out ?? path.join('models', 'sweeps', path.basename(file).replace(/\.json$/, ''));
       if (f.dryRun) {
