@@ -59,7 +59,7 @@ describe('deepvision sweep and plot', () => {
     expect(md).toMatch(/\| lr-0\.05_augment-none \| mlp \| none \| 0\.05 \| done \| [\d.]+ % \| [12] \|/);
     expect(md).toMatch(/\| lr-1000000_augment-none \| mlp \| none \| 1000000 \| diverged \(loss NaN in epoch 1\)/);
     const csv = fs.readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('run,model,augmentation,lr,status,best val top-1,best epoch,final train loss,final val loss,final train top-1,final val top-1,epochs,time (min)');
+    expect(csv[0]).toBe('run,model,augmentation,lr,status,best val top-1,best epoch,final train loss,final val loss,final train top-1,final val top-1,epochs,train time (min)');
     expect(csv).toHaveLength(5);
     // The resumed run continued from epoch 2 instead of starting over.
     const resumed = fs.readFileSync(path.join(partial, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { epoch: number });

@@ -16,18 +16,21 @@ export function bestAccuracy(o: RunOutcome): EpochMetrics | undefined {
   return (o.metrics ?? []).reduce<EpochMetrics | undefined>((b, m) => (b === undefined || m.valTop1 > b.valTop1 ? m : b), undefined);
 }
 
-const COLUMNS = ['run', 'model', 'augmentation', 'lr', 'status', 'best val top-1', 'best epoch', 'final train loss', 'final val loss', 'final train top-1', 'final val top-1', 'epochs', 'time (min)'];
+const COLUMNS = ['run', 'model', 'augmentation', 'lr', 'status', 'best val top-1', 'best epoch', 'final train loss', 'final val loss', 'final train top-1', 'final val top-1', 'epochs', 'train time (min)'];
 
 function row(o: RunOutcome): string[] {
   const s = o.summary;
   const pct = (v: number | undefined) => (v === undefined ? '' : `${(100 * v).toFixed(1)} %`);
   const num = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3));
+  const last = o.metrics?.[o.metrics.length - 1] ?? s?.last ?? undefined;
   const model = s ? `${s.model}${s.variant ? ` (${s.variant})` : ''}` : String(o.run.options.graph ?? '').replace(/^.*\//, '').replace(/\.ts$/, '') + (o.run.options.variant ? ` (${o.run.options.variant})` : '');
   return [
     o.run.name, model, s?.augmentation ?? String(o.run.options.augment ?? 'none'), String(s?.lr ?? o.run.options.lr ?? ''),
     o.status === 'failed' ? failure(o.error ?? '') : o.status,
-    pct(bestAccuracy(o)?.valTop1), bestAccuracy(o) ? String(bestAccuracy(o)!.epoch) : '', num(s?.last?.trainLoss), num(s?.last?.valLoss), pct(s?.last?.trainTop1), pct(s?.last?.valTop1),
-    s ? String(s.epochs) : '', s ? (s.seconds / 60).toFixed(1) : '',
+    pct(bestAccuracy(o)?.valTop1), bestAccuracy(o) ? String(bestAccuracy(o)!.epoch) : '', num(last?.trainLoss), num(last?.valLoss), pct(last?.trainTop1), pct(last?.valTop1),
+    o.metrics?.length ? String(o.metrics[o.metrics.length - 1]!.epoch) : '',
+    // Training time over all sittings of a resumed run (validation excluded).
+    o.metrics?.length ? (o.metrics.reduce((t, m) => t + m.seconds, 0) / 60).toFixed(1) : '',
   ];
 }
 

@@ -216,7 +216,7 @@ export function trainCommand(): Command {
         const last = result.history[result.history.length - 1];
         writeFileAtomic(path.join(outDir, 'summary.json'), `${JSON.stringify({
           model: definition.name, variant: f.variant ?? null, data: f.data, classes: data.train.classNames, stopped: result.stopped,
-          epochs: result.history.length, best: result.best ?? null, last: last ?? null, confusion: result.confusion ?? null,
+          epochs: last?.epoch ?? 0, best: result.best ?? null, last: last ?? null, confusion: result.confusion ?? null,
           augmentation: describeAugmentation(augment), optimizer: f.optimizer, lr, batchSize,
           seconds: result.history.reduce((t, m) => t + m.seconds, 0),
         }, null, 2)}\n`);
