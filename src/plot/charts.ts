@@ -29,13 +29,13 @@ export function curvesSpec(runs: RunCurve[], title: string): VegaLiteSpec {
       x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: null, axis: { format }, scale: { zero: false } },
       color: { field: 'run', type: 'nominal', legend: runs.length > 1 ? { orient: 'bottom', columns: 2, title: null } : null },
-      strokeDash: { field: 'split', type: 'nominal', scale: { domain: ['validation', 'train'], range: [[1, 0], [5, 3]] }, legend: { orient: 'bottom', title: null, symbolType: 'stroke', symbolStrokeColor: '#555' } },
+      strokeDash: { field: 'split', type: 'nominal', scale: { domain: ['validation', 'train'], range: [[1, 0], [5, 3]] }, legend: null },
       detail: { field: 'split' },
     },
   });
   return {
     $schema: SCHEMA,
-    title: { text: title, anchor: 'start' },
+    title: { text: title, subtitle: 'solid: validation · dashed: training (eval mode, 2,000-image sample; loss: running average)', anchor: 'start', subtitleColor: '#555' },
     data: { values },
     hconcat: [panel('loss', '.2f'), panel('top-1 accuracy', '.0%')],
     resolve: { scale: { color: 'shared' } },
