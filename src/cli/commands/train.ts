@@ -26,6 +26,7 @@ interface TrainFlags extends AugmentFlags {
   valFraction?: string;
   cacheDir?: string;
   workers?: string;
+  trainEvalSize: string;
   config?: string;
   epochs: string;
   batchSize: string;
@@ -97,6 +98,7 @@ export function trainCommand(): Command {
     .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines')
     .option('-s, --set <key=value>', 'change one config value (repeatable)', collectAssignments, [])
+    .option('--train-eval-size <n>', 'training images (a fixed seeded sample) evaluated each epoch for the train top-1 (0: none)', '2000')
     .option('--no-progress', 'print one line per epoch instead of a progress bar')
     .option('--config <file>', 'JSON file of option values, e.g. {"epochs": 30, "augment": "standard"}; command-line options win')
     .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/cnn.ts --data ../shared/data/tiny-imagenet-30 --val-fraction 0.2 --augment standard --optimizer sgd --lr 0.01\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
@@ -179,6 +181,7 @@ export function trainCommand(): Command {
           labelSmoothing: num('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
           patience: f.patience === undefined ? undefined : num('patience', f.patience, positiveInt),
           seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile, augment, workers,
+          trainAccuracySample: num('train-eval-size', f.trainEvalSize, (n) => Number.isInteger(n) && n >= 0),
           data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) },
           executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization,
           shouldStop: () => stopRequested,
