@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { ModelDefinition } from '../src/model/definition';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
+import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { Rng } from '../src/util/rng';
@@ -15,11 +16,50 @@ export interface ThroughputRow {
   imagesPerSecond: number;
 }
 
+/** A prepared training workload: `step()` runs one full update and returns its time and the optimizer's share. */
+export interface Workload {
+  label: string;
+  batch: number;
+  step(): Promise<{ ms: number; optimizerMs: number }>;
+  release(): Promise<void>;
+}
+
 /**
- * One full update (training graph + optimizer graph) timed per step, median over `steps` after 3 warm-up steps,
- * with preallocated outputs as the trainer would use them.
+ * Times workloads in turn, one step of each per round (3 warm-up rounds), so that they share the machine's
+ * slow and fast phases; returns each one's median.
  */
-export async function throughput(label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, steps: number, threads: number): Promise<ThroughputRow> {
+export async function measure(workloads: Workload[], steps: number): Promise<ThroughputRow[]> {
+  const times = workloads.map(() => ({ total: [] as number[], update: [] as number[] }));
+  for (let round = 0; round < steps + 3; round++) {
+    for (const [i, w] of workloads.entries()) {
+      const t = await w.step();
+      if (round >= 3) {
+        times[i]!.total.push(t.ms);
+        times[i]!.update.push(t.optimizerMs);
+      }
+    }
+  }
+  await Promise.all(workloads.map((w) => w.release()));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return workloads.map((w, i) => {
+    const ms = median(times[i]!.total);
+    return { workload: w.label, batch: w.batch, msPerStep: Number(ms.toFixed(2)), optimizerMs: Number(median(times[i]!.update).toFixed(2)), imagesPerSecond: Number(((w.batch * 1000) / ms).toFixed(1)) };
+  });
+}
+
+/** One workload measured alone: median over `steps` after 3 warm-up steps. */
+export async function throughput(
+  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, steps: number, threads: number, blockedConvolutions = true,
+): Promise<ThroughputRow> {
+  return (await measure([await prepareWorkload(label, definition, config, optimizerConfig, threads, blockedConvolutions)], steps))[0]!;
+}
+
+/**
+ * One full update (training graph + optimizer graph) with preallocated outputs, as the trainer runs it.
+ */
+export async function prepareWorkload(
+  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, threads: number, blockedConvolutions = true,
+): Promise<Workload> {
   const batch = 64;
   const size = config.imageSize!;
   const graph = buildTrainingGraph(definition, { config });
@@ -29,7 +69,8 @@ export async function throughput(label: string, definition: ModelDefinition, con
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended', extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
-  const step = await ort.InferenceSession.create(encodeModel(graph.model), options);
+  // As the trainer on the CPU: convolutions lowered to ORT's channel-blocked kernels unless turned off.
+  const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(graph.model)).bytes : encodeModel(graph.model), options);
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
   const rng = new Rng(0);
   const state = new Map<string, ort.Tensor>();
@@ -47,9 +88,9 @@ export async function throughput(label: string, definition: ModelDefinition, con
   const spare = new Map<string, ort.Tensor>([...state].map(([n, t]) => [n, like(t)]));
   const grads = new Map(specs.map((p) => [p.name, like(state.get(p.name)!)]));
   const loss = new ort.Tensor('float32', new Float32Array(1), []);
-  const times: number[] = [];
-  const updateTimes: number[] = [];
-  for (let i = 0; i < steps + 3; i++) {
+  let i = 0;
+  const step = async () => {
+    i++;
     const t0 = performance.now();
     const feeds: Record<string, ort.Tensor> = { input, labels };
     for (const p of graph.parameters) feeds[p.name] = state.get(p.name)!;
@@ -58,11 +99,11 @@ export async function throughput(label: string, definition: ModelDefinition, con
       const fetches: Record<string, ort.Tensor> = { loss };
       for (const p of specs) fetches[`${p.name}_grad`] = grads.get(p.name)!;
       for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
-      out = (await step.run(feeds, fetches)) as Record<string, ort.Tensor>;
-    } else out = (await step.run(feeds)) as Record<string, ort.Tensor>;
+      out = (await session.run(feeds, fetches)) as Record<string, ort.Tensor>;
+    } else out = (await session.run(feeds)) as Record<string, ort.Tensor>;
     const optFeeds: Record<string, ort.Tensor> = {
       learning_rate: new ort.Tensor('float32', Float32Array.from([0.01]), [1]),
-      step: new ort.Tensor('int64', BigInt64Array.from([BigInt(i + 1)]), [1]),
+      step: new ort.Tensor('int64', BigInt64Array.from([BigInt(i)]), [1]),
     };
     for (const p of specs) {
       optFeeds[p.name] = state.get(p.name)!;
@@ -85,14 +126,9 @@ export async function throughput(label: string, definition: ModelDefinition, con
     for (const p of specs) swap(p.name, updated[`${p.name}_updated`]!);
     for (const name of optimizer.stateNames) swap(name, updated[`${name}_updated`]!);
     for (const [buffer, output] of graph.stateOutputs) swap(buffer, out[output]!);
-    if (i >= 3) {
-      times.push(performance.now() - t0);
-      updateTimes.push(performance.now() - tUpdate);
-    }
-  }
-  await Promise.all([step.release(), update.release()]);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const ms = median(times);
-  return { workload: label, batch, msPerStep: Number(ms.toFixed(2)), optimizerMs: Number(median(updateTimes).toFixed(2)), imagesPerSecond: Number(((batch * 1000) / ms).toFixed(1)) };
+    const end = performance.now();
+    return { ms: end - t0, optimizerMs: end - tUpdate };
+  };
+  return { label, batch, step, release: async () => { await Promise.all([session.release(), update.release()]); } };
 }
 

@@ -9,6 +9,7 @@ import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
 import type { Model } from '../ir/model';
 import { encodeModel } from '../onnx/write';
+import { modelForCpu } from '../runtime/nchwc';
 import { describeOptimizer, OptimizerConfig, slotNames } from '../optim/config';
 import { buildOptimizerGraph } from '../optim/optimizer-graph';
 import { learningRateAt, Schedule } from '../optim/schedule';
@@ -42,6 +43,11 @@ export interface TrainOptions {
   executionProviders?: string[];
   /** ORT graph optimization level (default 'extended': level 'all' adds an NCHWc pass that slows training graphs). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * On the CPU provider, run convolutions with onnxruntime's channel-blocked kernels where this machine has them
+   * (default true; the training and evaluation graphs are lowered in memory, the artifacts on disk stay standard ONNX).
+   */
+  blockedConvolutions?: boolean;
   /** Continue from this checkpoint (a `last.safetensors` of an earlier run). */
   resume?: string;
   /** The graph file the definition came from, recorded in checkpoints so `deepvision eval` can rebuild the model. */
@@ -129,9 +135,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const located = (model: Model, cpuOutputs: string[]): ort.InferenceSession.SessionOptions => (onGpu
     ? { ...sessionOptions, preferredOutputLocation: Object.fromEntries(model.graph.outputs.map((v) => [v.name, cpuOutputs.includes(v.name) ? 'cpu' : 'gpu-buffer'])) }
     : sessionOptions);
-  const trainSession = await ort.InferenceSession.create(encodeModel(graph.model), located(graph.model, ['loss']));
+  const onCpu = (o.executionProviders ?? ['cpu'])[0] === 'cpu';
+  const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : encodeModel(model));
+  const trainSession = await ort.InferenceSession.create(await forSession(graph.model), located(graph.model, ['loss']));
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
-  const evalSession = await ort.InferenceSession.create(encodeModel(evalGraph.model), located(evalGraph.model, ['loss', 'logits']));
+  const evalSession = await ort.InferenceSession.create(await forSession(evalGraph.model), located(evalGraph.model, ['loss', 'logits']));
   const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
   const download = onGpu ? await hostCopier([...graph.values.keys(), ...optimizer.stateNames.map((n) => `optimizer.${n}`)], shapeOf, sessionOptions) : undefined;
   /** Replaces a state tensor, releasing the GPU buffer of the one it replaces. */

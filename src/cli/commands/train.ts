@@ -51,6 +51,7 @@ interface TrainFlags extends AugmentFlags {
   progress: boolean;
   device: DeviceRequest;
   graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
+  blockedConv: boolean;
 }
 
 const num = (name: string, v: string, check: (n: number) => boolean = Number.isFinite): number => {
@@ -93,6 +94,7 @@ export function trainCommand(): Command {
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', '0')
     .addOption(new Option('--graph-optimization <level>', 'onnxruntime graph optimization level').choices(['disabled', 'basic', 'extended', 'all']).default('extended'))
+    .option('--no-blocked-conv', "on the CPU, run convolutions with standard ONNX Conv instead of onnxruntime's faster channel-blocked kernels")
     .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
     .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
@@ -183,7 +185,7 @@ export function trainCommand(): Command {
           seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile, augment, workers,
           trainAccuracySample: num('train-eval-size', f.trainEvalSize, (n) => Number.isInteger(n) && n >= 0),
           data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) },
-          executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization,
+          executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization, blockedConvolutions: f.blockedConv,
           shouldStop: () => stopRequested,
           onBatch: (e) => {
             if (!bar) return;

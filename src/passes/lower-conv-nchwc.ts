@@ -1,0 +1,162 @@
+import { Graph, Node, Value } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { TensorData } from '../ir/tensor';
+import { topologicalSort } from './topological-sort';
+
+/** The domain of onnxruntime's CPU kernels that work on channel-blocked (NCHWc) tensors. */
+export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+
+/**
+ * Rewrites 2-D convolutions as onnxruntime's channel-blocked CPU kernels, for CPU training sessions only.
+ *
+ * Why: ORT's own NCHWc layout pass (and its weight prepacking) only applies to convolutions whose weights are
+ * constants, so it never runs on a training graph, where weights are inputs; without it each image becomes a
+ * small im2col GEMM (3x slower on the reference CNN's 8x8 layer). The blocked Conv kernel itself accepts weights
+ * computed at run time, so the reordering into its [M/B, C/B, kH, kW, B, B] layout is done in the graph.
+ *
+ * - Conv: ReorderInput (unless C < B, which the kernel reads as NCHW), blocked Conv (with a ReLU that only
+ *   reads it fused in), ReorderOutput.
+ * - ConvTranspose with stride 1 (the input gradient of a stride-1 Conv): the same blocked Conv of the flipped,
+ *   transposed weights with pads k - 1 - p.
+ *
+ * Layers that do not fit (groups, channel counts that are not multiples of B, strides or dilations in a
+ * transposed conv) stay as they are. Guarantees: output values keep their names; the result is valid only for
+ * onnxruntime's CPU provider on a machine whose block size is `blockSize` (see runtime/nchwc.ts).
+ */
+export function lowerConvToNchwc(model: Model, blockSize: number): number {
+  const graph = model.graph;
+  const b = blockSize;
+  const rewriter = new Rewriter(graph);
+  let lowered = 0;
+  for (const node of [...graph.nodes]) {
+    if (node.domain !== '' || (node.opType !== 'Conv' && node.opType !== 'ConvTranspose')) continue;
+    const x = node.inputs[0];
+    const w = node.inputs[1];
+    const dims = w?.shape;
+    if (x?.shape?.length !== 4 || dims?.length !== 4 || !dims.every((d) => typeof d === 'number')) continue;
+    if ((node.attr('group', 'int') ?? 1) !== 1 || (node.attr('auto_pad', 'string') ?? 'NOTSET') !== 'NOTSET') continue;
+    const [d0, d1, kh, kw] = dims as number[];
+    const pads = node.attr('pads', 'ints') ?? [0, 0, 0, 0];
+    if (node.opType === 'Conv') {
+      // W [M, C, kH, kW]
+      if (!fits(d0!, d1!, b)) continue;
+      const relu = fusableRelu(graph, node);
+      const y = rewriter.blockedConv(node, x, rewriter.blockWeights(w!, d0!, d1!, kh!, kw!, b), node.inputs[2], d0!, d1!, b, {
+        kernel_shape: [kh!, kw!], pads, strides: node.attr('strides', 'ints') ?? [1, 1], dilations: node.attr('dilations', 'ints') ?? [1, 1],
+      }, relu !== undefined);
+      rewriter.replace(relu ?? node, y);
+      if (relu !== undefined) rewriter.remove(node, true);
+    } else {
+      // W [C_in, C_out, kH, kW]: the gradient dX = conv(dY, flip(W)^T) with pads k - 1 - p.
+      const unit = (name: string) => (node.attr(name, 'ints') ?? [1, 1]).every((v) => v === 1);
+      const outputPadding = node.attr('output_padding', 'ints') ?? [0, 0];
+      if (!unit('strides') || !unit('dilations') || outputPadding.some((p) => p !== 0) || node.inputs[2] !== undefined) continue;
+      const convPads = pads.map((p, i) => (i % 2 === 0 ? kh! : kw!) - 1 - p);
+      if (convPads.some((p) => p < 0) || !fits(d1!, d0!, b)) continue;
+      const flipped = rewriter.flipTransposed(w!);
+      const y = rewriter.blockedConv(node, x, rewriter.blockWeights(flipped, d1!, d0!, kh!, kw!, b), undefined, d1!, d0!, b, {
+        kernel_shape: [kh!, kw!], pads: convPads, strides: [1, 1], dilations: [1, 1],
+      }, false);
+      rewriter.replace(node, y);
+    }
+    lowered++;
+  }
+  if (lowered > 0) {
+    if (!model.opsetImports.some((o) => o.domain === NCHWC_DOMAIN)) model.opsetImports.push({ domain: NCHWC_DOMAIN, version: 1 });
+    topologicalSort(graph);
+  }
+  return lowered;
+}
+
+/** Output channels in whole blocks; input channels in whole blocks, or fewer than one block (read as NCHW). */
+function fits(outChannels: number, inChannels: number, b: number): boolean {
+  return outChannels % b === 0 && (inChannels % b === 0 || inChannels < b);
+}
+
+/** The Relu that is the only reader of a Conv's output (its output is not a graph output either). */
+function fusableRelu(graph: Graph, conv: Node): Node | undefined {
+  const y = conv.outputs[0]!;
+  if (y.uses.length !== 1 || graph.outputs.includes(y)) return undefined;
+  const reader = y.uses[0]!.node;
+  return reader.opType === 'Relu' && reader.domain === '' ? reader : undefined;
+}
+
+/** Small helpers that add nodes and int64 constants under fresh names. */
+class Rewriter {
+  private count = 0;
+
+  constructor(private readonly graph: Graph) {}
+
+  private fresh(base: string, dtype: Value['dtype'] = 'float32', shape?: Value['shape']): Value {
+    let name: string;
+    do name = `${base}/nchwc_${this.count++}`; while (this.graph.values.has(name));
+    return this.graph.addValue(new Value(name, dtype, shape));
+  }
+
+  private ints(values: number[]): Value {
+    const v = this.fresh('nchwc_shape', 'int64', [values.length]);
+    this.graph.initializers.set(v.name, TensorData.int64([values.length], values));
+    return v;
+  }
+
+  private add(opType: string, inputs: (Value | undefined)[], attributes: Record<string, number | number[] | string>, output: Value, domain = ''): Value {
+    const node = new Node(opType, output.name, domain);
+    for (const input of inputs) node.addInput(input);
+    node.addOutput(output);
+    for (const [key, value] of Object.entries(attributes)) {
+      node.attributes.set(key, typeof value === 'string' ? { type: 'string', value } : Array.isArray(value) ? { type: 'ints', value } : { type: 'int', value });
+    }
+    this.graph.addNode(node);
+    return output;
+  }
+
+  /** W [M, C, kH, kW] in the kernel's blocked order, keeping its logical dims: [M/B, C/B, kH, kW, B(c), B(m)], or [M/B, C, kH, kW, B(m)] when C < B. */
+  blockWeights(w: Value, m: number, c: number, kh: number, kw: number, b: number): Value {
+    const base = w.name;
+    const split = c < b ? this.ints([m / b, b, c, kh, kw]) : this.ints([m / b, b, c / b, b, kh, kw]);
+    const grouped = this.add('Reshape', [w, split], {}, this.fresh(base));
+    const perm = c < b ? [0, 2, 3, 4, 1] : [0, 2, 4, 5, 3, 1];
+    const moved = this.add('Transpose', [grouped], { perm }, this.fresh(base));
+    return this.add('Reshape', [moved, this.ints([m, c, kh, kw])], {}, this.fresh(base, 'float32', [m, c, kh, kw]));
+  }
+
+  /** W [C_in, C_out, kH, kW] -> [C_out, C_in, kH, kW] with both kernel axes reversed. */
+  flipTransposed(w: Value): Value {
+    const [cIn, cOut, kh, kw] = w.shape as number[];
+    const t = this.add('Transpose', [w], { perm: [1, 0, 2, 3] }, this.fresh(w.name));
+    const min = -(2 ** 53);
+    return this.add('Slice', [t, this.ints([-1, -1]), this.ints([min, min]), this.ints([2, 3]), this.ints([-1, -1])], {}, this.fresh(w.name, 'float32', [cOut!, cIn!, kh!, kw!]));
+  }
+
+  blockedConv(
+    node: Node, x: Value, weights: Value, bias: Value | undefined, m: number, c: number, b: number,
+    attributes: { kernel_shape: number[]; pads: number[]; strides: number[]; dilations: number[] }, relu: boolean,
+  ): Value {
+    const base = node.name || node.outputs[0]!.name;
+    const input = c < b ? x : this.add('ReorderInput', [x], { channels_last: 0 }, this.fresh(base), NCHWC_DOMAIN);
+    const conv = this.add('Conv', [input, weights, bias], { ...attributes, group: 1, ...(relu ? { activation: 'Relu' } : {}) }, this.fresh(base), NCHWC_DOMAIN);
+    return this.add('ReorderOutput', [conv], { channels_last: 0, channels: m }, this.fresh(base), NCHWC_DOMAIN);
+  }
+
+  /** Makes the node that produced `fresh` produce `old`'s value instead, and drops `old`'s producer. */
+  replace(oldProducer: Node, fresh: Value): void {
+    const old = oldProducer.outputs[0]!;
+    const producer = fresh.producer!;
+    producer.outputs[producer.outputs.indexOf(fresh)] = old;
+    old.producer = producer;
+    this.graph.values.delete(fresh.name);
+    this.remove(oldProducer);
+  }
+
+  /** Drops a node (and, with `dropOutputs`, its output values, which nothing reads any more). */
+  remove(node: Node, dropOutputs = false): void {
+    const index = this.graph.nodes.indexOf(node);
+    if (index < 0) return;
+    if (dropOutputs) for (const v of node.outputs) if (v !== undefined) this.graph.values.delete(v.name);
+    for (const input of node.inputs) {
+      if (input === undefined) continue;
+      for (let i = input.uses.length - 1; i >= 0; i--) if (input.uses[i]!.node === node) input.uses.splice(i, 1);
+    }
+    this.graph.nodes.splice(index, 1);
+  }
+}

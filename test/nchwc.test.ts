@@ -1,0 +1,79 @@
+/**
+ * The CPU lowering of convolutions to onnxruntime's channel-blocked kernels (src/passes/lower-conv-nchwc.ts): the
+ * block size probe, which layers are lowered, and that a lowered training graph computes the same loss, gradients
+ * and state as the standard one.
+ */
+import * as ort from 'onnxruntime-node';
+import resnet from '../graphs/resnet';
+import referenceCnn from '../graphs/reference-cnn';
+import { GraphBuilder } from '../src/dsl/builder';
+import * as F from '../src/dsl/functional';
+import { buildTrainingGraph, TrainingGraph } from '../src/model/training-graph';
+import { decodeModel } from '../src/onnx/read';
+import { encodeModel } from '../src/onnx/write';
+import { lowerConvToNchwc, NCHWC_DOMAIN } from '../src/passes/lower-conv-nchwc';
+import { modelForCpu, nchwcBlockSize } from '../src/runtime/nchwc';
+import { trainingFeeds } from './support/training-feeds';
+
+test('the block size probe finds the kernels on x86-64 (8 with AVX2, 16 with AVX-512)', async () => {
+  const size = await nchwcBlockSize();
+  if (process.arch === 'x64') expect([8, 16]).toContain(size);
+  else expect([undefined, 4, 8, 16]).toContain(size);
+});
+
+async function compareLowered(graph: TrainingGraph, imageSize: number, labels: number[]): Promise<number> {
+  const { bytes, lowered } = await modelForCpu(graph.model);
+  const feeds = trainingFeeds(graph, imageSize, labels);
+  const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'extended' };
+  const standard = await (await ort.InferenceSession.create(encodeModel(graph.model), options)).run(feeds);
+  const blocked = await (await ort.InferenceSession.create(bytes, options)).run(feeds);
+  expect(Object.keys(blocked).sort()).toEqual(Object.keys(standard).sort());
+  for (const name of Object.keys(standard)) {
+    const s = standard[name]!.data as Float32Array;
+    const b = blocked[name]!.data as Float32Array;
+    let scale = 1e-6;
+    let worst = 0;
+    s.forEach((v, i) => {
+      scale = Math.max(scale, Math.abs(v));
+      worst = Math.max(worst, Math.abs(v - b[i]!));
+    });
+    expect([name, worst / scale < 1e-4]).toEqual([name, true]);
+  }
+  return lowered;
+}
+
+test('the reference CNN: every Conv and both input-gradient ConvTransposes lowered; loss and gradients unchanged', async () => {
+  if ((await nchwcBlockSize()) === undefined) return;
+  const graph = buildTrainingGraph(referenceCnn, { config: { imageSize: 32, numClasses: 10 }, seed: 3 });
+  expect(await compareLowered(graph, 32, [0, 3, 9, 1, 4, 4, 7, 2])).toBe(5);
+});
+
+test('the ResNet (batch norm, residual adds, strided and 1x1 convolutions): loss, gradients and running statistics unchanged', async () => {
+  const blockSize = await nchwcBlockSize();
+  if (blockSize === undefined) return;
+  const graph = buildTrainingGraph(resnet, { config: { imageSize: 16, numClasses: 3, width: 16 }, seed: 1 });
+  // Only the stride-2 ConvTransposes (input gradients of strided convolutions) stay standard.
+  expect(await compareLowered(graph, 16, [0, 2, 1, 2])).toBeGreaterThanOrEqual(7);
+});
+
+test('layers the blocked kernels cannot run stay standard ONNX, and outputs keep their names', async () => {
+  const b = new GraphBuilder('mixed');
+  const x = b.input('x', 'float32', [1, 32, 8, 8]);
+  const grouped = b.input('grouped', 'float32', [32, 16, 3, 3]);
+  const odd = b.input('odd', 'float32', [24, 32, 3, 3]);
+  const plain = b.input('plain', 'float32', [32, 32, 3, 3]);
+  b.output('g', b.run(() => F.conv2d(x, grouped, undefined, { padding: 1, groups: 2 })));
+  b.output('o', b.run(() => F.conv2d(x, odd, undefined, { padding: 1 })));
+  b.output('p', b.run(() => F.relu(F.conv2d(x, plain, undefined, { padding: 1 }))));
+  b.output('t', b.op('ConvTranspose', [x, plain], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }, 'convT'));
+  const model = decodeModel(encodeModel(b.toModel()));
+  expect(lowerConvToNchwc(model, 16)).toBe(1);
+  const ops = model.graph.nodes.map((n) => `${n.domain === NCHWC_DOMAIN ? 'nchwc.' : ''}${n.opType}`);
+  expect(ops.filter((o) => o === 'Conv')).toHaveLength(2);
+  expect(ops).toContain('ConvTranspose');
+  expect(ops).toContain('nchwc.Conv');
+  // The ReLU was fused into the blocked Conv: its output value is now produced by the ReorderOutput.
+  expect(ops).not.toContain('Relu');
+  expect(model.graph.outputs.map((v) => [v.name, v.producer?.opType])).toEqual([['g', 'Conv'], ['o', 'Conv'], ['p', 'ReorderOutput'], ['t', 'ConvTranspose']]);
+  expect(model.opsetImports.map((o) => o.domain)).toContain(NCHWC_DOMAIN);
+});
