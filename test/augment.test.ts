@@ -110,7 +110,8 @@ test('worker threads assemble exactly the batches the trainer thread would (comp
   const collect = async (workers: number) => {
     const p = new BatchPipeline(spec(heavy, 9), workers);
     const out: Float32Array[] = [];
-    for await (const b of p.epoch(order, 5, 3, 1)) out.push(b.input);
+    // Copied: inline mode reuses two buffers, so a batch is only valid until the one after next is requested.
+    for await (const b of p.epoch(order, 5, 3, 1)) out.push(Float32Array.from(b.input));
     const threads = p.threads;
     await p.close();
     return { out, threads };

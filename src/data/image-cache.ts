@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write';
+import { sharedBytes } from './dataset';
 
 /** Bump when decoding or resizing changes, so old caches are not reused. */
 const CACHE_VERSION = 1;
@@ -41,10 +42,6 @@ export function fingerprint(files: readonly string[], extra: string): string {
 
 export function cacheFile(dir: string, name: string, key: string): string {
   return path.join(dir, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}-${key}.dvcache`);
-}
-
-export function sharedBytes(length: number): Uint8Array {
-  return new Uint8Array(new SharedArrayBuffer(length));
 }
 
 interface Header {

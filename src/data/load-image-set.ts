@@ -4,7 +4,8 @@ import { resizeToPlanar } from '../export/image-preprocessing';
 import { Rng } from '../util/rng';
 import type { ImageDataset } from './dataset';
 import { decodeImage } from './decode-image';
-import { CachedImages, CachedSplit, cacheFile, defaultCacheDir, fingerprint, readCache, sharedBytes, writeCache } from './image-cache';
+import { CachedImages, CachedSplit, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from './image-cache';
+import { selectImages, sharedBytes } from './dataset';
 import { cifarBinarySource, isCifarBinary } from './sources/cifar-binary';
 import { imageFolderSource } from './sources/image-folder';
 import { DataSourceError, ImageEntry, ImageSource } from './sources/image-source';
@@ -70,8 +71,9 @@ export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ 
     if (!(fraction > 0 && fraction < 1)) throw new DataSourceError(`the validation fraction must be between 0 and 1, got ${fraction}`);
     const order = new Rng(`split/${seed}`).shuffle([...Array(trainSplit.labels.length).keys()]);
     const held = Math.round(order.length * fraction);
-    valSplit = pick(trainSplit, order.slice(0, held).sort((a, b) => a - b), size);
-    trainSplit = pick(trainSplit, order.slice(held).sort((a, b) => a - b), size);
+    const image = 3 * size * size;
+    valSplit = selectImages(trainSplit.pixels, trainSplit.labels, image, order.slice(0, held).sort((a, b) => a - b));
+    trainSplit = selectImages(trainSplit.pixels, trainSplit.labels, image, order.slice(held).sort((a, b) => a - b));
   }
   if (o.trainSize !== undefined && o.trainSize < trainSplit.labels.length) trainSplit = sample(trainSplit, o.trainSize, `train-sample/${seed}`, size);
   if (o.valSize !== undefined && o.valSize < valSplit.labels.length) valSplit = sample(valSplit, o.valSize, `val-sample/${seed}`, size);
@@ -82,20 +84,9 @@ export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ 
   return { train: dataset(trainSplit, 'train'), val: dataset(valSplit, 'val'), source, fromCache };
 }
 
-function pick(split: CachedSplit, indices: number[], size: number): CachedSplit {
-  const image = 3 * size * size;
-  const pixels = sharedBytes(indices.length * image);
-  const labels = new Int32Array(indices.length);
-  indices.forEach((from, to) => {
-    pixels.set(split.pixels.subarray(from * image, (from + 1) * image), to * image);
-    labels[to] = split.labels[from]!;
-  });
-  return { pixels, labels };
-}
-
 function sample(split: CachedSplit, count: number, stream: string, size: number): CachedSplit {
   const order = new Rng(stream).shuffle([...Array(split.labels.length).keys()]);
-  return pick(split, order.slice(0, count).sort((a, b) => a - b), size);
+  return selectImages(split.pixels, split.labels, 3 * size * size, order.slice(0, count).sort((a, b) => a - b));
 }
 
 async function decodeSource(source: ImageSource, size: number, onProgress?: (done: number, total: number) => void): Promise<CachedImages> {

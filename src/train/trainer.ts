@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { AugmentConfig, NO_AUGMENTATION } from '../data/augment';
 import { BatchPipeline } from '../data/batch-pipeline';
-import { ImageDataset, Normalization, channelStatistics, fillBatch } from '../data/dataset';
+import { ImageDataset, Normalization, channelStatistics, fillBatch, selectImages } from '../data/dataset';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
 import type { Model } from '../ir/model';
@@ -356,12 +356,6 @@ async function hostCopier(
 
 /** The images at `indices` as a data set of their own (shares nothing with the original). */
 function subset(data: ImageDataset, indices: number[]): ImageDataset {
-  const image = data.channels * data.height * data.width;
-  const pixels = new Uint8Array(indices.length * image);
-  const labels = new Int32Array(indices.length);
-  indices.forEach((from, to) => {
-    pixels.set(data.pixels.subarray(from * image, (from + 1) * image), to * image);
-    labels[to] = data.labels[from]!;
-  });
+  const { pixels, labels } = selectImages(data.pixels, data.labels, data.channels * data.height * data.width, indices);
   return { ...data, name: `${data.name} (sample)`, count: indices.length, pixels, labels, captions: undefined };
 }
