@@ -2,7 +2,10 @@
  * Where the time of one training step goes: runs the training graph with ORT's profiler and sums the kernel time
  * by op type (and lists the slowest nodes).
  *
- *   node bench/run.js bench/profile.ts [reference|seed] [--threads N]
+ *   node bench/run.js bench/profile.ts [reference|seed] [--threads N] [--standard]
+ *
+ * Profiles the graph as the trainer runs it on the CPU (convolutions lowered to the blocked kernels), or with
+ * --standard the plain ONNX graph.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,6 +15,7 @@ import cnn from '../graphs/cnn';
 import referenceCnn from '../graphs/reference-cnn';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
+import { modelForCpu } from '../src/runtime/nchwc';
 import { Rng } from '../src/util/rng';
 
 (async () => {
@@ -29,7 +33,8 @@ import { Rng } from '../src/util/rng';
   };
   for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-profile-'));
-  const session = await ort.InferenceSession.create(encodeModel(graph.model), {
+  const model = process.argv.includes('--standard') ? encodeModel(graph.model) : (await modelForCpu(graph.model)).bytes;
+  const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: (process.env.ORT_LEVEL ?? 'extended') as 'extended',
     enableMemPattern: process.env.MEMPAT !== '0', enableCpuMemArena: process.env.ARENA !== '0', enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), optimizedModelFilePath: path.join(dir, 'optimized.onnx'),
   });
