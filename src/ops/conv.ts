@@ -110,8 +110,10 @@ function convWeightGrad(ctx: GradContext): Tensor {
     const views = im2colViews(pad(F.transpose(x, [1, 0, 2, 3])), geo, oh, ow);
     const cols = F.reshape(views.length === 1 ? views[0]! : F.concat(views, 0), [kh * kw * cPerGroup, -1]);
     const gRows = F.reshape(F.transpose(g, [1, 0, 2, 3]), [m, -1]);
-    const dw = F.reshape(F.matmul(gRows, F.transpose(cols, [1, 0])), [m, kh, kw, cPerGroup]);
-    return F.transpose(dw, [0, 3, 1, 2]);
+    // dW^T = cols dY^T rather than dY cols^T: the GEMM packs its right operand, and dY^T is the smaller one
+    // (4 MB instead of 19 MB on the reference CNN's second layer; -1 ms per step).
+    const dwT = F.reshape(F.matmul(cols, F.transpose(gRows, [1, 0])), [kh, kw, cPerGroup, m]);
+    return F.transpose(dwT, [3, 2, 0, 1]);
   }
   const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
   // One GEMM per kernel offset against that offset's strided view of the input (ORT fuses the Transpose into
