@@ -110,6 +110,8 @@ describe('deepvision CLI', () => {
     expect(r.stdout).toMatch(/epoch 2: train loss [\d.]+ top-1 [\d.]+ % \| val loss [\d.]+ top-1 [\d.]+ %/);
     expect(r.stdout).toContain('epoch  train loss  train top-1  val loss  val top-1');
     expect(r.stdout).toMatch(/^Device: (cpu|cuda|webgpu)/m);
+    // On the CPU the device line says how convolutions run (blocked kernels where the CPU has them).
+    if (/^Device: cpu/m.test(r.stdout)) expect(r.stdout).toMatch(/; convolutions (on onnxruntime's channel-blocked CPU kernels \(block \d+\)|as standard ONNX Conv)/);
     for (const f of ['best.safetensors', 'last.safetensors', 'metrics.jsonl', 'training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors']) {
       expect(fs.existsSync(path.join(out, f))).toBe(true);
     }

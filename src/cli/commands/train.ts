@@ -12,6 +12,7 @@ import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import { loadCheckpoint } from '../../train/checkpoint';
 import { chooseDevice, describeChoice, DeviceRequest } from '../../runtime/device';
+import { nchwcBlockSize } from '../../runtime/nchwc';
 import { describeAugmentation } from '../../data/augment';
 import { resolveConfig } from '../../model/definition';
 import { writeFileAtomic } from '../../util/atomic-write';
@@ -158,7 +159,14 @@ export function trainCommand(): Command {
       } catch (err) {
         throw new UserError((err as Error).message);
       }
-      console.log(describeChoice(choice));
+      let convolutions = '';
+      if (choice.device === 'cpu') {
+        const block = f.blockedConv ? await nchwcBlockSize() : undefined;
+        convolutions = block !== undefined
+          ? `; convolutions on onnxruntime's channel-blocked CPU kernels (block ${block})`
+          : `; convolutions as standard ONNX Conv${f.blockedConv ? ' (no blocked kernels on this CPU)' : ''}`;
+      }
+      console.log(describeChoice(choice) + convolutions);
       const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${f.data}`);
       console.log(`Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
       console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; augmentation: ${describeAugmentation(augment)}; writing to ${outDir}`);
