@@ -38,25 +38,35 @@ import { Rng } from '../src/util/rng';
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: (process.env.ORT_LEVEL ?? 'extended') as 'extended',
     enableMemPattern: process.env.MEMPAT !== '0', enableCpuMemArena: process.env.ARENA !== '0', enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), optimizedModelFilePath: path.join(dir, 'optimized.onnx'),
   });
-  for (let i = 0; i < 8; i++) await session.run(feeds);
+  // Warm-up runs allocate and touch fresh memory: a mean over all runs would charge that to a few big nodes, so
+  // each node's time is its median over the runs after the warm-up.
+  const warmup = 3;
+  const runs = Number(process.env.RUNS ?? 10);
+  for (let i = 0; i < warmup + runs; i++) await session.run(feeds);
   session.endProfiling();
   const file = fs.readdirSync(dir).find((f) => f.startsWith('p'))!;
   const events = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const perNode = new Map<string, { op: string; times: number[] }>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const key = e.name.replace('_kernel_time', '');
+    if (!perNode.has(key)) perNode.set(key, { op: e.args?.op_name ?? '?', times: [] });
+    perNode.get(key)!.times.push(e.dur);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const byOp = new Map<string, number>();
   const byNode = new Map<string, number>();
   let total = 0;
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-    const op = e.args?.op_name ?? '?';
-    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
-    byNode.set(`${op} ${e.name.replace('_kernel_time', '')}`, (byNode.get(`${op} ${e.name.replace('_kernel_time', '')}`) ?? 0) + e.dur);
-    total += e.dur;
+  for (const [name, { op, times }] of perNode) {
+    const us = median(times.slice(warmup));
+    byOp.set(op, (byOp.get(op) ?? 0) + us);
+    byNode.set(`${op} ${name}`, us);
+    total += us;
   }
-  const runsProfiled = 8;
-  console.log(`${which} CNN training step, batch ${batch}: ${(total / runsProfiled / 1000).toFixed(1)} ms of kernel time per step`);
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)}${(us / runsProfiled / 1000).toFixed(2).padStart(8)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %`);
+  console.log(`${which} CNN training step, batch ${batch}: ${(total / 1000).toFixed(1)} ms of kernel time per step (median of ${runs} runs after ${warmup} warm-up runs)`);
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)}${(us / 1000).toFixed(2).padStart(8)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('slowest nodes:');
-  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 25))) console.log(`  ${(us / runsProfiled / 1000).toFixed(2).padStart(8)} ms  ${node}`);
+  for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 25))) console.log(`  ${(us / 1000).toFixed(2).padStart(8)} ms  ${node}`);
   console.log(`optimized graph: ${path.join(dir, 'optimized.onnx')}`);
 })().catch((err) => {
   console.error(err);
