@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { helpText } from '../src/cli/help-text';
 import { sharedFile } from './support/shared';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -155,5 +156,24 @@ describe('deepvision CLI', () => {
     for (const flag of ['--out', '--variant', '--set', '--seed', '--mode', '--check']) expect(build.stdout).toContain(flag);
     expect(build.stdout).toContain('Examples:');
     expect(cli('inspect', '--help').stdout).toContain('--json');
+  });
+
+  test('every command\'s help fits an 80-column terminal, its prose wrapped into even paragraphs', () => {
+    // Child processes have no terminal: commander wraps to 80 columns.
+    for (const command of ['build', 'inspect', 'train', 'eval', 'export', 'predict', 'plot', 'sweep', 'serve']) {
+      const lines = cli(command, '--help').stdout.split('\n');
+      const description = lines.slice(2, lines.indexOf('', 2));
+      for (const line of lines) expect(`${command}: ${line.length <= 80 ? 'fits' : line}`).toBe(`${command}: fits`);
+      // A paragraph re-wrapped from hard line breaks leaves short lines in its middle.
+      for (const line of description.slice(0, -1)) expect(`${command}: ${line.length >= 60 ? 'even' : line}`).toBe(`${command}: even`);
+    }
+  });
+});
+
+describe('help text', () => {
+  test('joins prose lines into paragraphs and keeps examples, indented and listed lines', () => {
+    expect(helpText(['One sentence', 'continued.', '', 'Examples:', '  deepvision x', 'Example: y', 'More'])).toBe(
+      'One sentence continued.\n\nExamples:\n  deepvision x\nExample: y\nMore',
+    );
   });
 });

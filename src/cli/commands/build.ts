@@ -28,8 +28,8 @@ export function buildCommand(): Command {
   return new Command('build')
     .summary('build a model from a graph file and write it as ONNX')
     .description(
-      'Loads a model definition (a TypeScript graph file such as graphs/cnn.ts, or your own anywhere on disk),\n'
-      + 'builds its ONNX graph with shape checking, initializes the parameters from a seed, prints a summary\n'
+      'Loads a model definition (a TypeScript graph file such as graphs/cnn.ts, or your own anywhere on disk), '
+      + 'builds its ONNX graph with shape checking, initializes the parameters from a seed, prints a summary '
       + 'table (layers, output shapes, parameter counts) and writes the model.')
     .argument('<graph>', 'graph file (.ts or .js) whose default export is defineModel({...})')
     .option('-o, --out <file>', 'where to write the ONNX model (default: models/<name>[-<variant>].onnx)')

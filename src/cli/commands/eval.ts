@@ -13,7 +13,7 @@ import { loadGraphFile } from '../load-graph';
 export function evalCommand(): Command {
   return new Command('eval')
     .summary('evaluate a checkpoint on a data set')
-    .description('Rebuilds the model a checkpoint was trained from (its graph file, config and variant are in the checkpoint)\nand reports loss, top-1 and top-5 accuracy on the validation split of a data set.')
+    .description('Rebuilds the model a checkpoint was trained from (its graph file, config and variant are in the checkpoint) and reports loss, top-1 and top-5 accuracy on the validation split of a data set.')
     .argument('<checkpoint>', 'a best.safetensors or last.safetensors written by `deepvision train`')
     .option('--graph <file>', 'the graph file (default: the one recorded in the checkpoint)')
     .option('--data <name>', 'data set (default: the one the checkpoint was trained on)')

@@ -4,19 +4,20 @@ import { confusionSpec, curvesSpec } from '../../plot/charts';
 import { writeChart } from '../../plot/render-chart';
 import { locateRun, readMetrics, readSummary } from '../../sweep/run-record';
 import { UserError } from '../errors';
+import { helpText } from '../help-text';
 
 export function plotCommand(): Command {
   return new Command('plot')
     .summary('draw loss and accuracy curves of runs (PNG and SVG)')
-    .description([
+    .description(helpText([
       'Draws the loss and top-1 accuracy per epoch (train dashed, validation solid) of one or more runs, from their',
       'metrics.jsonl, as SVG and PNG. With --confusion, also the validation confusion matrix of each run\'s best epoch',
       '(from summary.json).',
       '',
       'Examples:',
       '  deepvision plot models/cnn-shapes/metrics.jsonl',
-      '  deepvision plot models/study/cnn models/study/mlp --out models/study/compare --title "MLP vs CNN"',
-    ].join('\n'))
+      '  deepvision plot models/study/cnn models/study/mlp --title "MLP vs CNN"',
+    ]))
     .argument('<runs...>', 'metrics.jsonl files or run folders')
     .option('-o, --out <base>', 'output path without extension (default: <first run folder>/curves)')
     .option('--title <text>', 'chart title (default: the run names)')

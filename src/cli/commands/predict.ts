@@ -1,16 +1,17 @@
 import { Command } from 'commander';
 import { decodeImage } from '../../data/decode-image';
 import { Predictor } from '../../runtime/predictor';
+import { helpText } from '../help-text';
 
 export function predictCommand(): Command {
   return new Command('predict')
     .summary('classify images with an exported model (the same numbers as the web demo)')
-    .description([
+    .description(helpText([
       'Prints the top classes of each image for a model written by `deepvision export`, with the same preprocessing',
       'as the web demo (resize, center crop, normalize from model.json), so the page can be checked against it.',
       '',
       'Example: deepvision predict web-demo/models/cnn-shapes web-demo/samples/star.png',
-    ].join('\n'))
+    ]))
     .argument('<model-dir>', 'an exported model folder (model.json + model.onnx)')
     .argument('<images...>', 'image files (JPEG, PNG, WebP, GIF, TIFF, AVIF)')
     .option('-k, --top <k>', 'how many classes to show', '5')

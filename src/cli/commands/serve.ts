@@ -3,15 +3,16 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { demoServerOptions, startStaticServer } from '../../serve/static-server';
 import { UserError } from '../errors';
+import { helpText } from '../help-text';
 
 export function serveCommand(): Command {
   return new Command('serve')
     .summary('serve the web demo on 127.0.0.1')
-    .description([
+    .description(helpText([
       'Serves web-demo/ (and onnxruntime-web\'s scripts and wasm from node_modules, at /ort/) on 127.0.0.1 only,',
       'with the headers that let onnxruntime-web use threads. Nothing outside those folders is served.',
       'Put models there with `deepvision export MODEL_DIR --out web-demo/models/NAME`.',
-    ].join('\n'))
+    ]))
     .option('-p, --port <port>', 'port (0 picks a free one)', '8080')
     .option('--quiet', 'do not log requests', false)
     .action(async (f: { port: string; quiet: boolean }) => {

@@ -4,11 +4,12 @@ import { Command } from 'commander';
 import { planSweep, SweepSpec } from '../../sweep/grid';
 import { runOutcome, runSweep, writeSweepReport } from '../../sweep/run-sweep';
 import { UserError } from '../errors';
+import { helpText } from '../help-text';
 
 export function sweepCommand(): Command {
   return new Command('sweep')
     .summary('run a grid of training runs and tabulate and plot the results')
-    .description([
+    .description(helpText([
       'Runs the experiments of a sweep file one after another (each is a `deepvision train` run in <out>/<run>), then',
       'writes results.md and results.csv (best validation accuracy and its epoch, final train/validation loss and',
       'accuracy, time), loss and accuracy curves per run and for all runs, and the best run\'s confusion matrix (PNG + SVG).',
@@ -16,10 +17,15 @@ export function sweepCommand(): Command {
       'checkpoint. Runs that fail (e.g. a learning rate that diverges) are recorded and the sweep goes on.',
       '',
       'A sweep file (JSON; paths relative to it):',
-      '  { "base": { "data": "../shared/data/tiny-imagenet-30", "val-fraction": 0.2, "epochs": 10, "optimizer": "sgd" },',
-      '    "grid": { "graph": ["graphs/mlp.ts", "graphs/cnn.ts"], "lr": [0.1, 0.01, 0.001], "augment": ["none", "standard"] },',
-      '    "runs": [ { "name": "cnn-dropout-aug", "graph": "graphs/cnn.ts", "variant": "dropout", "augment": "standard", "lr": 0.005 } ] }',
-    ].join('\n'))
+      '  {',
+      '    "base": { "data": "../shared/data/tiny-imagenet-30", "val-fraction": 0.2,',
+      '              "epochs": 10, "optimizer": "sgd" },',
+      '    "grid": { "graph": ["graphs/mlp.ts", "graphs/cnn.ts"],',
+      '              "lr": [0.1, 0.01, 0.001], "augment": ["none", "standard"] },',
+      '    "runs": [ { "name": "cnn-dropout-aug", "graph": "graphs/cnn.ts",',
+      '                "variant": "dropout", "augment": "standard", "lr": 0.005 } ]',
+      '  }',
+    ]))
     .argument('<sweep-file>', 'JSON sweep file')
     .option('-o, --out <dir>', 'output folder (default: models/sweeps/<sweep file name>)')
     .option('--dry-run', 'list the runs and their state without training', false)

@@ -66,9 +66,9 @@ export function trainCommand(): Command {
   const command = new Command('train')
     .summary('train a model from a graph file on a data set')
     .description(
-      'Builds the training graph (forward, generated backward pass, loss) and the optimizer graph of a model\n'
-      + 'and trains it in onnxruntime-node: seeded shuffling, validation every epoch (loss, top-1, top-5), best and\n'
-      + 'last checkpoints (safetensors), metrics.jsonl, early stopping, --resume, a NaN guard, and Ctrl-C that\n'
+      'Builds the training graph (forward, generated backward pass, loss) and the optimizer graph of a model '
+      + 'and trains it in onnxruntime-node: seeded shuffling, validation every epoch (loss, top-1, top-5), best and '
+      + 'last checkpoints (safetensors), metrics.jsonl, early stopping, --resume, a NaN guard, and Ctrl-C that '
       + 'saves a checkpoint before exiting.')
     .argument('<graph>', 'graph file whose default export is defineModel({...}), e.g. graphs/cnn.ts')
     .option('--data <name|folder>', 'data set: shapes (generated, no download), or a folder: Tiny ImageNet layout, CIFAR-10 binary batches, or one sub-folder per class (optionally under train/ and val/ or test/)', 'shapes')
@@ -104,7 +104,7 @@ export function trainCommand(): Command {
     .option('--train-eval-size <n>', 'training images (a fixed seeded sample) evaluated each epoch for the train top-1 (0: none)', '2000')
     .option('--no-progress', 'print one line per epoch instead of a progress bar')
     .option('--config <file>', 'JSON file of option values, e.g. {"epochs": 30, "augment": "standard"}; command-line options win')
-    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/cnn.ts --data ../shared/data/tiny-imagenet-30 --val-fraction 0.2 --augment standard --optimizer sgd --lr 0.01\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
+    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/cnn.ts --data ../shared/data/tiny-imagenet-30 \\\n      --val-fraction 0.2 --augment standard --optimizer sgd --lr 0.01\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 \\\n      --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
     .hook('preAction', (cmd) => {
       const file = cmd.opts<TrainFlags>().config;
       if (file !== undefined) applyConfigFile(cmd, file);
