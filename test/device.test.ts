@@ -1,4 +1,4 @@
-import { chooseDevice, describeChoice } from '../src/runtime/device';
+import { chooseDevice, describeChoice, webgpuAdapterHint } from '../src/runtime/device';
 
 describe('device selection', () => {
   test('auto falls back to the CPU on a machine without CUDA, saying why', async () => {
@@ -22,5 +22,18 @@ describe('device selection', () => {
 
   test('cpu is always available', async () => {
     expect(await chooseDevice('cpu')).toEqual({ device: 'cpu', executionProviders: ['cpu'], skipped: [] });
+  });
+});
+
+describe('WebGPU adapter hints', () => {
+  const failure = 'the webgpu provider failed to start: ... Failed to get a WebGPU adapter: No supported adapters';
+  const linux = process.platform === 'linux' ? test : test.skip;
+  linux('an NVIDIA machine without the Vulkan loader is told which packages to install', () => {
+    expect(webgpuAdapterHint(failure, 'nvidia')).toContain('apt-get install libvulkan1 libglvnd0');
+    expect(webgpuAdapterHint(failure, 'none')).toContain('scripts/install-system-deps.sh');
+    expect(webgpuAdapterHint(failure, 'other')).toContain('mesa-vulkan-drivers');
+  });
+  test('other failures get no hint', () => {
+    expect(webgpuAdapterHint('the webgpu provider failed to start: out of memory', 'nvidia')).toBe('');
   });
 });

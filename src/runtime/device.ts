@@ -35,10 +35,24 @@ async function cudaUnavailable(): Promise<string | undefined> {
  * `auto` skips it, `--device webgpu` still uses it (tests do).
  */
 async function webgpuUnavailable(forAuto: boolean): Promise<string | undefined> {
-  if (forAuto && process.platform === 'linux' && !fs.existsSync('/dev/dri') && !fs.readdirSync('/dev').some((d) => d.startsWith('nvidia'))) {
+  const gpu = process.platform !== 'linux' ? 'other' : fs.readdirSync('/dev').some((d) => d.startsWith('nvidia')) ? 'nvidia' : fs.existsSync('/dev/dri') ? 'other' : 'none';
+  if (forAuto && gpu === 'none') {
     return 'no GPU device found (/dev/dri, /dev/nvidia*): WebGPU would run on a software renderer, slower than the CPU';
   }
-  return probe('webgpu');
+  const failure = await probe('webgpu');
+  return failure === undefined ? undefined : failure + webgpuAdapterHint(failure, gpu);
+}
+
+/**
+ * What to install when ORT's WebGPU provider (Dawn over Vulkan on Linux) finds no adapter. Seen on an NVIDIA
+ * server image with the driver but no Vulkan loader: NVIDIA's Vulkan driver is reached through the loader
+ * (libvulkan1) and itself needs GLVND's dispatch library (libglvnd0); without it Dawn reports "No supported adapters".
+ */
+export function webgpuAdapterHint(failure: string, gpu: 'nvidia' | 'other' | 'none'): string {
+  if (process.platform !== 'linux' || !/adapter/i.test(failure)) return '';
+  if (gpu === 'nvidia') return ' (NVIDIA GPU found: its Vulkan driver needs the Vulkan loader and GLVND, e.g. apt-get install libvulkan1 libglvnd0)';
+  if (gpu === 'other') return ' (install the Vulkan loader and your GPU\'s Vulkan driver, e.g. apt-get install libvulkan1 mesa-vulkan-drivers)';
+  return ' (no GPU: Mesa\'s software Vulkan driver runs it, see scripts/install-system-deps.sh)';
 }
 
 /** Creates and runs a one-node session on a provider; returns the failure, if any. */
