@@ -1,6 +1,7 @@
 import * as F from '../dsl/functional';
 import type { Tensor } from '../dsl/tensor';
 import { dimsCompatible, isStatic } from '../ir/shape';
+import { TensorData } from '../ir/tensor';
 import { requireFloat, requireSameDType } from './common';
 import { describe } from './infer-context';
 import { readWindow, windowOutput } from './spatial';
@@ -88,42 +89,77 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
 }
 
 /**
- * dW as ONE GEMM over a channel-major im2col: the input is transposed to [C, N, H, W] and padded, each kernel offset's
- * strided view [C, N, OH, OW] is a contiguous block of the columns [kH*kW*C, N*OH*OW], and dY transposed to
- * [M, N*OH*OW] multiplies them (K = N*OH*OW, large enough for the GEMM to run near peak). Measured in
- * onnxruntime 1.30 (2 threads, batch 64, the reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms
- * for one small GEMM per image and offset. Grouped convolutions keep the per-image form.
+ * dW as ONE GEMM over a channel-major im2col: with the input transposed to [C, N, H, W], each kernel offset's
+ * strided view [C, N, OH, OW] is a block of the columns [kH*kW*C, N*OH*OW], and dY transposed to [M, N*OH*OW]
+ * multiplies them (K = N*OH*OW, large enough for the GEMM to run near peak). Measured in onnxruntime 1.30 (2
+ * threads, batch 64, the reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms for one small GEMM
+ * per image and offset. Grouped convolutions keep the per-image form.
  */
 function convWeightGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
   const w = ctx.input(1);
   const g = ctx.gradOutput(0)!;
-  const b = x.builder;
   const geo = geometry(ctx);
   const [oh, ow] = g.shape.slice(2) as [number, number];
   const [m, cPerGroup, kh, kw] = w.shape as [number, number, number, number];
   if (typeof oh !== 'number' || typeof ow !== 'number') throw new Error('Conv gradients need static spatial sizes');
-  const pad = (t: Tensor) => (geo.pads.some((p) => p > 0)
-    ? b.op('Pad', [t, b.ints([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])], {}, 'conv2d')
-    : t);
   if (geo.group === 1) {
-    const views = im2colViews(pad(F.transpose(x, [1, 0, 2, 3])), geo, oh, ow);
-    const cols = F.reshape(views.length === 1 ? views[0]! : F.concat(views, 0), [kh * kw * cPerGroup, -1]);
+    const { cols, kernelOrder } = ctx.target === 'cpu' ? im2colByConv(x, geo, kh, kw) : im2colBySlices(x, geo, oh, ow);
     const gRows = F.reshape(F.transpose(g, [1, 0, 2, 3]), [m, -1]);
     // dW^T = cols dY^T rather than dY cols^T: the GEMM packs its right operand, and dY^T is the smaller one
     // (4 MB instead of 19 MB on the reference CNN's second layer; -1 ms per step).
-    const dwT = F.reshape(F.matmul(cols, F.transpose(gRows, [1, 0])), [kh, kw, cPerGroup, m]);
-    return F.transpose(dwT, [3, 2, 0, 1]);
+    const dwT = F.matmul(cols, F.transpose(gRows, [1, 0]));
+    return kernelOrder === 'offset-major'
+      ? F.transpose(F.reshape(dwT, [kh, kw, cPerGroup, m]), [3, 2, 0, 1])
+      : F.transpose(F.reshape(dwT, [cPerGroup, kh, kw, m]), [3, 0, 1, 2]);
   }
   const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
   // One GEMM per kernel offset against that offset's strided view of the input (ORT fuses the Transpose into
   // the MatMul), summed over the batch; the small per-offset results are stacked into the kernel's last axes.
-  const perOffset = im2colViews(pad(x), geo, oh, ow).map((view) => {
+  const perOffset = im2colViews(padSpatial(x, geo.pads), geo, oh, ow).map((view) => {
     const cols = F.reshape(view, [0, geo.group, cPerGroup, oh * ow]);
     return F.unsqueeze(F.reduceSum(F.matmul(gGrouped, F.transpose(cols, [0, 1, 3, 2])), [0], false), [3]);
   });
   const stacked = perOffset.length === 1 ? perOffset[0]! : F.concat(perOffset, 3);
   return F.reshape(stacked, [m, cPerGroup, kh, kw]);
+}
+
+/** x padded with zeros on its last two axes by pads [top, left, bottom, right]. */
+function padSpatial(x: Tensor, pads: readonly number[]): Tensor {
+  if (pads.every((p) => p === 0)) return x;
+  return x.builder.op('Pad', [x, x.builder.ints([0, 0, pads[0]!, pads[1]!, 0, 0, pads[2]!, pads[3]!])], {}, 'conv2d');
+}
+
+type Im2col = { cols: Tensor; kernelOrder: 'offset-major' | 'channel-major' };
+
+/** Portable im2col: rows (offset, channel), one strided Slice of the padded [C, N, H, W] input per kernel offset. */
+function im2colBySlices(x: Tensor, geo: Conv2dGeometry, oh: number, ow: number): Im2col {
+  const views = im2colViews(padSpatial(F.transpose(x, [1, 0, 2, 3]), geo.pads), geo, oh, ow);
+  const c = x.shape[1] as number;
+  return { cols: F.reshape(views.length === 1 ? views[0]! : F.concat(views, 0), [views.length * c, -1]), kernelOrder: 'offset-major' };
+}
+
+/**
+ * CPU im2col: rows (channel, offset), built by one grouped 3-D convolution of the [1, C, N, H, W] input with a
+ * constant one-hot kernel [C*kH*kW, 1, 1, kH, kW] (exact: each output is one input value times 1). onnxruntime's
+ * CPU Conv builds it with its own multi-threaded im2col, where the Slices copy rows of OW floats one by one:
+ * reference CNN update 37-40 ms instead of 40-51 ms, measured in alternation. The WebGPU provider rejects grouped
+ * 3-D convolutions, hence CPU only.
+ */
+function im2colByConv(x: Tensor, geo: Conv2dGeometry, kh: number, kw: number): Im2col {
+  const [c, h, w] = x.shape.slice(1) as [number, number, number];
+  if (![c, h, w].every((d) => typeof d === 'number')) throw new Error('Conv gradients need static channel and spatial sizes');
+  const offsets = kh * kw;
+  const onehot = new Float32Array(c * offsets * offsets);
+  for (let ci = 0; ci < c; ci++) for (let k = 0; k < offsets; k++) onehot[(ci * offsets + k) * offsets + k] = 1;
+  const b = x.builder;
+  const kernel = b.constant(TensorData.fromArray(x.dtype, [c * offsets, 1, 1, kh, kw], onehot));
+  const volume = F.reshape(F.transpose(x, [1, 0, 2, 3]), [1, c, -1, h, w]);
+  const [top, left, bottom, right] = geo.pads;
+  const cols = b.op('Conv', [volume, kernel], {
+    kernel_shape: [1, kh, kw], pads: [0, top, left, 0, bottom, right], strides: [1, ...geo.strides], dilations: [1, ...geo.dilations], group: c,
+  }, 'im2col');
+  return { cols: F.reshape(cols, [c * offsets, -1]), kernelOrder: 'channel-major' };
 }
 
 /** One strided view [N, C, OH, OW] of the padded input per kernel offset, in (kh, kw) order. */
