@@ -5,7 +5,7 @@
  *   node bench/run.js bench/profile.ts [reference|seed] [--threads N] [--standard]
  *
  * Profiles the graph as the trainer runs it on the CPU (convolutions lowered to the blocked kernels), or with
- * --standard the portable graph (standard Conv, im2col by slices: what the GPU providers run).
+ * --standard the plain ONNX graph.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,8 +23,7 @@ import { Rng } from '../src/util/rng';
   const ti = process.argv.indexOf('--threads');
   const threads = ti >= 0 ? Number(process.argv[ti + 1]) : os.cpus().length;
   const [definition, config] = which === 'seed' ? [cnn, { imageSize: 64, numClasses: 30 }] : [referenceCnn, { imageSize: 32, numClasses: 10 }];
-  const standard = process.argv.includes('--standard');
-  const graph = buildTrainingGraph(definition, { config, gradientTarget: standard ? 'portable' : 'cpu' });
+  const graph = buildTrainingGraph(definition, { config });
   const batch = 64;
   const size = config.imageSize;
   const rng = new Rng(0);
@@ -34,7 +33,7 @@ import { Rng } from '../src/util/rng';
   };
   for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-profile-'));
-  const model = standard ? encodeModel(graph.model) : (await modelForCpu(graph.model)).bytes;
+  const model = process.argv.includes('--standard') ? encodeModel(graph.model) : (await modelForCpu(graph.model)).bytes;
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: (process.env.ORT_LEVEL ?? 'extended') as 'extended',
     enableMemPattern: process.env.MEMPAT !== '0', enableCpuMemArena: process.env.ARENA !== '0', enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), optimizedModelFilePath: path.join(dir, 'optimized.onnx'),

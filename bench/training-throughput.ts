@@ -49,29 +49,28 @@ export async function measure(workloads: Workload[], steps: number): Promise<Thr
 
 /** One workload measured alone: median over `steps` after 3 warm-up steps. */
 export async function throughput(
-  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, steps: number, threads: number, asTrainerRunsIt = true,
+  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, steps: number, threads: number, blockedConvolutions = true,
 ): Promise<ThroughputRow> {
-  return (await measure([await prepareWorkload(label, definition, config, optimizerConfig, threads, asTrainerRunsIt)], steps))[0]!;
+  return (await measure([await prepareWorkload(label, definition, config, optimizerConfig, threads, blockedConvolutions)], steps))[0]!;
 }
 
 /**
- * One full update (training graph + optimizer graph) with preallocated outputs, as the trainer runs it on the CPU
- * (CPU gradient formulations, blocked convolutions), or with `asTrainerRunsIt` false the portable graph with
- * standard Conv only (what the GPU providers and the browser run).
+ * One full update (training graph + optimizer graph) with preallocated outputs, as the trainer runs it.
  */
 export async function prepareWorkload(
-  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, threads: number, asTrainerRunsIt = true,
+  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, threads: number, blockedConvolutions = true,
 ): Promise<Workload> {
   const batch = 64;
   const size = config.imageSize!;
-  const graph = buildTrainingGraph(definition, { config, gradientTarget: asTrainerRunsIt ? 'cpu' : 'portable' });
+  const graph = buildTrainingGraph(definition, { config });
   const specs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(specs, optimizerConfig);
   // As the trainer: one thread per core, no spin-waiting between the two sessions.
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended', extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
-  const session = await ort.InferenceSession.create(asTrainerRunsIt ? (await modelForCpu(graph.model)).bytes : encodeModel(graph.model), options);
+  // As the trainer on the CPU: convolutions lowered to ORT's channel-blocked kernels unless turned off.
+  const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(graph.model)).bytes : encodeModel(graph.model), options);
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
   const rng = new Rng(0);
   const state = new Map<string, ort.Tensor>();

@@ -66,7 +66,7 @@ async function pairedWithPyTorch(rounds: number): Promise<void> {
   const rows = [
     ...(await measure([
       await prepareWorkload('reference CNN 32x32, SGD', referenceCnn, reference, { kind: 'sgd' }, threads),
-      await prepareWorkload('  same, portable graph', referenceCnn, reference, { kind: 'sgd' }, threads, false),
+      await prepareWorkload('  same, standard Conv only', referenceCnn, reference, { kind: 'sgd' }, threads, false),
     ], steps)),
     await throughput('seed CNN 64x64, SGD momentum', cnn, { imageSize: 64, numClasses: 30 }, { kind: 'sgd', momentum: 0.9 }, steps, threads),
   ];

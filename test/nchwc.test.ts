@@ -13,7 +13,6 @@ import { decodeModel } from '../src/onnx/read';
 import { encodeModel } from '../src/onnx/write';
 import { lowerConvToNchwc, NCHWC_DOMAIN } from '../src/passes/lower-conv-nchwc';
 import { modelForCpu, nchwcBlockSize } from '../src/runtime/nchwc';
-import { expectSameOutputs } from './support/compare-outputs';
 import { trainingFeeds } from './support/training-feeds';
 
 test('the block size probe finds the kernels on x86-64 (8 with AVX2, 16 with AVX-512)', async () => {
@@ -28,7 +27,18 @@ async function compareLowered(graph: TrainingGraph, imageSize: number, labels: n
   const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'extended' };
   const standard = await (await ort.InferenceSession.create(encodeModel(graph.model), options)).run(feeds);
   const blocked = await (await ort.InferenceSession.create(bytes, options)).run(feeds);
-  expectSameOutputs(blocked, standard);
+  expect(Object.keys(blocked).sort()).toEqual(Object.keys(standard).sort());
+  for (const name of Object.keys(standard)) {
+    const s = standard[name]!.data as Float32Array;
+    const b = blocked[name]!.data as Float32Array;
+    let scale = 1e-6;
+    let worst = 0;
+    s.forEach((v, i) => {
+      scale = Math.max(scale, Math.abs(v));
+      worst = Math.max(worst, Math.abs(v - b[i]!));
+    });
+    expect([name, worst / scale < 1e-4]).toEqual([name, true]);
+  }
   return lowered;
 }
 

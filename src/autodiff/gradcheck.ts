@@ -7,7 +7,6 @@ import { isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { encodeModel } from '../onnx/write';
 import { Rng } from '../util/rng';
-import type { GradientTarget } from '../ops/types';
 import { gradients } from './gradients';
 
 export interface GradCheckReport {
@@ -31,8 +30,6 @@ export interface GradCheckOptions {
   /** ...plus this many with the largest gradient magnitude. */
   largest?: number;
   seed?: number;
-  /** The gradient formulation to check (default portable). */
-  target?: GradientTarget;
 }
 
 /** Tolerances that hold for correct rules: float64 is tight; float32 allows its rounding error over eps. */
@@ -49,7 +46,7 @@ function defaults(dtype: 'float32' | 'float64') {
 export async function checkGradients(
   builder: GraphBuilder, loss: Tensor, wrt: readonly Tensor[], feeds: Record<string, ort.Tensor>, options: GradCheckOptions = {},
 ): Promise<GradCheckReport> {
-  const grads = gradients(loss, wrt, options.target);
+  const grads = gradients(loss, wrt);
   builder.output('loss', loss);
   grads.forEach((g, i) => builder.output(`${wrt[i]!.name}_grad`, g));
   return checkGradientGraph(encodeModel(builder.toModel()), feeds, wrt.map((t) => t.name), options);

@@ -5,7 +5,7 @@ import type { Node, Value } from '../ir/graph';
 import { formatShape, isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { isKnownOp, OPS } from '../ops/registry';
-import { GradContext, GradientTarget, NO_GRADIENT } from '../ops/types';
+import { GradContext, NO_GRADIENT } from '../ops/types';
 import { zerosLike } from './helpers';
 
 /** A gradient rule that failed or produced a tensor of the wrong shape, naming the forward node. */
@@ -21,9 +21,9 @@ export class GradientError extends Error {
  * and returns those gradient tensors (same order). Only the part of the graph that lies between `wrt` and the loss
  * is differentiated: frozen parameters, integer paths and branches that do not reach the loss get no gradient
  * work. A value used by several nodes gets the sum of their contributions. Inputs that do not affect the loss
- * get zeros. `target` lets rules pick CPU-only formulations (see GradientTarget); the default is portable.
+ * get zeros.
  */
-export function gradients(loss: Tensor, wrt: readonly Tensor[], target: GradientTarget = 'portable'): Tensor[] {
+export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
   const b = loss.builder;
   const size = isStatic(loss.shape) ? loss.shape.reduce((x, y) => x * y, 1) : NaN;
   if (size !== 1) throw new GradientError(`the loss must be a single number, got shape ${formatShape(loss.shape)}`);
@@ -57,7 +57,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[], target: Gradient
       if (!isKnownOp(node.opType) || node.domain !== '') throw new GradientError(`no gradient rule for ${node.domain ? `${node.domain}.` : ''}${node.opType} (node '${node.name}')`);
       const rule = OPS[node.opType].grad;
       if (rule === NO_GRADIENT) continue;
-      const ctx = gradContext(b, node, outputGrads, needs, target);
+      const ctx = gradContext(b, node, outputGrads, needs);
       b.withScope(scope, () => {
         let thunks;
         try {
@@ -110,7 +110,7 @@ function backwardReach(nodes: readonly Node[], loss: Value): Set<Value> {
   return reach;
 }
 
-function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefined)[], needs: boolean[], target: GradientTarget): GradContext {
+function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefined)[], needs: boolean[]): GradContext {
   const attr = (name: string) => node.attributes.get(name);
   const tensorOf = (v: Value | undefined, what: string) => {
     if (v === undefined) throw new GradientError(`${node.opType} '${node.name}' has no ${what}`);
@@ -118,7 +118,6 @@ function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefin
   };
   return {
     builder: b,
-    target,
     node,
     input: (i) => tensorOf(node.inputs[i], `input ${i}`),
     output: (i) => tensorOf(node.outputs[i], `output ${i}`),

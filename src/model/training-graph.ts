@@ -1,5 +1,4 @@
 import { gradients } from '../autodiff/gradients';
-import type { GradientTarget } from '../ops/types';
 import { DROPOUT_NOISE } from '../dsl/functional';
 import { crossEntropy } from '../dsl/losses';
 import type { Model } from '../ir/model';
@@ -12,8 +11,6 @@ export interface TrainingGraphOptions extends Omit<BuildOptions, 'mode' | 'param
   labelSmoothing?: number;
   /** Parameters that get no gradient: exact names, or prefixes ending in '.' (`features.`). */
   frozen?: string[];
-  /** 'cpu' for a CPU training session (faster, CPU-only gradient formulations); default 'portable' (see GradientTarget). */
-  gradientTarget?: GradientTarget;
 }
 
 export interface TrainingGraph {
@@ -36,13 +33,12 @@ export interface TrainingGraph {
  * state tensors. The forward pass runs in training mode (dropout, batch statistics).
  */
 export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
-  const { gradientTarget, ...traceOptions } = options;
-  const { trace, loss, buildOptions } = traceClassifier(definition, traceOptions, 'train');
+  const { trace, loss, buildOptions } = traceClassifier(definition, options, 'train');
   const { builder } = trace;
   const frozen = options.frozen ?? [];
   const isFrozen = (name: string) => frozen.some((f) => name === f || (f.endsWith('.') && name.startsWith(f)));
   const trainable = trace.parameters.filter((p) => p.trainable && !p.buffer && !isFrozen(p.name)).map((p) => p.name);
-  const grads = gradients(loss, trainable.map((name) => trace.tensors.get(name)!), gradientTarget);
+  const grads = gradients(loss, trainable.map((name) => trace.tensors.get(name)!));
   builder.output('loss', loss);
   grads.forEach((g, i) => builder.output(`${trainable[i]}_grad`, g));
   const stateOutputs = addStateOutputs(builder);
@@ -56,7 +52,7 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
 }
 
 /** A classifier traced with parameters as inputs and a `labels` input, and its cross-entropy loss. */
-function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen' | 'gradientTarget'>, mode: 'train' | 'eval') {
+function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'>, mode: 'train' | 'eval') {
   const buildOptions: BuildOptions = { ...options, mode, parameters: 'inputs' };
   const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
   if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
@@ -74,7 +70,7 @@ function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGrap
  * The evaluation graph of a classifier: the same inputs as the training graph (input, labels, parameters, state),
  * eval-mode forward (no dropout, running statistics); outputs `loss` and `logits`.
  */
-export function buildEvalGraph(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen' | 'gradientTarget'> = {}): { model: Model } {
+export function buildEvalGraph(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'> = {}): { model: Model } {
   const { trace, loss, buildOptions } = traceClassifier(definition, options, 'eval');
   const { builder } = trace;
   builder.output('loss', loss);

@@ -89,11 +89,11 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
 }
 
 /**
- * dW as ONE GEMM over a channel-major im2col: with the input transposed to [C, N, H, W], each kernel offset's
- * strided view [C, N, OH, OW] is a block of the columns [kH*kW*C, N*OH*OW], and dY transposed to [M, N*OH*OW]
- * multiplies them (K = N*OH*OW, large enough for the GEMM to run near peak). Measured in onnxruntime 1.30 (2
- * threads, batch 64, the reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms for one small GEMM
- * per image and offset. Grouped convolutions keep the per-image form.
+ * dW as ONE GEMM over a channel-major im2col: the columns [C*kH*kW, N*OH*OW] (see im2colByConv) times dY
+ * transposed to [M, N*OH*OW] (K = N*OH*OW, large enough for the GEMM to run near peak). Measured in onnxruntime
+ * 1.30 (2 threads, batch 64, the reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms for one
+ * small GEMM per image and offset, before the im2col became a convolution. Grouped convolutions keep the
+ * per-image form.
  */
 function convWeightGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
@@ -104,14 +104,12 @@ function convWeightGrad(ctx: GradContext): Tensor {
   const [m, cPerGroup, kh, kw] = w.shape as [number, number, number, number];
   if (typeof oh !== 'number' || typeof ow !== 'number') throw new Error('Conv gradients need static spatial sizes');
   if (geo.group === 1) {
-    const { cols, kernelOrder } = ctx.target === 'cpu' ? im2colByConv(x, geo, kh, kw) : im2colBySlices(x, geo, oh, ow);
+    const cols = im2colByConv(x, geo, kh, kw);
     const gRows = F.reshape(F.transpose(g, [1, 0, 2, 3]), [m, -1]);
     // dW^T = cols dY^T rather than dY cols^T: the GEMM packs its right operand, and dY^T is the smaller one
     // (4 MB instead of 19 MB on the reference CNN's second layer; -1 ms per step).
     const dwT = F.matmul(cols, F.transpose(gRows, [1, 0]));
-    return kernelOrder === 'offset-major'
-      ? F.transpose(F.reshape(dwT, [kh, kw, cPerGroup, m]), [3, 2, 0, 1])
-      : F.transpose(F.reshape(dwT, [cPerGroup, kh, kw, m]), [3, 0, 1, 2]);
+    return F.transpose(F.reshape(dwT, [cPerGroup, kh, kw, m]), [3, 0, 1, 2]);
   }
   const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
   // One GEMM per kernel offset against that offset's strided view of the input (ORT fuses the Transpose into
@@ -130,36 +128,28 @@ function padSpatial(x: Tensor, pads: readonly number[]): Tensor {
   return x.builder.op('Pad', [x, x.builder.ints([0, 0, pads[0]!, pads[1]!, 0, 0, pads[2]!, pads[3]!])], {}, 'conv2d');
 }
 
-type Im2col = { cols: Tensor; kernelOrder: 'offset-major' | 'channel-major' };
-
-/** Portable im2col: rows (offset, channel), one strided Slice of the padded [C, N, H, W] input per kernel offset. */
-function im2colBySlices(x: Tensor, geo: Conv2dGeometry, oh: number, ow: number): Im2col {
-  const views = im2colViews(padSpatial(F.transpose(x, [1, 0, 2, 3]), geo.pads), geo, oh, ow);
-  const c = x.shape[1] as number;
-  return { cols: F.reshape(views.length === 1 ? views[0]! : F.concat(views, 0), [views.length * c, -1]), kernelOrder: 'offset-major' };
-}
-
 /**
- * CPU im2col: rows (channel, offset), built by one grouped 3-D convolution of the [1, C, N, H, W] input with a
- * constant one-hot kernel [C*kH*kW, 1, 1, kH, kW] (exact: each output is one input value times 1). onnxruntime's
- * CPU Conv builds it with its own multi-threaded im2col, where the Slices copy rows of OW floats one by one:
- * reference CNN update 37-40 ms instead of 40-51 ms, measured in alternation. The WebGPU provider rejects grouped
- * 3-D convolutions, hence CPU only.
+ * The im2col [C*kH*kW, N*OH*OW] of x (rows: channel, then kernel offset), built by one 3-D convolution of x as a
+ * batch of C single-channel volumes [C, 1, N, H, W] with a constant one-hot kernel [kH*kW, 1, 1, kH, kW] (exact:
+ * each output is one input value times 1). Measured in onnxruntime 1.30: on the CPU the Conv's own multi-threaded
+ * im2col replaces a Pad, one strided Slice per offset (which copied rows of OW floats one at a time: 20 % of the
+ * reference step) and a Concat: reference CNN update 37-41 ms instead of 40-51 ms, in alternation. On WebGPU
+ * (H200) the two formulations train at the same speed.
  */
-function im2colByConv(x: Tensor, geo: Conv2dGeometry, kh: number, kw: number): Im2col {
+function im2colByConv(x: Tensor, geo: Conv2dGeometry, kh: number, kw: number): Tensor {
   const [c, h, w] = x.shape.slice(1) as [number, number, number];
   if (![c, h, w].every((d) => typeof d === 'number')) throw new Error('Conv gradients need static channel and spatial sizes');
   const offsets = kh * kw;
-  const onehot = new Float32Array(c * offsets * offsets);
-  for (let ci = 0; ci < c; ci++) for (let k = 0; k < offsets; k++) onehot[(ci * offsets + k) * offsets + k] = 1;
+  const onehot = new Float32Array(offsets * offsets);
+  for (let k = 0; k < offsets; k++) onehot[k * offsets + k] = 1;
   const b = x.builder;
-  const kernel = b.constant(TensorData.fromArray(x.dtype, [c * offsets, 1, 1, kh, kw], onehot));
-  const volume = F.reshape(F.transpose(x, [1, 0, 2, 3]), [1, c, -1, h, w]);
+  const kernel = b.constant(TensorData.fromArray(x.dtype, [offsets, 1, 1, kh, kw], onehot));
+  const volumes = F.reshape(F.transpose(x, [1, 0, 2, 3]), [c, 1, -1, h, w]);
   const [top, left, bottom, right] = geo.pads;
-  const cols = b.op('Conv', [volume, kernel], {
-    kernel_shape: [1, kh, kw], pads: [0, top, left, 0, bottom, right], strides: [1, ...geo.strides], dilations: [1, ...geo.dilations], group: c,
+  const cols = b.op('Conv', [volumes, kernel], {
+    kernel_shape: [1, kh, kw], pads: [0, top, left, 0, bottom, right], strides: [1, ...geo.strides], dilations: [1, ...geo.dilations],
   }, 'im2col');
-  return { cols: F.reshape(cols, [c * offsets, -1]), kernelOrder: 'channel-major' };
+  return F.reshape(cols, [c * offsets, -1]);
 }
 
 /** One strided view [N, C, OH, OW] of the padded input per kernel offset, in (kh, kw) order. */

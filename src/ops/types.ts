@@ -56,17 +56,8 @@ export interface OpRule {
  * gradients flowing into its outputs, and which inputs need a gradient. Rules emit nodes with the same DSL as
  * forward code (the builder is active while they run).
  */
-/**
- * Which runtimes a gradient graph is for. 'portable': standard ops that every provider runs (CPU, CUDA, WebGPU,
- * onnxruntime-web); the artifacts on disk are always portable. 'cpu': a rule may pick ops that only onnxruntime's
- * CPU provider runs well or at all (a grouped 3-D convolution, say), for CPU training sessions.
- */
-export type GradientTarget = 'portable' | 'cpu';
-
 export interface GradContext {
   readonly builder: GraphBuilder;
-  /** The runtime the gradient graph is built for (see GradientTarget). */
-  readonly target: GradientTarget;
   readonly node: Node;
   input(index: number): Tensor;
   /** A forward output (for rules that reuse the forward result, e.g. Sigmoid's y * (1 - y)). */

@@ -118,9 +118,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if ('numClasses' in o.definition.defaults) config.numClasses = classes;
   if ('imageSize' in o.definition.defaults) config.imageSize = o.train.height;
   const seed = o.seed ?? 0;
-  const onCpu = (o.executionProviders ?? ['cpu'])[0] === 'cpu';
-  // On the CPU provider, gradient rules may use its faster CPU-only formulations (artifacts stay portable).
-  const graph = buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing, gradientTarget: onCpu ? 'cpu' : 'portable' });
+  const graph = buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing });
   const evalGraph = buildEvalGraph(o.definition, { variant: o.variant, config, seed });
   const paramSpecs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
@@ -137,6 +135,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const located = (model: Model, cpuOutputs: string[]): ort.InferenceSession.SessionOptions => (onGpu
     ? { ...sessionOptions, preferredOutputLocation: Object.fromEntries(model.graph.outputs.map((v) => [v.name, cpuOutputs.includes(v.name) ? 'cpu' : 'gpu-buffer'])) }
     : sessionOptions);
+  const onCpu = (o.executionProviders ?? ['cpu'])[0] === 'cpu';
   const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : encodeModel(model));
   const trainSession = await ort.InferenceSession.create(await forSession(graph.model), located(graph.model, ['loss']));
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
