@@ -1,6 +1,6 @@
-import { Graph, Node, Value } from '../ir/graph';
+import type { Graph, Node, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { TensorData } from '../ir/tensor';
+import { GraphRewriter } from './graph-rewriter';
 import { topologicalSort } from './topological-sort';
 
 /** The domain of onnxruntime's CPU kernels that work on channel-blocked (NCHWc) tensors. */
@@ -81,33 +81,10 @@ function fusableRelu(graph: Graph, conv: Node): Node | undefined {
   return reader.opType === 'Relu' && reader.domain === '' ? reader : undefined;
 }
 
-/** Small helpers that add nodes and int64 constants under fresh names. */
-class Rewriter {
-  private count = 0;
-
-  constructor(private readonly graph: Graph) {}
-
-  private fresh(base: string, dtype: Value['dtype'] = 'float32', shape?: Value['shape']): Value {
-    let name: string;
-    do name = `${base}/nchwc_${this.count++}`; while (this.graph.values.has(name));
-    return this.graph.addValue(new Value(name, dtype, shape));
-  }
-
-  private ints(values: number[]): Value {
-    const v = this.fresh('nchwc_shape', 'int64', [values.length]);
-    this.graph.initializers.set(v.name, TensorData.int64([values.length], values));
-    return v;
-  }
-
-  private add(opType: string, inputs: (Value | undefined)[], attributes: Record<string, number | number[] | string>, output: Value, domain = ''): Value {
-    const node = new Node(opType, output.name, domain);
-    for (const input of inputs) node.addInput(input);
-    node.addOutput(output);
-    for (const [key, value] of Object.entries(attributes)) {
-      node.attributes.set(key, typeof value === 'string' ? { type: 'string', value } : Array.isArray(value) ? { type: 'ints', value } : { type: 'int', value });
-    }
-    this.graph.addNode(node);
-    return output;
+/** The nchwc rewrites: blocked weight layouts and the blocked Conv between its reorders. */
+class Rewriter extends GraphRewriter {
+  constructor(graph: Graph) {
+    super(graph, 'nchwc');
   }
 
   /** W [M, C, kH, kW] in the kernel's blocked order, keeping its logical dims: [M/B, C/B, kH, kW, B(c), B(m)], or [M/B, C, kH, kW, B(m)] when C < B. */
@@ -136,27 +113,5 @@ class Rewriter {
     const input = c < b ? x : this.add('ReorderInput', [x], { channels_last: 0 }, this.fresh(base), NCHWC_DOMAIN);
     const conv = this.add('Conv', [input, weights, bias], { ...attributes, group: 1, ...(relu ? { activation: 'Relu' } : {}) }, this.fresh(base), NCHWC_DOMAIN);
     return this.add('ReorderOutput', [conv], { channels_last: 0, channels: m }, this.fresh(base), NCHWC_DOMAIN);
-  }
-
-  /** Makes the node that produced `fresh` produce `old`'s value instead, and drops `old`'s producer. */
-  replace(oldProducer: Node, fresh: Value): void {
-    const old = oldProducer.outputs[0]!;
-    const producer = fresh.producer!;
-    producer.outputs[producer.outputs.indexOf(fresh)] = old;
-    old.producer = producer;
-    this.graph.values.delete(fresh.name);
-    this.remove(oldProducer);
-  }
-
-  /** Drops a node (and, with `dropOutputs`, its output values, which nothing reads any more). */
-  remove(node: Node, dropOutputs = false): void {
-    const index = this.graph.nodes.indexOf(node);
-    if (index < 0) return;
-    if (dropOutputs) for (const v of node.outputs) if (v !== undefined) this.graph.values.delete(v.name);
-    for (const input of node.inputs) {
-      if (input === undefined) continue;
-      for (let i = input.uses.length - 1; i >= 0; i--) if (input.uses[i]!.node === node) input.uses.splice(i, 1);
-    }
-    this.graph.nodes.splice(index, 1);
   }
 }
