@@ -10,6 +10,7 @@ import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
 import type { Model } from '../ir/model';
 import { encodeModel } from '../onnx/write';
 import { modelForCpu } from '../runtime/nchwc';
+import { modelForWebGpu } from '../runtime/webgpu-model';
 import { describeOptimizer, OptimizerConfig, slotNames } from '../optim/config';
 import { buildOptimizerGraph } from '../optim/optimizer-graph';
 import { learningRateAt, Schedule } from '../optim/schedule';
@@ -136,7 +137,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ? { ...sessionOptions, preferredOutputLocation: Object.fromEntries(model.graph.outputs.map((v) => [v.name, cpuOutputs.includes(v.name) ? 'cpu' : 'gpu-buffer'])) }
     : sessionOptions);
   const onCpu = (o.executionProviders ?? ['cpu'])[0] === 'cpu';
-  const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : encodeModel(model));
+  // Each provider gets the graph rewritten for its kernels (in memory only): blocked convolutions on the CPU, no
+  // LogSoftmax on WebGPU.
+  const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : onGpu ? modelForWebGpu(model) : encodeModel(model));
   const trainSession = await ort.InferenceSession.create(await forSession(graph.model), located(graph.model, ['loss']));
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
   const evalSession = await ort.InferenceSession.create(await forSession(evalGraph.model), located(evalGraph.model, ['loss', 'logits']));
