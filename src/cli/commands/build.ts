@@ -38,7 +38,7 @@ export function buildCommand(): Command {
     .option('--seed <n>', 'seed of the parameter initialization', '0')
     .addOption(new Option('--mode <mode>', 'eval: inference graph; train: dropout active, batch-norm batch statistics').choices(['eval', 'train']).default('eval'))
     .option('--check', 'load the written model in onnxruntime-node and run one random batch')
-    .option('--train', 'write training artifacts into the --out folder: training_model.onnx, eval_model.onnx,\noptimizer_model.onnx, inference_model.onnx, checkpoint.safetensors (see README)')
+    .option('--train', 'write training artifacts into the --out folder: training_model.onnx, eval_model.onnx, optimizer_model.onnx, inference_model.onnx, checkpoint.safetensors (see README)')
     .addOption(new Option('--optimizer <name>', 'with --train: the optimizer graph').choices(['sgd', 'adam', 'adamw']).default('adam'))
     .option('--momentum <m>', 'with --train --optimizer sgd: momentum', '0.9')
     .option('--weight-decay <wd>', 'with --train: weight decay', '0')
