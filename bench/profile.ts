@@ -2,10 +2,12 @@
  * Where the time of one training step goes: runs the training graph with ORT's profiler and sums the kernel time
  * by op type (and lists the slowest nodes).
  *
- *   node bench/run.js bench/profile.ts [reference|seed] [--threads N] [--standard]
+ *   node bench/run.js bench/profile.ts [reference|seed] [--threads N] [--standard] [--device webgpu]
  *
  * Profiles the graph as the trainer runs it on the CPU (convolutions lowered to the blocked kernels), or with
- * --standard the plain ONNX graph.
+ * --standard the plain ONNX graph. With --device webgpu, the graph as the trainer's WebGPU sessions get it, on the
+ * WebGPU provider: node times are then the host's time to dispatch each kernel, and the wall time per run shows how
+ * much waiting for the GPU adds.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,6 +18,7 @@ import referenceCnn from '../graphs/reference-cnn';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { modelForCpu } from '../src/runtime/nchwc';
+import { modelForWebGpu } from '../src/runtime/webgpu-model';
 import { Rng } from '../src/util/rng';
 
 (async () => {
@@ -33,8 +36,10 @@ import { Rng } from '../src/util/rng';
   };
   for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-profile-'));
-  const model = process.argv.includes('--standard') ? encodeModel(graph.model) : (await modelForCpu(graph.model)).bytes;
+  const webgpu = process.argv.includes('--device') && process.argv[process.argv.indexOf('--device') + 1] === 'webgpu';
+  const model = webgpu ? modelForWebGpu(graph.model) : process.argv.includes('--standard') ? encodeModel(graph.model) : (await modelForCpu(graph.model)).bytes;
   const session = await ort.InferenceSession.create(model, {
+    executionProviders: webgpu ? ['webgpu', 'cpu'] : ['cpu'],
     intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: (process.env.ORT_LEVEL ?? 'extended') as 'extended',
     enableMemPattern: process.env.MEMPAT !== '0', enableCpuMemArena: process.env.ARENA !== '0', enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), optimizedModelFilePath: path.join(dir, 'optimized.onnx'),
   });
@@ -42,28 +47,36 @@ import { Rng } from '../src/util/rng';
   // each node's time is its median over the runs after the warm-up.
   const warmup = 3;
   const runs = Number(process.env.RUNS ?? 10);
-  for (let i = 0; i < warmup + runs; i++) await session.run(feeds);
+  const wall: number[] = [];
+  for (let i = 0; i < warmup + runs; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    if (i >= warmup) wall.push(performance.now() - t0);
+  }
   session.endProfiling();
   const file = fs.readdirSync(dir).find((f) => f.startsWith('p'))!;
-  const events = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
-  const perNode = new Map<string, { op: string; times: number[] }>();
+  const events = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string; provider?: string } }[];
+  const perNode = new Map<string, { op: string; provider: string; times: number[] }>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
     const key = e.name.replace('_kernel_time', '');
-    if (!perNode.has(key)) perNode.set(key, { op: e.args?.op_name ?? '?', times: [] });
+    if (!perNode.has(key)) perNode.set(key, { op: e.args?.op_name ?? '?', provider: e.args?.provider ?? '?', times: [] });
     perNode.get(key)!.times.push(e.dur);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const providers = new Map<string, number>();
   const byOp = new Map<string, number>();
   const byNode = new Map<string, number>();
   let total = 0;
-  for (const [name, { op, times }] of perNode) {
+  for (const [name, { op, times, provider }] of perNode) {
+    providers.set(provider, (providers.get(provider) ?? 0) + 1);
     const us = median(times.slice(warmup));
     byOp.set(op, (byOp.get(op) ?? 0) + us);
     byNode.set(`${op} ${name}`, us);
     total += us;
   }
-  console.log(`${which} CNN training step, batch ${batch}: ${(total / 1000).toFixed(1)} ms of kernel time per step (median of ${runs} runs after ${warmup} warm-up runs)`);
+  console.log(`${which} CNN training step, batch ${batch}: ${(total / 1000).toFixed(1)} ms of kernel time per step, ${median(wall).toFixed(1)} ms wall (medians of ${runs} runs after ${warmup} warm-up runs)`);
+  console.log(`nodes by provider: ${[...providers].map(([p, n]) => `${p} ${n}`).join(', ')}`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)}${(us / 1000).toFixed(2).padStart(8)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('slowest nodes:');
   for (const [node, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 25))) console.log(`  ${(us / 1000).toFixed(2).padStart(8)} ms  ${node}`);
