@@ -32,6 +32,21 @@ test('a short WebGPU training run keeps its state on the device and matches the 
     console.log(`WebGPU vs CPU after 6 Adam steps: largest difference ${worst.toExponential(2)} of each tensor's largest magnitude`);
     expect(worst).toBeLessThan(1e-3);
     expect(gpu.history[1]!.valLoss).toBeCloseTo(cpu.history[1]!.valLoss, 3);
+    // The training loss, summed on the GPU and read back every few updates, gives the CPU's epoch means.
+    for (const epoch of [0, 1]) expect(gpu.history[epoch]!.trainLoss).toBeCloseTo(cpu.history[epoch]!.trainLoss, 3);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}, 300000);
+
+test('on WebGPU a NaN loss, read back every few updates, still stops training with a clear message', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-webgpu-nan-'));
+  try {
+    const run = train({
+      definition: mlp, config: { hidden: 16 }, train: generateShapes({ count: 96, imageSize: 8, seed: 0 }), val: generateShapes({ count: 32, imageSize: 8, seed: 1 }),
+      epochs: 2, batchSize: 8, optimizer: { kind: 'sgd' }, learningRate: 1e30, outDir: tmp, seed: 3, threads: 1, executionProviders: ['webgpu', 'cpu'],
+    });
+    await expect(run).rejects.toThrow(/the loss became (NaN|Infinity|-Infinity) at epoch 1, batch(es)? [\d-]+ .*training stopped\. Checkpoints already written are untouched \(none yet\)/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -19,6 +19,7 @@ import { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
 import { DROPOUT_NOISE } from '../dsl/functional';
 import { CheckpointContents, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
+import { DeviceLossSum } from './device-loss-sum';
 import { Average, topKCorrect } from './metrics';
 
 export interface TrainOptions {
@@ -63,7 +64,10 @@ export interface TrainOptions {
   workers?: number;
   /** Training images (a fixed seeded sample) on which train accuracy is measured each epoch, in eval mode (default 2,000). */
   trainAccuracySample?: number;
-  /** Receives progress events (the CLI draws a bar from them). */
+  /**
+   * Receives progress events after each update (the CLI draws a bar from them); `loss` is the epoch's mean so far,
+   * NaN before the first loss is read back from a GPU.
+   */
   onBatch?: (e: { epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }) => void;
   onEpoch?: (m: EpochMetrics) => void;
   /** Checked between batches: when it returns true, a checkpoint is written and training stops (Ctrl-C). */
@@ -140,7 +144,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // Each provider gets the graph rewritten for its kernels (in memory only): blocked convolutions on the CPU, no
   // LogSoftmax on WebGPU.
   const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : onGpu ? modelForWebGpu(model) : encodeModel(model));
-  const trainSession = await ort.InferenceSession.create(await forSession(graph.model), located(graph.model, ['loss']));
+  // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
+  const trainSession = await ort.InferenceSession.create(await forSession(graph.model), located(graph.model, onGpu ? [] : ['loss']));
+  const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
   const evalSession = await ort.InferenceSession.create(await forSession(evalGraph.model), located(evalGraph.model, ['loss', 'logits']));
   const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
@@ -217,11 +223,26 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const nextEpochRng = rng.getState();
     const started = performance.now();
     const trainLoss = new Average(position.epochLoss?.sum, position.epochLoss?.count);
+    /** Stops on a loss that is not finite, naming where it happened; checkpoints already written stay as they are. */
+    const guard = (loss: number, where: string, step: number) => {
+      if (Number.isFinite(loss)) return;
+      throw new TrainingError(`the loss became ${loss} at epoch ${epoch + 1}, ${where} (learning rate ${learningRateAt(o.learningRate, step, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps })}); training stopped. `
+        + `Checkpoints already written are untouched (${fs.existsSync(lastCheckpoint) ? lastCheckpoint : 'none yet'}). Try a lower learning rate or --clip-grad-norm.`);
+    };
+    /** Brings the losses summed on the GPU into the epoch's mean (a no-op on the CPU, which reads each one). */
+    const readLosses = async (lastBatch: number) => {
+      if (lossSum === undefined || lossSum.updates === 0) return;
+      const first = lastBatch - lossSum.updates + 2;
+      const { sum, count } = await lossSum.read();
+      guard(sum, first === lastBatch + 1 ? `batch ${first}` : `batches ${first}-${lastBatch + 1}`, position.step);
+      trainLoss.add(sum / count, count);
+    };
     let seen = 0;
     const batches = pipeline.epoch(order, o.batchSize, epoch, position.batch);
     for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
       const assembled = (await batches.next()).value!;
       if (o.shouldStop?.()) {
+        await readLosses(batch - 1);
         position = { ...position, epoch, batch, epochLoss: trainLoss.totals };
         await save(lastCheckpoint, position);
         stopped = 'interrupted';
@@ -240,12 +261,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rngNoise.next()), dims);
       }
       const out = await trainSession.run(feeds);
-      const loss = (out.loss!.data as Float32Array)[0]!;
-      if (!Number.isFinite(loss)) {
-        throw new TrainingError(`the loss became ${loss} at epoch ${epoch + 1}, batch ${batch + 1} (learning rate ${learningRateAt(o.learningRate, position.step + 1, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps })}); training stopped. `
-          + `Checkpoints already written are untouched (${fs.existsSync(lastCheckpoint) ? lastCheckpoint : 'none yet'}). Try a lower learning rate or --clip-grad-norm.`);
-      }
       const step = position.step + 1;
+      if (lossSum === undefined) {
+        const loss = (out.loss!.data as Float32Array)[0]!;
+        guard(loss, `batch ${batch + 1}`, step);
+        trainLoss.add(loss, n);
+      } else {
+        await lossSum.add(out.loss!, n);
+        out.loss!.dispose();
+      }
       const lr = learningRateAt(o.learningRate, step, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps });
       const optFeeds: Record<string, ort.Tensor> = {
         learning_rate: new ort.Tensor('float32', Float32Array.from([lr]), [1]),
@@ -262,10 +286,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       for (const [buffer, output] of graph.stateOutputs) replace(buffer, out[output]!);
       if (onGpu) for (const p of paramSpecs) out[`${p.name}_grad`]!.dispose();
       position = { ...position, step, batch: batch + 1 };
-      trainLoss.add(loss, n);
+      if (lossSum !== undefined && (lossSum.updates >= LOSS_READ_INTERVAL || batch + 1 === batchesPerEpoch)) await readLosses(batch);
       seen += n;
       o.onBatch?.({ epoch, batch, batches: batchesPerEpoch, loss: trainLoss.value, imagesPerSecond: seen / ((performance.now() - started) / 1000) });
       if (o.maxSteps !== undefined && step >= o.maxSteps) {
+        await readLosses(batch);
         stopped = 'max-steps';
         position = { ...position, epoch, batch: batch + 1, epochLoss: trainLoss.totals };
         await save(lastCheckpoint, position);
@@ -298,7 +323,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       break;
     }
   }
-  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), pipeline.close()]);
+  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), lossSum?.release(), pipeline.close()]);
   return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, confusion, tensors };
 }
 
@@ -341,6 +366,12 @@ export async function evaluate(
  * A session of Identity nodes that brings GPU-resident state back to the host (for checkpoints): onnxruntime-node
  * 1.30 aborts the process when getData() downloads a WebGPU tensor, while outputs placed on the CPU work.
  */
+/**
+ * On WebGPU, how many updates pass between reads of the loss (each read waits for the GPU to drain): the NaN guard
+ * stops at most this many updates after the loss goes bad, and the progress bar's loss moves in steps of it.
+ */
+const LOSS_READ_INTERVAL = 10;
+
 async function hostCopier(
   names: string[], shapeOf: (name: string) => readonly number[], options: ort.InferenceSession.SessionOptions,
 ): Promise<((tensors: Map<string, ort.Tensor>) => Promise<Map<string, ort.Tensor>>) & { release(): Promise<void> }> {

@@ -202,7 +202,8 @@ export function trainCommand(): Command {
               barEpoch = e.epoch;
               bar.start(e.batches, e.batch, { epoch: e.epoch + 1, epochs, loss: '-', ips: '-' });
             }
-            bar.update(e.batch + 1, { loss: e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0) });
+            // NaN until the first loss is read back (on WebGPU it is read every few updates).
+            bar.update(e.batch + 1, { loss: Number.isNaN(e.loss) ? '-' : e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0) });
           },
           onEpoch: (m) => {
             bar?.stop();
