@@ -363,15 +363,15 @@ export async function evaluate(
 }
 
 /**
- * A session of Identity nodes that brings GPU-resident state back to the host (for checkpoints): onnxruntime-node
- * 1.30 aborts the process when getData() downloads a WebGPU tensor, while outputs placed on the CPU work.
- */
-/**
  * On WebGPU, how many updates pass between reads of the loss (each read waits for the GPU to drain): the NaN guard
  * stops at most this many updates after the loss goes bad, and the progress bar's loss moves in steps of it.
  */
 const LOSS_READ_INTERVAL = 10;
 
+/**
+ * A session of Identity nodes that brings GPU-resident state back to the host (for checkpoints): onnxruntime-node
+ * 1.30 aborts the process when getData() downloads a WebGPU tensor, while outputs placed on the CPU work.
+ */
 async function hostCopier(
   names: string[], shapeOf: (name: string) => readonly number[], options: ort.InferenceSession.SessionOptions,
 ): Promise<((tensors: Map<string, ort.Tensor>) => Promise<Map<string, ort.Tensor>>) & { release(): Promise<void> }> {
