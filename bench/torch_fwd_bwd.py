@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""PyTorch CPU reference for bench/autodiff.ts: forward (train mode) vs forward+backward, median ms, batch 64.
+"""PyTorch CPU reference for bench/autodiff.ts: forward (train mode) vs forward+backward, median ms, batch 64;
+with --update also a whole SGD update as bench/training.ts times it (reference CNN: plain SGD; seed CNN: momentum
+0.9), for its paired comparison (--pytorch).
 
   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 bench/torch_fwd_bwd.py [--threads N]
 Needs Debian's python3-torch (see ../shared/bench/README.md). Prints one JSON line.
@@ -36,11 +38,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--model", choices=["reference", "seed", "both"], default="both")
+    ap.add_argument("--update", action="store_true", help="also time a whole SGD update")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
-    for name, make in [("reference CNN 32x32", reference_cnn), ("seed CNN 64x64", seed_cnn)]:
+    models = [("reference", "reference CNN 32x32", reference_cnn, 0.0), ("seed", "seed CNN 64x64", seed_cnn, 0.9)]
+    for key, name, make, momentum in models:
+        if args.model not in (key, "both"):
+            continue
         model, size, classes = make()
         model.train()
         x = torch.randn(64, 3, size, size)
@@ -56,7 +63,19 @@ def main():
 
         f = median_ms(forward, args.runs)
         fb = median_ms(forward_backward, args.runs)
-        rows.append({"model": name, "forwardMs": round(f, 2), "forwardBackwardMs": round(fb, 2), "ratio": round(fb / f, 2)})
+        row = {"model": name, "forwardMs": round(f, 2), "forwardBackwardMs": round(fb, 2), "ratio": round(fb / f, 2)}
+        if args.update:
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=momentum)
+
+            def update():
+                opt.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                loss.item()
+
+            row["updateMs"] = round(median_ms(update, args.runs), 2)
+        rows.append(row)
     print(json.dumps({"system": f"pytorch {torch.__version__}", "threads": args.threads, "rows": rows}))
 
 
