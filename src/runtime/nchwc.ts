@@ -6,6 +6,7 @@ import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { lowerConvToNchwc } from '../passes/lower-conv-nchwc';
 import { Rng } from '../util/rng';
+import { rewrittenBytes } from './rewritten-model';
 
 let probed: Promise<number | undefined> | undefined;
 
@@ -61,10 +62,8 @@ async function agrees(blockSize: number): Promise<boolean> {
  * (a copy is lowered; `model` is left as it is). Reports how many layers were lowered.
  */
 export async function modelForCpu(model: Model): Promise<{ bytes: Uint8Array; lowered: number }> {
-  const bytes = encodeModel(model);
   const blockSize = await nchwcBlockSize();
-  if (blockSize === undefined) return { bytes, lowered: 0 };
-  const copy = decodeModel(bytes);
-  const lowered = lowerConvToNchwc(copy, blockSize);
-  return lowered === 0 ? { bytes, lowered } : { bytes: encodeModel(copy), lowered };
+  if (blockSize === undefined) return { bytes: encodeModel(model), lowered: 0 };
+  const { bytes, rewritten } = rewrittenBytes(model, (copy) => lowerConvToNchwc(copy, blockSize));
+  return { bytes, lowered: rewritten };
 }

@@ -1,7 +1,6 @@
 import type { Model } from '../ir/model';
-import { decodeModel } from '../onnx/read';
-import { encodeModel } from '../onnx/write';
 import { lowerLogSoftmax } from '../passes/lower-log-softmax';
+import { rewrittenBytes } from './rewritten-model';
 
 /**
  * The bytes of a model for a WebGPU session: ops that the WebGPU provider lacks, and that would send tensors to
@@ -9,7 +8,5 @@ import { lowerLogSoftmax } from '../passes/lower-log-softmax';
  * as it is, and so are the artifacts on disk.
  */
 export function modelForWebGpu(model: Model): Uint8Array {
-  const bytes = encodeModel(model);
-  const copy = decodeModel(bytes);
-  return lowerLogSoftmax(copy) > 0 ? encodeModel(copy) : bytes;
+  return rewrittenBytes(model, lowerLogSoftmax).bytes;
 }
