@@ -1,10 +1,6 @@
-/** An error for the user: printed as one clear line, without a stack trace. */
-export class UserError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+import { UserError } from '../util/user-error';
+
+export { UserError };
 
 /** Errors whose message is meant for users (matched by name: a graph file may bring its own copy of the classes). */
 const USER_FACING = new Set(['UserError', 'GraphBuildError', 'OnnxFormatError', 'ShapeError']);

@@ -15,13 +15,9 @@ import { Rng } from '../util/rng';
 import { storeWeightsAsFloat16 } from './float16-weights';
 import type { ModelCard } from './model-card';
 import { updateModelIndex } from './model-index';
+import { UserError } from '../util/user-error';
 
-export class ExportError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export class ExportError extends UserError {}
 
 export interface ExportOptions {
   fp16?: boolean;

@@ -4,13 +4,9 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelCard, modelCardProblems } from '../export/model-card';
 import { Pixels, Prediction, preprocessImage, topK } from '../export/image-preprocessing';
+import { UserError } from '../util/user-error';
 
-export class PredictorError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export class PredictorError extends UserError {}
 
 /** An exported model (model.json + model.onnx) ready to classify images, with the page's exact preprocessing. */
 export class Predictor {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EpochMetrics } from '../train/trainer';
+import { UserError } from '../util/user-error';
 
 /** What `deepvision train` leaves in its output folder at the end of a run (summary.json). */
 export interface RunSummary {
@@ -20,12 +21,7 @@ export interface RunSummary {
   seconds: number;
 }
 
-export class RunRecordError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export class RunRecordError extends UserError {}
 
 /** Epoch metrics from a metrics.jsonl (the last line per epoch wins, so a re-run into the same folder reads cleanly). */
 export function readMetrics(file: string): EpochMetrics[] {

@@ -21,6 +21,7 @@ import { DROPOUT_NOISE } from '../dsl/functional';
 import { CheckpointContents, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
 import { DeviceLossSum } from './device-loss-sum';
 import { Average, topKCorrect } from './metrics';
+import { UserError } from '../util/user-error';
 
 export interface TrainOptions {
   definition: ModelDefinition;
@@ -105,12 +106,7 @@ export interface TrainResult {
 }
 
 /** A loss that is NaN or infinite: training stops and the last good checkpoint stays as it was. */
-export class TrainingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export class TrainingError extends UserError {}
 
 /**
  * Trains a classifier with the generated training graph and optimizer graph in onnxruntime-node: seeded

@@ -1,17 +1,35 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UserError } from './user-error';
+
+/** A failed write, described for the user: a full disk, a read-only folder, a missing permission. */
+export class WriteError extends UserError {}
+
+/** One line for a failed file operation: "no space left on device writing FILE" rather than an errno dump. */
+export function describeWriteFailure(err: unknown, target: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOSPC': return `no space left on device writing ${target}`;
+    case 'EDQUOT': return `disk quota exceeded writing ${target}`;
+    case 'EROFS': return `read-only file system: cannot write ${target}`;
+    case 'EACCES': case 'EPERM': return `permission denied writing ${target}`;
+    case 'EISDIR': return `cannot write ${target}: it is a folder`;
+    case 'ENOTDIR': return `cannot write ${target}: a part of its path is a file, not a folder`;
+    default: return `could not write ${target}: ${(err as Error).message}`;
+  }
+}
 
 /**
  * Writes a file so that readers see either the old content or the complete new one, never a partial file:
  * the bytes go to a temporary file in the same folder, are flushed to disk, and the temporary file is renamed
- * over the target. On any failure the temporary file is removed and the target is untouched.
+ * over the target. On any failure the temporary file is removed, the target is untouched and a WriteError says why.
  */
 export function writeFileAtomic(target: string, data: Uint8Array | string): void {
   const dir = path.dirname(path.resolve(target));
-  fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Date.now().toString(36)}.tmp`);
   let fd: number | undefined;
   try {
+    fs.mkdirSync(dir, { recursive: true });
     fd = fs.openSync(tmp, 'w');
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     let offset = 0;
@@ -23,6 +41,37 @@ export function writeFileAtomic(target: string, data: Uint8Array | string): void
   } catch (err) {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw new Error(`could not write ${target}: ${(err as Error).message}`);
+    throw new WriteError(describeWriteFailure(err, target));
+  }
+}
+
+/**
+ * Removes the temporary files (`.NAME.PID.TIME.tmp`) writeFileAtomic left in `dir` when a process was killed mid-write (those of
+ * processes still running are kept). Returns how many were removed.
+ */
+export function removeStaleTempFiles(dir: string): number {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const match = /^\..*\.(\d+)\.[0-9a-z]+\.tmp$/.exec(name);
+    if (!match || processAlive(Number(match[1]))) continue;
+    fs.rmSync(path.join(dir, name), { force: true });
+    removed++;
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
