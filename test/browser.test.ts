@@ -10,7 +10,7 @@ import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { demoServerOptions, startStaticServer } from '../src/serve/static-server';
 import { cli, trainAndExport } from './support/exported-model';
-import { sharedFile } from './support/shared';
+import { fixture } from './support/shared';
 
 const CHROMIUM = '/usr/bin/chromium';
 let tmp: string;
@@ -75,7 +75,7 @@ test('the page loads the model with the wasm provider (no GPU here) and shows it
 
 test('a PNG photo: top 5 labels and probabilities equal deepvision predict within 1e-4', async () => {
   const png = path.join(tmp, 'photo.png');
-  await sharp(sharedFile('data/tiny-imagenet-30/val/images/val_1.JPEG')).png().toFile(png);
+  await sharp(fixture('photos/val_1.JPEG')).png().toFile(png);
   const shown = await upload(png);
   expect(shown).toHaveLength(5);
   expectSamePredictions(shown, predict(png));
@@ -84,7 +84,7 @@ test('a PNG photo: top 5 labels and probabilities equal deepvision predict withi
 
 test('a JPEG (resized and center-cropped from 4:3) and a generated sample agree with predict too', async () => {
   const jpeg = path.join(tmp, 'wide.jpg');
-  await sharp(sharedFile('models/samples/dog.jpg')).resize(120, 90, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(jpeg);
+  await sharp(fixture('photos/dog-320.jpg')).resize(120, 90, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(jpeg);
   expectSamePredictions(await upload(jpeg), predict(jpeg));
   const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
   expectSamePredictions(await upload(sample), predict(sample));

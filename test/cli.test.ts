@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { helpText } from '../src/cli/help-text';
-import { sharedFile } from './support/shared';
+import { dataTest, fixture, sharedFile } from './support/shared';
 
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'deepvision.js');
@@ -92,12 +92,15 @@ describe('deepvision CLI', () => {
     expect(cli('build', path.join(ROOT, 'graphs', 'cnn.ts'), '--set', 'numClasses=many').stderr).toContain("config 'numClasses' must be a number, got 'many'");
   });
 
-  test('inspect describes a model from another tool and rejects a non-model', () => {
+  dataTest('inspect describes a model from another tool', ['models/mobilenetv2-torchvision-int8-qdq.onnx'], () => {
     const r = cli('inspect', sharedFile('models/mobilenetv2-torchvision-int8-qdq.onnx'));
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/Conv\s+52/);
     expect(r.stdout).toContain('Opsets: ai.onnx 12');
-    const bad = cli('inspect', sharedFile('models/samples/dog.jpg'));
+  });
+
+  test('inspect rejects a file that is not a model', () => {
+    const bad = cli('inspect', fixture('photos/dog-320.jpg'));
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('not an ONNX model');
   });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadImageSet, openSource } from '../src/data/load-image-set';
 import { loadData } from '../src/data/registry';
-import { sharedDir, sharedFile } from './support/shared';
+import { dataTest, fixture, sharedDir, sharedFile } from './support/shared';
 
 let tmp: string;
 let cacheDir: string;
@@ -152,24 +152,24 @@ describe('standard layouts', () => {
   });
 });
 
-describe('the shared data sets', () => {
-  test('CIFAR-10 binary records equal the lossless PNGs they came from', async () => {
-    const root = path.join(tmp, 'cifar-first200');
+describe('real data sets', () => {
+  test('CIFAR-10 binary records equal the lossless PNGs they came from (20 real records, test/fixtures)', async () => {
+    const root = path.join(tmp, 'cifar-first20');
     fs.mkdirSync(root);
-    fs.copyFileSync(sharedFile('data/cifar10-train200-png/data_batch_1_first200.bin'), path.join(root, 'data_batch_1.bin'));
-    fs.copyFileSync(sharedFile('data/cifar10-train200-png/data_batch_1_first200.bin'), path.join(root, 'test_batch.bin'));
+    fs.copyFileSync(fixture('cifar10-first20/data_batch_1_first20.bin'), path.join(root, 'data_batch_1.bin'));
+    fs.copyFileSync(fixture('cifar10-first20/data_batch_1_first20.bin'), path.join(root, 'test_batch.bin'));
     const { train } = await loadImageSet(root, { imageSize: 32, cacheDir });
-    expect(train.count).toBe(200);
-    const csv = fs.readFileSync(sharedFile('data/cifar10-train200-png/trainLabels.csv'), 'utf8').trim().split('\n');
-    for (const n of [0, 1, 57, 199]) {
+    expect(train.count).toBe(20);
+    const csv = fs.readFileSync(fixture('cifar10-first20/trainLabels.csv'), 'utf8').trim().split('\n');
+    for (const n of [0, 1, 13, 19]) {
       const [file, className] = csv[n]!.split(',');
       expect(train.classNames[train.labels[n]!]).toBe(className);
-      const { data } = await sharp(sharedFile(`data/cifar10-train200-png/train/${file}`)).raw().toBuffer({ resolveWithObject: true });
+      const { data } = await sharp(fixture(`cifar10-first20/train/${file}`)).raw().toBuffer({ resolveWithObject: true });
       for (const [x, y] of [[0, 0], [13, 21], [31, 31]] as const) expect(pixel(train, n, x, y)).toEqual([0, 1, 2].map((c) => data[(y * 32 + x) * 3 + c]));
     }
   });
 
-  test('tiny-imagenet-30: 30 classes named from words.txt, 15,000 train and 1,500 val images; 20 % held out when asked', async () => {
+  dataTest('tiny-imagenet-30: 30 classes named from words.txt, 15,000 train and 1,500 val images; 20 % held out when asked', ['data/tiny-imagenet-30/words.txt'], async () => {
     const root = path.join(sharedDir(), 'data/tiny-imagenet-30');
     const source = openSource(root);
     expect(source.format).toBe('tiny-imagenet');
@@ -187,7 +187,7 @@ describe('the shared data sets', () => {
     expect([train.count, val.count]).toEqual([48, 12]);
   });
 
-  test('cifar10-jpeg layout is recognized with its own test split', () => {
+  dataTest('cifar10-jpeg layout is recognized with its own test split', ['data/cifar10-jpeg/classes.txt'], () => {
     const source = openSource(path.join(sharedDir(), 'data/cifar10-jpeg'));
     expect(source.format).toBe('image-folder');
     expect(source.classNames).toEqual(fs.readFileSync(sharedFile('data/cifar10-jpeg/classes.txt'), 'utf8').trim().split('\n').sort());

@@ -22,7 +22,7 @@ import { fromFloat16Bits, toFloat16Bits } from '../src/util/float16';
 import { cli, trainAndExport } from './support/exported-model';
 import { onnxCheck } from './support/onnx-checker';
 import { randn } from './support/random';
-import { sharedDir, sharedFile } from './support/shared';
+import { fixture } from './support/shared';
 
 const init = (dims: number[], seed: number, transform?: (v: number) => number) => TensorData.float32(dims, randn(dims, seed, transform).data);
 const positive = (v: number) => Math.abs(v) + 0.5;
@@ -159,8 +159,8 @@ describe('deepvision export and predict on a trained model', () => {
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  const realImages = () => fs.readdirSync(path.join(sharedDir(), 'data/tiny-imagenet-30/val/images')).sort().slice(0, 12)
-    .map((f) => path.join(sharedDir(), 'data/tiny-imagenet-30/val/images', f));
+  const realImages = () => fs.readdirSync(fixture('photos')).filter((f) => f.startsWith('val_')).sort()
+    .map((f) => fixture(`photos/${f}`));
 
   test('the exported model: folded, pruned, dynamic batch, a valid card, and valid ONNX', () => {
     const model = readModelFile(path.join(trained.modelDir, 'model.onnx'));
@@ -198,7 +198,7 @@ describe('deepvision export and predict on a trained model', () => {
   });
 
   test('predict prints the top 5 from the CLI, equal to the Predictor API; bad inputs give clear errors', async () => {
-    const image = sharedFile('models/samples/dog.jpg');
+    const image = fixture('photos/dog-320.jpg');
     const r = cli(tmp, 'predict', trained.modelDir, image, '--json');
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
