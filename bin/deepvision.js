@@ -10,17 +10,30 @@ const { spawn } = require('node:child_process');
 // start-up, so the CLI re-runs itself once with them set (ignored elsewhere than glibc).
 const TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
 if (process.platform === 'linux' && process.env.GLIBC_TUNABLES === undefined && process.env.DEEPVISION_NO_TUNABLES === undefined) {
-  // The child runs in its own process group, so a signal reaches it exactly once: forwarded from here, whether it
-  // came from Ctrl-C (the terminal signals this process's group) or from `kill`. Training saves a checkpoint on the
-  // first SIGINT and quits at once on the second, so a signal must not arrive twice.
+  // The child stays in this process group, so whatever signals the group (Ctrl-C in a terminal, a supervisor's
+  // `kill -- -PGID`) reaches it directly; signals sent to this pid alone are forwarded. A Ctrl-C thus arrives twice
+  // within milliseconds, and training (which saves a checkpoint on the first SIGINT and quits on the second) counts
+  // SIGINTs that close together as one. If this process is killed outright (kill -9), the child notices that its
+  // parent is gone and stops too: no trainer goes on writing behind a dead launcher.
   const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], {
     stdio: 'inherit',
-    detached: true,
-    env: { ...process.env, GLIBC_TUNABLES: TUNABLES },
+    env: { ...process.env, GLIBC_TUNABLES: TUNABLES, DEEPVISION_LAUNCHER_PID: String(process.pid) },
   });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
+  child.on('exit', (code, signal) => process.exit(code ?? 128 + (require('node:os').constants.signals[signal] ?? 1)));
 } else {
+  const launcher = Number(process.env.DEEPVISION_LAUNCHER_PID);
+  // Not for processes this one starts (a sweep's runs): their parent is this process.
+  delete process.env.DEEPVISION_LAUNCHER_PID;
+  if (launcher > 0) {
+    // Reparented (the launcher died without passing on a signal): stop, as a kill of the launcher meant.
+    setInterval(() => {
+      if (process.ppid !== launcher) {
+        console.error('error: the deepvision launcher process was killed; stopping');
+        process.exit(137);
+      }
+    }, 250).unref();
+  }
   const entry = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
   if (!fs.existsSync(entry)) {
     console.error('deepvision is not built yet: run `npm install` (or `npm run build`) in ' + path.join(__dirname, '..'));

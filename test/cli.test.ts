@@ -124,7 +124,7 @@ describe('deepvision CLI', () => {
     expect(e.stdout).toMatch(/mlp on shapes validation \(40 images\): loss [\d.]+, top-1 [\d.]+ %, top-5 [\d.]+ %/);
     const bad = cli('eval', path.join(ROOT, 'package.json'));
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain('not a valid safetensors file');
+    expect(bad.stderr).toContain('package.json: not a safetensors checkpoint');
   });
 
   test('Ctrl-C during training saves a checkpoint to resume from, then exits', async () => {
@@ -140,7 +140,7 @@ describe('deepvision CLI', () => {
     while (!stdout.includes('epoch 1:') && Date.now() - started < 60000) await new Promise((r) => setTimeout(r, 20));
     child.kill('SIGINT');
     const code = await new Promise((resolve) => child.on('exit', resolve));
-    expect(code).toBe(0);
+    expect(code).toBe(130);
     expect(stderr).toContain('Stopping: saving a checkpoint after this batch');
     expect(stdout).toMatch(/Interrupted; resume with --resume .*last\.safetensors/);
     expect(fs.existsSync(path.join(out, 'last.safetensors'))).toBe(true);

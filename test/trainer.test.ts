@@ -8,7 +8,7 @@ import mlp from '../graphs/mlp';
 import { generateShapes } from '../src/data/shapes';
 import { readSafetensors } from '../src/io/safetensors';
 import { train, TrainOptions } from '../src/train/trainer';
-import { writeFileAtomic } from '../src/util/atomic-write';
+import { removeStaleTempFiles, writeFileAtomic } from '../src/util/atomic-write';
 
 let tmp: string;
 beforeAll(() => {
@@ -89,5 +89,28 @@ describe('trainer', () => {
     child.kill('SIGKILL');
     await new Promise((resolve) => child.on('exit', resolve));
     expect(fs.readFileSync(file, 'utf8')).toBe('previous');
+    // The next run clears what the killed writer left (its process is gone), and nothing else.
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toHaveLength(1);
+    expect(removeStaleTempFiles(dir)).toBe(1);
+    expect(fs.readdirSync(dir)).toEqual(['last.safetensors']);
+  });
+
+  test('metrics.jsonl agrees with the checkpoint a run resumes from: no epoch twice, none the parameters lack', async () => {
+    const dir = path.join(tmp, 'agree');
+    await train({ ...base(dir), epochs: 2 });
+    const afterTwo = fs.readFileSync(path.join(dir, 'last.safetensors'));
+    await train({ ...base(dir), epochs: 3, resume: path.join(dir, 'last.safetensors') });
+    // As if killed while writing epoch 3's checkpoint: the log already had epoch 3, the checkpoint is epoch 2's;
+    // and a killed writer's temporary file lies beside it.
+    fs.writeFileSync(path.join(dir, 'last.safetensors'), afterTwo);
+    fs.writeFileSync(path.join(dir, '.last.safetensors.999999999.abc.tmp'), 'partial');
+    const epochsLogged = () => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    expect(epochsLogged()).toEqual([1, 2, 3]);
+    await train({ ...base(dir), epochs: 3, resume: path.join(dir, 'last.safetensors') });
+    expect(epochsLogged()).toEqual([1, 2, 3]);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    // A fresh run into the same folder starts a fresh log.
+    await train({ ...base(dir), epochs: 1 });
+    expect(epochsLogged()).toEqual([1]);
   });
 });

@@ -49,3 +49,40 @@ export function loadGraphFile(file: string): ModelDefinition {
 function firstLines(message: string): string {
   return message.split('\n').slice(0, 6).join('\n');
 }
+
+/** The graphs/ folder shipped with deepvision (beside dist/ or src/). */
+function bundledGraphsDir(): string {
+  return path.join(__dirname, '..', '..', 'graphs');
+}
+
+/** The bundled graph file of a model name (graphs/<name>.ts), if deepvision ships one. */
+export function bundledGraphFile(modelName: string | undefined): string | undefined {
+  if (modelName === undefined || !/^[a-z0-9][a-z0-9-]*$/.test(modelName)) return undefined;
+  const file = path.join(bundledGraphsDir(), `${modelName}.ts`);
+  return fs.existsSync(file) ? file : undefined;
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    return fs.realpathSync(a) === fs.realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The graph file to rebuild a checkpoint's model from. Graph files are code and a checkpoint is data, so the file
+ * a checkpoint names is never run on its word: only a file the user names (--graph), or the bundled graph of the
+ * checkpoint's model name.
+ */
+export function graphFileForCheckpoint(checkpoint: string, metadata: Record<string, string>, explicit: string | undefined): string {
+  if (explicit !== undefined) return explicit;
+  const model = metadata['deepvision.model'];
+  const recorded = metadata['deepvision.graph_file'];
+  const bundled = bundledGraphFile(model);
+  if (recorded && !(bundled !== undefined && sameFile(recorded, bundled))) {
+    throw new UserError(`${checkpoint} was trained from the graph file ${recorded}; graph files are code, and deepvision does not run one because a checkpoint names it: pass --graph ${recorded} if you trust that file`);
+  }
+  if (bundled === undefined) throw new UserError(`${checkpoint} does not come from a bundled graph (model ${JSON.stringify(model ?? null)}): pass --graph FILE`);
+  return bundled;
+}

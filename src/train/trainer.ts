@@ -18,10 +18,11 @@ import { Rng } from '../util/rng';
 import { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
 import { DROPOUT_NOISE } from '../dsl/functional';
-import { CheckpointContents, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
+import { CheckpointContents, checkpointBest, checkpointConfusion, checkTensorsMatch, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
 import { DeviceLossSum } from './device-loss-sum';
 import { Average, topKCorrect } from './metrics';
-import { UserError } from '../util/user-error';
+import { isUserFacing, UserError } from '../util/user-error';
+import { describeWriteFailure, removeStaleTempFiles, writeFileAtomic } from '../util/atomic-write';
 
 export interface TrainOptions {
   definition: ModelDefinition;
@@ -115,12 +116,10 @@ export class TrainingError extends UserError {}
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const classes = o.train.classNames.length;
-  const config = { ...o.config };
-  if ('numClasses' in o.definition.defaults) config.numClasses = classes;
-  if ('imageSize' in o.definition.defaults) config.imageSize = o.train.height;
+  const config = configForData(o);
   const seed = o.seed ?? 0;
-  const graph = buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing });
-  const evalGraph = buildEvalGraph(o.definition, { variant: o.variant, config, seed });
+  const { graph, evalGraph } = buildGraphs(o, config, seed);
+  checkModelFitsData(o, evalGraph.model);
   const paramSpecs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -163,23 +162,30 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const history: EpochMetrics[] = [];
   let best: EpochMetrics | undefined;
   let resumedConfusion: number[][] | undefined;
+  let resumedHistory: EpochMetrics[] = [];
   if (o.resume !== undefined) {
     const loaded = loadCheckpoint(o.resume);
-    for (const name of tensors.keys()) {
-      const t = loaded.tensors.get(name);
-      if (t === undefined) throw new TrainingError(`checkpoint ${o.resume} has no tensor '${name}': it was written for another model or optimizer`);
-      if (t.dims.join() !== tensors.get(name)!.dims.join()) throw new TrainingError(`checkpoint ${o.resume}: '${name}' is [${t.dims}], the model expects [${tensors.get(name)!.dims}]`);
-      tensors.set(name, t);
-    }
+    checkTensorsMatch(o.resume, loaded.tensors, new Map([...tensors].map(([name, t]) => [name, t.dims])), 'this model and optimizer');
+    for (const name of tensors.keys()) tensors.set(name, loaded.tensors.get(name)!);
     position = loaded.position;
-    if (loaded.metadata['deepvision.best']) best = JSON.parse(loaded.metadata['deepvision.best']) as EpochMetrics;
-    if (loaded.metadata['deepvision.best_confusion']) resumedConfusion = JSON.parse(loaded.metadata['deepvision.best_confusion']) as number[][];
+    best = checkpointBest(loaded.metadata, o.resume);
+    resumedConfusion = checkpointConfusion(loaded.metadata, o.resume);
+    resumedHistory = historyOf(o.resume, loaded.metadata, position.epoch);
   }
 
-  fs.mkdirSync(o.outDir, { recursive: true });
   const lastCheckpoint = path.join(o.outDir, 'last.safetensors');
   const bestCheckpoint = path.join(o.outDir, 'best.safetensors');
   const metricsFile = path.join(o.outDir, 'metrics.jsonl');
+  prepareOutputFolder(o.outDir);
+  // The metrics log always agrees with the checkpoint training continues from: it is rewritten from the epochs the
+  // checkpoint records (none for a fresh run), so a run killed between a checkpoint and its log line, or resumed
+  // from an earlier checkpoint, never shows an epoch twice or one the parameters do not contain.
+  const epochsSoFar: EpochMetrics[] = o.resume === undefined ? [] : resumedHistory;
+  writeFileAtomic(metricsFile, epochsSoFar.map((m) => `${JSON.stringify(m)}\n`).join(''));
+  if (o.resume !== undefined && best !== undefined) {
+    best = carryBestCheckpoint(o.resume, bestCheckpoint, best);
+    if (best === undefined) resumedConfusion = undefined;
+  }
   const metadata = (): Record<string, string> => ({
     'deepvision.model': o.definition.name,
     ...(o.variant ? { 'deepvision.variant': o.variant } : {}),
@@ -195,6 +201,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     'deepvision.normalization': JSON.stringify(normalization),
     ...(best ? { 'deepvision.best': JSON.stringify(best) } : {}),
     ...(confusion ? { 'deepvision.best_confusion': JSON.stringify(confusion) } : {}),
+    'deepvision.history': JSON.stringify(epochsSoFar),
   });
   const save = async (file: string, at: TrainingPosition) => {
     const contents: CheckpointContents = { position: at, tensors: download ? await download(tensors) : tensors, metadata: metadata() };
@@ -303,7 +310,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       ...(onTrain ? { trainEvalLoss: onTrain.loss, trainTop1: onTrain.top1 } : {}),
     };
     history.push(metrics);
-    fs.appendFileSync(metricsFile, `${JSON.stringify(metrics)}\n`);
+    epochsSoFar.push(metrics);
     const improved = best === undefined || metrics.valLoss < best.valLoss;
     if (improved) {
       best = metrics;
@@ -313,6 +320,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     position = { epoch: epoch + 1, batch: 0, step: position.step, epochRng: nextEpochRng };
     if (improved) await save(bestCheckpoint, position);
     await save(lastCheckpoint, position);
+    // After the checkpoint: a kill before this line leaves a log one epoch short, which the resume rewrites.
+    writeFileAtomic(metricsFile, epochsSoFar.map((m) => `${JSON.stringify(m)}\n`).join(''));
     o.onEpoch?.(metrics);
     if (o.patience !== undefined && sinceBest >= o.patience && epoch + 1 < o.epochs) {
       stopped = 'early-stopping';
@@ -382,6 +391,113 @@ async function hostCopier(
     return new Map(names.map((name) => [name, out[`${safe(name)}_host`]!]));
   };
   return Object.assign(copy, { release: () => session.release() });
+}
+
+/**
+ * The model's config as the data sets it: numClasses follows the data's classes and imageSize its image size.
+ * A value the user set that disagrees with the data is refused rather than silently replaced.
+ */
+function configForData(o: TrainOptions): Record<string, ConfigValue> {
+  const config = { ...o.config };
+  const follow = (key: string, value: number, what: string) => {
+    if (!(key in o.definition.defaults)) return;
+    if (config[key] !== undefined && config[key] !== value) {
+      throw new TrainingError(`--set ${key}=${String(config[key])} disagrees with the data: ${o.train.name} has ${what}; leave ${key} out (it follows the data)`);
+    }
+    config[key] = value;
+  };
+  follow('numClasses', o.train.classNames.length, `${o.train.classNames.length} classes`);
+  follow('imageSize', o.train.height, `${o.train.height}x${o.train.width} images`);
+  return config;
+}
+
+/** The training and evaluation graphs; a model that cannot be built with this config is the user's error to see. */
+function buildGraphs(o: TrainOptions, config: Record<string, ConfigValue>, seed: number) {
+  try {
+    return {
+      graph: buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing }),
+      evalGraph: buildEvalGraph(o.definition, { variant: o.variant, config, seed }),
+    };
+  } catch (err) {
+    if (isUserFacing(err)) throw err;
+    const message = (err as Error).message.split('\n')[0];
+    throw new TrainingError(`cannot build model '${o.definition.name}' with config ${JSON.stringify(config)}: ${message}`);
+  }
+}
+
+/** Refuses a model whose input or logits do not fit the data (it would train to a meaningless accuracy, or crash mid-run). */
+function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
+  const classes = o.train.classNames.length;
+  const logits = evalModel.graph.outputs.find((v) => v.name === 'logits')?.shape;
+  const outputs = logits?.[logits.length - 1];
+  if (logits === undefined || logits.length !== 2 || typeof outputs !== 'number') {
+    throw new TrainingError(`model '${o.definition.name}' must output logits [batch, classes]; it outputs [${logits?.join(', ') ?? '?'}]`);
+  }
+  if (outputs !== classes) {
+    throw new TrainingError(`model '${o.definition.name}' has ${outputs} outputs, but ${o.train.name} has ${classes} classes: set the model's number of outputs to ${classes} (e.g. a numClasses config key)`);
+  }
+  const input = evalModel.graph.inputs.find((v) => v.name === 'input')?.shape;
+  const data = [o.train.channels, o.train.height, o.train.width];
+  if (input !== undefined && input.slice(1).some((d, i) => typeof d === 'number' && d !== data[i])) {
+    throw new TrainingError(`model '${o.definition.name}' takes input [${input.join(', ')}], but the images are [batch, ${data.join(', ')}]: set the model's image size (or --image-size) to match`);
+  }
+}
+
+/** Refuses an output folder that is a file; removes temporary files a killed run left there. */
+function prepareOutputFolder(dir: string): void {
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new TrainingError(`--out ${dir} is a file, not a folder`);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new TrainingError(describeWriteFailure(err, dir));
+  }
+  removeStaleTempFiles(dir);
+}
+
+/**
+ * The epochs a checkpoint has trained: recorded in it (deepvision.history), or for checkpoints written before that
+ * key, the metrics.jsonl beside it up to the checkpoint's epoch (the last line per epoch wins).
+ */
+function historyOf(checkpoint: string, metadata: Record<string, string>, epochs: number): EpochMetrics[] {
+  const recorded = metadata['deepvision.history'];
+  if (recorded !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(recorded);
+    } catch {
+      parsed = undefined;
+    }
+    if (!Array.isArray(parsed) || !parsed.every((m) => typeof m === 'object' && m !== null && Number.isInteger((m as EpochMetrics).epoch))) {
+      throw new TrainingError(`${checkpoint}: checkpoint metadata 'deepvision.history' is invalid`);
+    }
+    return (parsed as EpochMetrics[]).filter((m) => m.epoch <= epochs);
+  }
+  const byEpoch = new Map<number, EpochMetrics>();
+  try {
+    for (const line of fs.readFileSync(path.join(path.dirname(checkpoint), 'metrics.jsonl'), 'utf8').split('\n')) {
+      try {
+        const m = JSON.parse(line) as EpochMetrics;
+        if (Number.isInteger(m.epoch) && m.epoch <= epochs) byEpoch.set(m.epoch, m);
+      } catch {
+        // A torn or foreign line: the checkpoint is what counts.
+      }
+    }
+  } catch {
+    // No log beside the checkpoint: the history starts here.
+  }
+  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
+}
+
+/**
+ * On a resume into another folder, the best checkpoint so far lives beside the resumed one: copy it, so that the
+ * new folder is complete (its best.safetensors is what artifacts and export read). Without it the best is tracked
+ * afresh from the resumed epoch on.
+ */
+function carryBestCheckpoint(resume: string, bestCheckpoint: string, best: EpochMetrics): EpochMetrics | undefined {
+  const source = path.join(path.dirname(resume), 'best.safetensors');
+  if (!fs.existsSync(source)) return undefined;
+  if (!fs.existsSync(bestCheckpoint) || fs.realpathSync(source) !== fs.realpathSync(bestCheckpoint)) writeFileAtomic(bestCheckpoint, fs.readFileSync(source));
+  return best;
 }
 
 /** The images at `indices` as a data set of their own (shares nothing with the original). */

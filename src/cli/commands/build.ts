@@ -8,17 +8,18 @@ import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import type { OptimizerConfig } from '../../optim/config';
+import { momentum, nonNegativeInteger, nonNegativeNumber } from '../numeric-options';
 import { smokeRun } from '../smoke-run';
 
 interface BuildFlags {
   out?: string;
   train?: boolean;
   optimizer: 'sgd' | 'adam' | 'adamw';
-  momentum: string;
-  weightDecay: string;
+  momentum: number;
+  weightDecay: number;
   variant?: string;
   set: string[];
-  seed: string;
+  seed: number;
   mode: 'eval' | 'train';
   check?: boolean;
   quiet?: boolean;
@@ -35,24 +36,23 @@ export function buildCommand(): Command {
     .option('-o, --out <file>', 'where to write the ONNX model (default: models/<name>[-<variant>].onnx)')
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines (e.g. dropout, cifar10)')
     .option('-s, --set <key=value>', 'change one config value, e.g. --set numClasses=10 (repeatable)', collectAssignments, [])
-    .option('--seed <n>', 'seed of the parameter initialization', '0')
+    .option('--seed <n>', 'seed of the parameter initialization', nonNegativeInteger, 0)
     .addOption(new Option('--mode <mode>', 'eval: inference graph; train: dropout active, batch-norm batch statistics').choices(['eval', 'train']).default('eval'))
     .option('--check', 'load the written model in onnxruntime-node and run one random batch')
     .option('--train', 'write training artifacts into the --out folder: training_model.onnx, eval_model.onnx, optimizer_model.onnx, inference_model.onnx, checkpoint.safetensors (see README)')
     .addOption(new Option('--optimizer <name>', 'with --train: the optimizer graph').choices(['sgd', 'adam', 'adamw']).default('adam'))
-    .option('--momentum <m>', 'with --train --optimizer sgd: momentum', '0.9')
-    .option('--weight-decay <wd>', 'with --train: weight decay', '0')
+    .option('--momentum <m>', 'with --train --optimizer sgd: momentum, in [0, 1)', momentum, 0.9)
+    .option('--weight-decay <wd>', 'with --train: weight decay', nonNegativeNumber, 0)
     .option('-q, --quiet', 'do not print the summary table')
     .addHelpText('after', '\nExamples:\n  deepvision build graphs/cnn.ts\n  deepvision build graphs/cnn.ts --variant cifar10 --out models/cnn-cifar10.onnx\n  deepvision build ./my-net.ts --set numClasses=10 --set imageSize=32 --check')
     .action(async (graphFile: string, flags: BuildFlags) => {
       const definition = loadGraphFile(graphFile);
       const overrides = configFromFlags(definition, flags.set);
-      const seed = Number(flags.seed);
-      if (!Number.isInteger(seed) || seed < 0) throw new UserError(`--seed must be a non-negative integer, got '${flags.seed}'`);
+      const seed = flags.seed;
       if (flags.train) {
         const outDir = flags.out ?? path.join('models', definition.name);
-        const weightDecay = Number(flags.weightDecay);
-        const optimizer: OptimizerConfig = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: Number(flags.momentum), weightDecay } : { kind: flags.optimizer, weightDecay };
+        const weightDecay = flags.weightDecay;
+        const optimizer: OptimizerConfig = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: flags.momentum, weightDecay } : { kind: flags.optimizer, weightDecay };
         let sizes: Record<string, number>;
         try {
           sizes = writeTrainingArtifacts(definition, outDir, { variant: flags.variant, config: overrides, seed, optimizer });

@@ -1,57 +1,69 @@
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { Command } from 'commander';
-import type { Normalization } from '../../data/dataset';
 import { loadData } from '../../data/registry';
 import { buildEvalGraph } from '../../model/training-graph';
 import { encodeModel } from '../../onnx/write';
-import { loadCheckpoint } from '../../train/checkpoint';
+import { checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../train/checkpoint';
 import { evaluate } from '../../train/trainer';
-import { UserError } from '../errors';
-import { loadGraphFile } from '../load-graph';
+import { isUserFacing, UserError } from '../errors';
+import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
+import { nonNegativeInteger, openFraction, positiveInteger } from '../numeric-options';
 
 export function evalCommand(): Command {
   return new Command('eval')
     .summary('evaluate a checkpoint on a data set')
-    .description('Rebuilds the model a checkpoint was trained from (its graph file, config and variant are in the checkpoint) and reports loss, top-1 and top-5 accuracy on the validation split of a data set.')
+    .description('Rebuilds the model a checkpoint was trained from and reports loss, top-1 and top-5 accuracy on the validation split of a data set. The config, variant and data come from the checkpoint; the graph file is the bundled one of its model name, or the one given with --graph: a checkpoint is data and never makes deepvision run a file it names.')
     .argument('<checkpoint>', 'a best.safetensors or last.safetensors written by `deepvision train`')
-    .option('--graph <file>', 'the graph file (default: the one recorded in the checkpoint)')
+    .option('--graph <file>', 'the graph file the checkpoint was trained from (default: the bundled graphs/<model>.ts); graph files are code: pass only files you trust')
     .option('--data <name>', 'data set (default: the one the checkpoint was trained on)')
-    .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)')
-    .option('--val-fraction <f>', 'folders: the held-out fraction the model was trained with (same seed gives the same split)')
-    .option('--seed <n>', 'data seed (default: the training seed)')
-    .action(async (file: string, f: { graph?: string; data?: string; valSize?: string; valFraction?: string; seed?: string }) => {
-      let checkpoint;
-      try {
-        checkpoint = loadCheckpoint(file);
-      } catch (err) {
-        throw new UserError((err as Error).message);
-      }
+    .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)', positiveInteger)
+    .option('--val-fraction <f>', 'folders: the held-out fraction the model was trained with (same seed gives the same split)', openFraction)
+    .option('--seed <n>', 'data seed (default: the training seed)', nonNegativeInteger)
+    .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number }) => {
+      const checkpoint = loadCheckpoint(file);
       const meta = checkpoint.metadata;
-      const graphFile = f.graph ?? meta['deepvision.graph_file'];
-      if (!graphFile) throw new UserError(`${file} does not record its graph file: pass --graph`);
-      const definition = loadGraphFile(graphFile);
-      const config = JSON.parse(meta['deepvision.config'] ?? '{}') as Record<string, number>;
-      const seed = Number(f.seed ?? meta['deepvision.seed'] ?? 0);
+      const definition = loadGraphFile(graphFileForCheckpoint(file, meta, f.graph));
+      const config = checkpointConfig(meta, file);
+      const seed = f.seed ?? recordedNumber(meta, file, 'deepvision.seed', (n) => Number.isSafeInteger(n) && n >= 0) ?? 0;
+      const valFraction = f.valFraction ?? recordedNumber(meta, file, 'deepvision.val_fraction', (n) => n > 0 && n < 1);
+      const imageSize = checkpointImageSize(meta, file) ?? (typeof config.imageSize === 'number' ? config.imageSize : 32);
+      const normalization = checkpointNormalization(meta, file);
+      if (!normalization) throw new UserError(`${file} does not record its input normalization`);
       const dataName = f.data ?? meta['deepvision.data'] ?? 'shapes';
       let val;
       try {
         ({ val } = await loadData(dataName, {
-          trainSize: dataName === 'shapes' ? 1 : undefined, valSize: f.valSize === undefined ? undefined : Number(f.valSize),
-          imageSize: Number(meta['deepvision.image_size'] ?? config.imageSize ?? 32), seed,
-          valFraction: (f.valFraction ?? meta['deepvision.val_fraction']) === undefined ? undefined : Number(f.valFraction ?? meta['deepvision.val_fraction']), onNotice: (m) => console.warn(m),
+          trainSize: dataName === 'shapes' ? 1 : undefined, valSize: f.valSize, imageSize, seed, valFraction, onNotice: (m) => console.warn(m),
         }));
       } catch (err) {
+        if (isUserFacing(err)) throw err;
         throw new UserError((err as Error).message);
       }
-      const normalization = JSON.parse(meta['deepvision.normalization'] ?? 'null') as Normalization | null;
-      if (!normalization) throw new UserError(`${file} does not record its input normalization`);
-      const { model } = buildEvalGraph(definition, { variant: meta['deepvision.variant'], config });
+      let model;
+      try {
+        ({ model } = buildEvalGraph(definition, { variant: meta['deepvision.variant'], config }));
+      } catch (err) {
+        if (isUserFacing(err)) throw err;
+        throw new UserError(`cannot build model '${definition.name}' with the config ${file} records: ${(err as Error).message.split('\n')[0]}`);
+      }
+      const classes = model.graph.outputs.find((v) => v.name === 'logits')?.shape?.[1];
+      if (classes !== val.classNames.length) throw new UserError(`${file}: the model has ${String(classes)} outputs, but ${dataName} has ${val.classNames.length} classes`);
+      const expected = new Map(model.graph.inputs.filter((v) => v.name !== 'input' && v.name !== 'labels').map((v) => [v.name, v.shape!.map(Number)] as const));
+      checkTensorsMatch(file, checkpoint.tensors, expected, `model ${definition.name}`);
       const session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', intraOpNumThreads: os.availableParallelism() });
-      const names = session.inputNames.filter((n) => n !== 'input' && n !== 'labels');
-      for (const n of names) if (!checkpoint.tensors.has(n)) throw new UserError(`${file} has no tensor '${n}' for model ${definition.name}`);
+      const names = [...expected.keys()];
       const r = await evaluate(session, names, checkpoint.tensors, val, normalization, val.classNames.length);
       await session.release();
       console.log(`${definition.name} on ${dataName} validation (${val.count} images): loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)} %, top-5 ${(100 * r.top5).toFixed(2)} %`);
     });
+}
+
+/** A number the checkpoint's metadata records under `key`, checked; undefined when absent. */
+function recordedNumber(meta: Record<string, string>, file: string, key: string, ok: (n: number) => boolean): number | undefined {
+  const raw = meta[key];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new UserError(`${file}: checkpoint metadata '${key}' is invalid (${JSON.stringify(raw.slice(0, 40))})`);
+  return n;
 }

@@ -1,8 +1,8 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { loadData } from '../../data/registry';
-import type { ConfigValue } from '../../model/definition';
 import type { OptimizerConfig } from '../../optim/config';
 import type { Schedule } from '../../optim/schedule';
 import { EpochMetrics, train } from '../../train/trainer';
@@ -10,7 +10,7 @@ import { UserError } from '../errors';
 import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
-import { loadCheckpoint } from '../../train/checkpoint';
+import { checkpointConfig, loadCheckpoint } from '../../train/checkpoint';
 import { chooseDevice, describeChoice, DeviceRequest } from '../../runtime/device';
 import { nchwcBlockSize } from '../../runtime/nchwc';
 import { describeAugmentation } from '../../data/augment';
@@ -110,6 +110,7 @@ export function trainCommand(): Command {
       if (file !== undefined) applyConfigFile(cmd, file);
     })
     .action(async (graphFile: string, f: TrainFlags) => {
+      if (f.out !== undefined && fs.existsSync(f.out) && !fs.statSync(f.out).isDirectory()) throw new UserError(`--out ${f.out} is a file, not a folder`);
       const definition = loadGraphFile(graphFile);
       const config = configFromFlags(definition, f.set);
       const augment = augmentFromFlags(f);
@@ -129,7 +130,9 @@ export function trainCommand(): Command {
       } catch (err) {
         throw new UserError((err as Error).message);
       }
-      const imageSize = optionalInt('image-size', f.imageSize) ?? (f.data !== 'shapes' && typeof modelImageSize === 'number' ? modelImageSize : 32);
+      // An imageSize the user set (--set) sizes the data; else folders use the model's own, shapes its 32 px.
+      const imageSize = optionalInt('image-size', f.imageSize)
+        ?? (typeof config.imageSize === 'number' ? config.imageSize : f.data !== 'shapes' && typeof modelImageSize === 'number' ? modelImageSize : 32);
       const decodeBar = process.stdout.isTTY && f.progress ? new cliProgress.SingleBar({ format: 'decoding images |{bar}| {value}/{total} | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
       try {
         data = await loadData(f.data, {
@@ -175,9 +178,13 @@ export function trainCommand(): Command {
         ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | {ips} img/s | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
         : undefined;
       let stopRequested = false;
+      let firstSigint = 0;
       const onSigint = () => {
+        // One Ctrl-C can arrive twice: from the terminal and forwarded by the launcher (bin/deepvision.js).
+        if (stopRequested && Date.now() - firstSigint < SAME_SIGNAL_MS) return;
         if (stopRequested) process.exit(130);
         stopRequested = true;
+        firstSigint = Date.now();
         bar?.stop();
         console.error('\nStopping: saving a checkpoint after this batch (Ctrl-C again to quit at once)...');
       };
@@ -213,7 +220,11 @@ export function trainCommand(): Command {
         });
         console.log(summaryTable(result.history));
         if (result.best) console.log(`Best: epoch ${result.best.epoch}, validation top-1 ${(100 * result.best.valTop1).toFixed(2)} %, loss ${result.best.valLoss.toFixed(4)} -> ${result.bestCheckpoint}`);
-        if (result.stopped === 'interrupted') console.log(`Interrupted; resume with --resume ${result.lastCheckpoint}`);
+        if (result.stopped === 'interrupted') {
+          console.log(`Interrupted; resume with --resume ${result.lastCheckpoint}`);
+          // As shells expect of a program stopped by Ctrl-C (128 + SIGINT), after the checkpoint is saved.
+          process.exitCode = 130;
+        }
         if (result.stopped === 'early-stopping') console.log('Stopped early: the validation loss stopped improving.');
         if (result.best && result.stopped !== 'interrupted') {
           // The run's artifacts, with the best parameters: what `deepvision export` and other runtimes start from.
@@ -221,7 +232,7 @@ export function trainCommand(): Command {
           const values = new Map<string, Float32Array>();
           for (const [name, t] of best.tensors) values.set(name, t.data as Float32Array);
           writeTrainingArtifacts(definition, outDir, {
-            variant: f.variant, config: JSON.parse(best.metadata['deepvision.config'] ?? '{}') as Record<string, ConfigValue>, seed, optimizer,
+            variant: f.variant, config: checkpointConfig(best.metadata, result.bestCheckpoint), seed, optimizer,
             values, metadata: best.metadata,
           });
           console.log(`Artifacts (best parameters): ${['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'].map((n) => path.join(outDir, n)).join(', ')}`);
@@ -242,6 +253,9 @@ export function trainCommand(): Command {
     });
   return addAugmentOptions(command);
 }
+
+/** SIGINTs closer together than this are one Ctrl-C delivered twice. */
+const SAME_SIGNAL_MS = 500;
 
 function formatEpoch(m: EpochMetrics): string {
   const trainTop1 = m.trainTop1 === undefined ? '' : ` top-1 ${(100 * m.trainTop1).toFixed(2)} %`;
