@@ -1,24 +1,127 @@
+import * as fs from 'node:fs';
 import sharp from 'sharp';
+import type { Metadata } from 'sharp';
 import type { Pixels } from '../export/image-preprocessing';
+import { UserError } from '../util/user-error';
 
-export class ImageDecodeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
+/** An image that cannot be used: `reason` completes the sentence that starts with the file's name. */
+export class ImageDecodeError extends UserError {
+  constructor(readonly file: string, readonly reason: string) {
+    super(`${file} ${reason}`);
   }
+}
+
+/** The formats data may come in: raster images only (an SVG or PDF renders at whatever size it declares). */
+export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
+
+/** 50 megapixels: a 12,000 x 4,000 panorama decodes (150 MB of RGB), a 16,000 x 16,000 bomb (768 MB) does not. */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+export const MAX_PIXELS_VARIABLE = 'DEEPVISION_MAX_PIXELS';
+
+/** The pixel limit from DEEPVISION_MAX_PIXELS, or the default; a malformed value is a user error, not ignored. */
+export function maxPixelsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env[MAX_PIXELS_VARIABLE];
+  if (text === undefined || text.trim() === '') return DEFAULT_MAX_PIXELS;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new UserError(`${MAX_PIXELS_VARIABLE} must be a positive whole number of pixels, got '${text}'`);
+  return value;
+}
+
+export interface DecodeOptions {
+  /** The name messages give the image (default: its path, or 'image' for bytes). */
+  label?: string;
+  /** Refuse images with more pixels than this, before decoding them (default: maxPixelsFromEnvironment()). */
+  maxPixels?: number;
+}
+
+type Sniffed = 'raster' | 'empty' | { refused: string } | 'unknown';
+
+/**
+ * What the first bytes say, so that an SVG, PDF or anything else never reaches a parser: sharp would hand an SVG to
+ * librsvg (and render it at its declared size) whatever the file's extension.
+ */
+function sniff(head: Uint8Array): Sniffed {
+  if (head.length === 0) return 'empty';
+  const ascii = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('latin1');
+  const raster = ascii.startsWith('\xff\xd8\xff') || ascii.startsWith('\x89PNG\r\n\x1a\n') || /^GIF8[79]a/.test(ascii)
+    || (ascii.startsWith('RIFF') && ascii.slice(8, 12) === 'WEBP') || /^(II\*\0|MM\0\*|II\+\0|MM\0\+)/.test(ascii)
+    || ascii.slice(4, 8) === 'ftyp';
+  if (raster) return 'raster';
+  if (ascii.startsWith('%PDF')) return { refused: 'a PDF document' };
+  if (/^(\xef\xbb\xbf)?\s*</.test(ascii)) return { refused: 'an SVG image (or other XML/HTML text)' };
+  if (ascii.startsWith('\x1f\x8b')) return { refused: 'gzip-compressed (an SVGZ image?)' };
+  if (ascii.startsWith('BM')) return { refused: 'a BMP image' };
+  return 'unknown';
+}
+
+async function readHead(file: string, label: string): Promise<Uint8Array> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ImageDecodeError(label, code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? (err as Error).message})`);
+  }
+  try {
+    const head = Buffer.alloc(32);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return head.subarray(0, bytesRead);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ImageDecodeError(label, code === 'EISDIR' ? 'is a folder, not an image' : `cannot be read (${code ?? (err as Error).message})`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** sharp's format names for the accepted formats; AVIF is HEIF with AV1 inside (HEVC is neither accepted nor decodable). */
+function acceptedFormat(meta: Metadata): boolean {
+  if (meta.format === 'heif') return meta.compression === 'av1';
+  return meta.format === 'jpeg' || meta.format === 'png' || meta.format === 'webp' || meta.format === 'gif' || meta.format === 'tiff';
 }
 
 /**
  * Decodes an image file (or its bytes) to 8-bit sRGB pixels, 3 or 4 channels, as browsers show it: EXIF
- * orientation applied, grayscale and CMYK converted to RGB.
+ * orientation applied, grayscale and CMYK converted to RGB. Only raster formats are accepted, and an image over the
+ * pixel limit is refused from its header, before anything is decoded: a few bytes can declare gigapixels.
  */
-export async function decodeImage(source: string | Uint8Array, label = typeof source === 'string' ? source : 'image'): Promise<Pixels> {
+export async function decodeImage(source: string | Uint8Array, options: DecodeOptions = {}): Promise<Pixels> {
+  const label = options.label ?? (typeof source === 'string' ? source : 'image');
+  const maxPixels = options.maxPixels ?? maxPixelsFromEnvironment();
+  const head = typeof source === 'string' ? await readHead(source, label) : source.subarray(0, 32);
+  const kind = sniff(head);
+  if (kind === 'empty') throw new ImageDecodeError(label, 'is an empty file');
+  if (kind === 'unknown') throw new ImageDecodeError(label, `is not a readable image (not a ${ACCEPTED_FORMATS.replace(/, (\w+)$/, ' or $1')} file)`);
+  if (kind !== 'raster') throw new ImageDecodeError(label, `is ${kind.refused}, which is not accepted: only raster images (${ACCEPTED_FORMATS})`);
+  const unreadable = (err: unknown) => {
+    const message = (err as Error).message;
+    return new ImageDecodeError(label, /ENOENT|is missing|no such file/i.test(message) ? 'does not exist' : `is not a readable image (${message.split('\n')[0]})`);
+  };
+  let meta: Metadata;
   try {
-    const { data, info } = await sharp(source, { failOn: 'error' }).rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    // metadata() parses headers only; sharp's own pixel limit is lifted here so that the refusal below says why.
+    meta = await sharp(source, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw unreadable(err);
+  }
+  if (!acceptedFormat(meta)) {
+    const name = meta.format === 'heif' ? `HEIF (${meta.compression ?? 'unknown'} compression)` : meta.format.toUpperCase();
+    throw new ImageDecodeError(label, `is a ${name} image, which is not accepted: only raster images (${ACCEPTED_FORMATS})`);
+  }
+  const { width, height } = meta;
+  if (!(width !== undefined && height !== undefined && width > 0 && height > 0)) throw new ImageDecodeError(label, 'is not a readable image (no size in its header)');
+  // Only the first page or frame is decoded (sharp's default, made explicit below), so a multi-page TIFF or an
+  // animated GIF costs what one frame costs: the limit applies to one frame.
+  if (width * height > maxPixels) {
+    const pages = meta.pages !== undefined && meta.pages > 1 ? `, ${meta.pages} pages` : '';
+    throw new ImageDecodeError(label, `is ${width}x${height} (${(width * height).toLocaleString('en-US')} pixels${pages}), over the limit of ${maxPixels.toLocaleString('en-US')} pixels (${MAX_PIXELS_VARIABLE} raises it)`);
+  }
+  try {
+    // limitInputPixels again: a file replaced between the two reads is still held to the limit.
+    const { data, info } = await sharp(source, { failOn: 'error', limitInputPixels: maxPixels, pages: 1, page: 0 })
+      .rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (err) {
-    const message = (err as Error).message;
-    if (/ENOENT|no such file/i.test(message)) throw new ImageDecodeError(`${label}: no such file`);
-    throw new ImageDecodeError(`${label} is not a readable image (${message.split('\n')[0]})`);
+    throw unreadable(err);
   }
 }

@@ -4,9 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write';
 import { sharedBytes } from './dataset';
+import type { FilePath } from './sources/image-source';
 
-/** Bump when decoding or resizing changes, so old caches are not reused. */
-const CACHE_VERSION = 1;
+/** Bump when decoding or resizing changes, so old caches are not reused (2: SVG and PDF refused, pixel limit). */
+const CACHE_VERSION = 2;
 const MAGIC = 'DVCACHE1';
 
 export interface CachedSplit {
@@ -30,12 +31,14 @@ export function defaultCacheDir(): string {
 }
 
 /** A digest of everything the decoded images depend on: each source file's path, size and modification time. */
-export function fingerprint(files: readonly string[], extra: string): string {
+export function fingerprint(files: readonly FilePath[], extra: string): string {
   const hash = createHash('sha256');
   hash.update(`${CACHE_VERSION}\n${extra}\n`);
   for (const f of files) {
-    const s = fs.statSync(f);
-    hash.update(`${path.resolve(f)}\t${s.size}\t${s.mtimeMs}\n`);
+    // A name that is not valid UTF-8 is hashed as its bytes; a file gone since listing is skipped when decoded.
+    hash.update(typeof f === 'string' ? path.resolve(f) : path.isAbsolute(f.toString('latin1')) ? f : Buffer.concat([Buffer.from(process.cwd()), Buffer.from(path.sep), f]));
+    const s = fs.statSync(f, { throwIfNoEntry: false });
+    hash.update(s ? `\t${s.size}\t${s.mtimeMs}\n` : '\tmissing\n');
   }
   return hash.digest('hex').slice(0, 20);
 }

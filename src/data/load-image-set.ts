@@ -3,12 +3,12 @@ import * as path from 'node:path';
 import { resizeToPlanar } from '../export/image-preprocessing';
 import { Rng } from '../util/rng';
 import type { ImageDataset } from './dataset';
-import { decodeImage } from './decode-image';
+import { decodeImage, ImageDecodeError, maxPixelsFromEnvironment } from './decode-image';
 import { CachedImages, CachedSplit, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from './image-cache';
 import { selectImages, sharedBytes } from './dataset';
 import { cifarBinarySource, isCifarBinary } from './sources/cifar-binary';
 import { imageFolderSource } from './sources/image-folder';
-import { DataSourceError, ImageEntry, ImageSource } from './sources/image-source';
+import { DataSourceError, displayPath, ImageEntry, ImageSource } from './sources/image-source';
 import { isTinyImageNet, tinyImageNetSource } from './sources/tiny-imagenet';
 
 export interface ImageSetOptions {
@@ -23,9 +23,11 @@ export interface ImageSetOptions {
   trainSize?: number;
   valSize?: number;
   cacheDir?: string;
+  /** Skip images with more pixels than this, before decoding them (default: DEEPVISION_MAX_PIXELS, else 50 million). */
+  maxPixels?: number;
   /** Called while decoding (done, total); decoding happens only when no valid cache exists. */
   onProgress?: (done: number, total: number) => void;
-  /** Called once with a description of the files that could not be read. */
+  /** Called with one line per kind of file left out (unreadable or refused images, links leaving the folder, ...). */
   onSkipped?: (message: string) => void;
 }
 
@@ -42,17 +44,21 @@ export function openSource(root: string): ImageSource {
  * Loads an image data set from a folder, decoded to 8-bit RGB at imageSize x imageSize (shorter side resized, center
  * crop: the preprocessing of `predict` and the web demo). Decoded images are cached in one binary file per data set
  * and size, keyed by every source file's path, size and modification time, so later epochs and runs skip decoding
- * and any change to the files rebuilds the cache. Unreadable images are skipped and reported once.
+ * and any change to the files rebuilds the cache. Unreadable images, images that are not raster images and images
+ * over the pixel limit are skipped and reported in one line with examples; so are links that leave the folder.
  */
 export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ train: ImageDataset; val: ImageDataset; source: ImageSource; fromCache: boolean }> {
   const source = openSource(root);
+  for (const notice of source.notices) o.onSkipped?.(notice);
   const size = o.imageSize;
+  const maxPixels = o.maxPixels ?? maxPixelsFromEnvironment();
   const dir = o.cacheDir ?? defaultCacheDir();
-  const file = cacheFile(dir, source.name, fingerprint(source.files, `${source.format}\n${size}x${size}`));
+  // The limit is part of the key: raising it must decode the images it skipped before.
+  const file = cacheFile(dir, source.name, fingerprint(source.files, `${source.format}\n${size}x${size}\nmax ${maxPixels} pixels`));
   let images = readCache(file);
   const fromCache = images !== undefined;
   if (images === undefined) {
-    images = await decodeSource(source, size, o.onProgress);
+    images = await decodeSource(source, size, maxPixels, o.onProgress);
     try {
       writeCache(file, images);
     } catch (err) {
@@ -89,7 +95,7 @@ function sample(split: CachedSplit, count: number, stream: string, size: number)
   return selectImages(split.pixels, split.labels, 3 * size * size, order.slice(0, count).sort((a, b) => a - b));
 }
 
-async function decodeSource(source: ImageSource, size: number, onProgress?: (done: number, total: number) => void): Promise<CachedImages> {
+async function decodeSource(source: ImageSource, size: number, maxPixels: number, onProgress?: (done: number, total: number) => void): Promise<CachedImages> {
   const total = source.train.length + (source.val?.length ?? 0);
   const skipped = { count: 0, examples: [] as string[] };
   let done = 0;
@@ -102,13 +108,14 @@ async function decodeSource(source: ImageSource, size: number, onProgress?: (don
     const worker = async () => {
       for (let i = next++; i < entries.length; i = next++) {
         const e = entries[i]!;
+        const name = path.basename(e.file === undefined ? 'record' : displayPath(e.file));
         try {
-          const pixelsIn = e.planar ? interleave(e.planar) : await decodeImage(e.file!);
+          const pixelsIn = e.planar ? interleave(e.planar) : await decodeImage(await readable(e.file!), { label: name, maxPixels });
           resizeToPlanar(pixelsIn, size, size, pixels.subarray(i * image, (i + 1) * image));
           ok[i] = 1;
         } catch (err) {
           skipped.count++;
-          if (skipped.examples.length < 3) skipped.examples.push(`${path.basename(e.file ?? 'record')}: ${(err as Error).message.replace(/^.* is not a readable image /, '')}`);
+          if (skipped.examples.length < 3) skipped.examples.push(err instanceof ImageDecodeError ? `${name} ${err.reason}` : `${name}: ${(err as Error).message}`);
         }
         done++;
         if (done % 256 === 0 || done === total) onProgress?.(done, total);
@@ -127,6 +134,11 @@ async function decodeSource(source: ImageSource, size: number, onProgress?: (don
   const val = source.val ? await decodeSplit(source.val) : undefined;
   if (train.labels.length === 0) throw new DataSourceError(`${source.name}: none of the ${source.train.length} training images could be read (${skipped.examples.join('; ')})`);
   return { classNames: source.classNames, height: size, width: size, train, val, skipped };
+}
+
+/** decodeImage takes a path as a string; a path that is not valid UTF-8 is read here and passed as bytes. */
+async function readable(file: string | Buffer): Promise<string | Uint8Array> {
+  return typeof file === 'string' ? file : fs.promises.readFile(file);
 }
 
 function interleave(p: { data: Uint8Array; width: number; height: number }) {

@@ -11,6 +11,8 @@ export interface DataOptions {
   /** Folders: hold out this fraction of the training images as validation (default: the set's own split, else 0.2). */
   valFraction?: number;
   cacheDir?: string;
+  /** Folders: skip images with more pixels than this, before decoding (default: DEEPVISION_MAX_PIXELS, else 50 million). */
+  maxPixels?: number;
   onProgress?: (done: number, total: number) => void;
   onNotice?: (message: string) => void;
 }
@@ -31,7 +33,7 @@ export async function loadData(name: string, options: DataOptions = {}): Promise
   }
   const { train, val } = await loadImageSet(name, {
     imageSize, seed, valFraction: options.valFraction, trainSize: options.trainSize, valSize: options.valSize, cacheDir: options.cacheDir,
-    onProgress: options.onProgress, onSkipped: options.onNotice,
+    maxPixels: options.maxPixels, onProgress: options.onProgress, onSkipped: options.onNotice,
   });
   return { train, val };
 }

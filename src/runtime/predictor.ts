@@ -8,6 +8,24 @@ import { UserError } from '../util/user-error';
 
 export class PredictorError extends UserError {}
 
+/**
+ * The ONNX file model.json names, which must lie inside the model's folder: a card from elsewhere must not make
+ * predict open any file on the disk (an absolute path, '..', or a link that leads out).
+ */
+function modelFileOf(dir: string, cardFile: string, file: string): string {
+  const refuse = (why: string) => new PredictorError(`${cardFile}: 'file' must name a file inside the model folder, but '${file}' ${why}`);
+  if (path.isAbsolute(file) || path.win32.isAbsolute(file)) throw refuse('is an absolute path');
+  const folder = path.resolve(dir);
+  const joined = path.resolve(folder, file);
+  if (!joined.startsWith(folder + path.sep)) throw refuse('leads out of it');
+  if (!fs.existsSync(joined)) throw new PredictorError(`${cardFile}: 'file' names ${file}, which does not exist`);
+  const real = fs.realpathSync(joined);
+  const realFolder = fs.realpathSync(folder);
+  if (!real.startsWith(realFolder + path.sep)) throw refuse(`is a link to ${real}, outside it`);
+  if (!fs.statSync(real).isFile()) throw refuse('is not a file');
+  return real;
+}
+
 /** An exported model (model.json + model.onnx) ready to classify images, with the page's exact preprocessing. */
 export class Predictor {
   private constructor(readonly card: ModelCard, private readonly session: ort.InferenceSession) {}
@@ -23,7 +41,7 @@ export class Predictor {
     }
     const problems = modelCardProblems(card);
     if (problems.length > 0) throw new PredictorError(`${cardFile}: ${problems.join('; ')}`);
-    const modelFile = path.join(dir, card.file);
+    const modelFile = modelFileOf(dir, cardFile, card.file);
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(modelFile, { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' });

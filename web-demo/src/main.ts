@@ -82,6 +82,8 @@ async function loadModel(id: string): Promise<LoadedModel | undefined> {
     const card = await fetchJson<ModelCard>(`${base}model.json`);
     const problems = modelCardProblems(card);
     if (problems.length > 0) throw new Error(`model.json of '${id}': ${problems.join('; ')}`);
+    // A plain file name only: a card must not point the page at other paths of the site.
+    if (!/^[\w.-]+$/.test(card.file) || /^\.+$/.test(card.file)) throw new Error(`model.json of '${id}': 'file' must be a plain file name, got '${card.file}'`);
     const response = await fetch(base + card.file);
     if (!response.ok) throw new Error(`${base}${card.file}: HTTP ${response.status}`);
     const { session, provider } = await createSession(await response.arrayBuffer());

@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FolderListing } from './folder-listing';
 import { DataSourceError, ImageEntry, ImageSource } from './image-source';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3 * 32 * 32;
+const MISSING = { one: 'batch file that disappeared while listing', many: 'batch files that disappeared while listing' };
 
 function batchFiles(root: string): { train: string[]; test: string[] } {
   const names = fs.readdirSync(root).sort();
@@ -24,9 +26,15 @@ export function isCifarBinary(root: string): boolean {
  * batches.meta.txt when present.
  */
 export function cifarBinarySource(root: string): ImageSource {
-  const { train: trainFiles, test: testFiles } = batchFiles(root);
-  const meta = path.join(root, 'batches.meta.txt');
-  const classNames = fs.existsSync(meta) ? fs.readFileSync(meta, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') : CIFAR10_CLASSES;
+  // Records are read as pixels: a batch file that is a link to outside the folder is left out like any other.
+  const listing = new FolderListing(root);
+  const inside = (files: string[]) => files.filter((f) => listing.file(f, MISSING) !== undefined);
+  const all = batchFiles(root);
+  const trainFiles = inside(all.train);
+  const testFiles = inside(all.test);
+  const metaFile = path.join(root, 'batches.meta.txt');
+  const meta = fs.existsSync(metaFile) ? listing.file(metaFile, MISSING) : undefined;
+  const classNames = meta !== undefined ? fs.readFileSync(meta, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') : CIFAR10_CLASSES;
   const read = (files: string[]): ImageEntry[] => {
     const entries: ImageEntry[] = [];
     for (const file of files) {
@@ -44,6 +52,7 @@ export function cifarBinarySource(root: string): ImageSource {
   if (train.length === 0) throw new DataSourceError(`${root}: no data_batch_*.bin training records`);
   return {
     name: path.basename(path.resolve(root)), format: 'cifar10-binary', classNames, train,
-    val: testFiles.length > 0 ? read(testFiles) : undefined, files: [...trainFiles, ...testFiles, ...(fs.existsSync(meta) ? [meta] : [])],
+    val: testFiles.length > 0 ? read(testFiles) : undefined, files: [...trainFiles, ...testFiles, ...(meta !== undefined ? [meta] : [])],
+    notices: listing.notices(),
   };
 }

@@ -1,8 +1,18 @@
+import { UserError } from '../../util/user-error';
+
+/** A path as the file system spells it: a string, or its bytes when a name in it is not valid UTF-8. */
+export type FilePath = string | Buffer;
+
+/** A path for messages: names that are not valid UTF-8 show U+FFFD where their bytes do not decode. */
+export function displayPath(file: FilePath): string {
+  return typeof file === 'string' ? file : file.toString('utf8');
+}
+
 /** Where the images of a data set come from, before decoding: one entry per image, per split. */
 export interface ImageEntry {
   label: number;
   /** An encoded image file (JPEG, PNG, ...). */
-  file?: string;
+  file?: FilePath;
   /** Or pixels already decoded (CIFAR's binary records): planar RGB, 8-bit. */
   planar?: { data: Uint8Array; width: number; height: number };
 }
@@ -16,14 +26,12 @@ export interface ImageSource {
   /** The data set's own validation (or test) split, when it has one. */
   val?: ImageEntry[];
   /** Every source file the entries depend on (the cache is invalidated when any of them changes). */
-  files: string[];
+  files: FilePath[];
+  /** What listing the folder left out and why (links that leave it, ...), one line each, reported on every load. */
+  notices: string[];
 }
 
-export class DataSourceError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export class DataSourceError extends UserError {}
 
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp']);
+/** Extensions listed as images; what a file really is is decided from its bytes when it is decoded. */
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
