@@ -5,3 +5,5 @@ export {
   AvgPool2d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GlobalAvgPool, Identity, Linear, MaxPool2d, ReLU,
   Sequential, Sigmoid, Tanh,
 } from './layers';
+export { OnnxModule } from '../import/onnx-module';
+export type { OnnxModuleOptions } from '../import/onnx-module';

@@ -1,0 +1,44 @@
+/**
+ * Transfer learning: a pretrained ONNX backbone (MobileNetV2, SqueezeNet, a torchvision export, your own) with a
+ * new linear head. `--set backbone=FILE` names the ONNX file, `--set output=NAME` the value to cut at (default
+ * `features`, as the bundled MobileNetV2 names its pooled 1280-vector; `deepvision inspect FILE` lists cut points),
+ * `--set trainable=none|all|PREFIX[,PREFIX...]` which backbone parameters train (default none: a frozen backbone).
+ */
+import { defineModel, F, nn, Tensor } from 'deepvision';
+
+export type TransferConfig = {
+  numClasses: number;
+  imageSize: number;
+  backbone: string;
+  output: string;
+  trainable: string;
+};
+
+export class Transfer extends nn.Module {
+  readonly backbone: nn.OnnxModule;
+  readonly head: nn.Linear;
+
+  constructor(c: TransferConfig) {
+    super();
+    if (c.backbone === '') throw new Error('no backbone: pass --set backbone=FILE.onnx (e.g. ../shared/models/mobilenetv2-7-fp32.onnx)');
+    const trainable = c.trainable === 'none' ? false : c.trainable === 'all' ? true : c.trainable.split(',').map((s) => s.trim()).filter(Boolean);
+    this.backbone = new nn.OnnxModule(c.backbone, { output: c.output || undefined, trainable });
+    // The head's width is the backbone output's size per image, found by building the backbone once.
+    const shape = this.backbone.outputShape([1, 3, c.imageSize, c.imageSize]);
+    const features = shape.slice(1).reduce<number>((n, d) => n * (typeof d === 'number' ? d : NaN), 1);
+    if (!Number.isInteger(features)) throw new Error(`the backbone's output [${shape.join(', ')}] has no fixed size per image`);
+    this.head = new nn.Linear(features, c.numClasses);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.head.forward(F.flatten(this.backbone.forward(x)));
+  }
+}
+
+export default defineModel<TransferConfig>({
+  name: 'transfer',
+  description: 'Pretrained ONNX backbone (frozen or fine-tuned) + linear head',
+  defaults: { numClasses: 10, imageSize: 224, backbone: '', output: 'features', trainable: 'none' },
+  inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
+  create: (c) => new Transfer(c),
+});

@@ -1,0 +1,255 @@
+/**
+ * Pretrained ONNX models as modules (nn.OnnxModule): the imported graph computes what the file computes, in any
+ * opset it was written in; gradients through it match finite differences; int8 QDQ models import as float; what
+ * cannot be imported is named. Backbones are generated here; the data lane adds the real MobileNetV2 and SqueezeNet.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { onnx } from 'onnx-proto';
+import * as ort from 'onnxruntime-node';
+import { defineModel, F, nn, Tensor } from 'deepvision';
+import { checkGradientGraph } from '../src/autodiff/gradcheck';
+import { GraphBuilder } from '../src/dsl/builder';
+import { TensorData } from '../src/ir/tensor';
+import { buildModel } from '../src/model/build';
+import { buildTrainingGraph } from '../src/model/training-graph';
+import { encodeModel } from '../src/onnx/write';
+import { Rng } from '../src/util/rng';
+import { dataTest, sharedFile } from './support/shared';
+import { trainingFeeds } from './support/training-feeds';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-onnx-module-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const rng = new Rng('onnx-module');
+const randn = (dims: number[], scale = 0.3) => TensorData.float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => scale * rng.normal()));
+
+/**
+ * A small backbone with the ops of MobileNetV2 and SqueezeNet: depthwise conv, Clip as ReLU6 (bounds shaped [1], as
+ * some exporters write them), a residual Add, MaxPool with ceil_mode, Concat of two branches, global average pool,
+ * Flatten, Gemm. Outputs `features` [N, 8] and `logits` [N, 5].
+ */
+function smallBackbone(): string {
+  const b = new GraphBuilder('small-backbone');
+  const x = b.input('input', 'float32', ['N', 3, 9, 9]);
+  const features = b.run(() => {
+    const init = (name: string, dims: number[]) => b.initializer(name, randn(dims));
+    const stem = F.conv2d(x, init('stem.weight', [4, 3, 3, 3]), init('stem.bias', [4]), { padding: 1 });
+    const six = b.initializer('six', TensorData.float32([], [6]));
+    const zero = b.initializer('zero', TensorData.float32([], [0]));
+    const relu6 = (t: Tensor) => b.op('Clip', [t, zero, six], {}, 'clip');
+    const a = relu6(stem);
+    const depthwise = relu6(F.conv2d(a, init('dw.weight', [4, 1, 3, 3]), init('dw.bias', [4]), { padding: 1, groups: 4 }));
+    const residual = F.add(a, F.conv2d(depthwise, init('pw.weight', [4, 4, 1, 1]), undefined));
+    const pooled = F.maxPool2d(residual, 2, { ceilMode: true }); // 9 -> 5 with ceil_mode
+    const left = F.relu(F.conv2d(pooled, init('left.weight', [4, 4, 1, 1]), init('left.bias', [4])));
+    const right = F.relu(F.conv2d(pooled, init('right.weight', [4, 4, 3, 3]), init('right.bias', [4]), { padding: 1 }));
+    return F.flatten(F.globalAvgPool(F.concat([left, right], 1)));
+  });
+  b.output('features', features);
+  b.output('logits', b.run(() => F.linear(features, b.initializer('fc.weight', randn([5, 8])), b.initializer('fc.bias', randn([5])))));
+  // The Clip bounds as [1]-shaped tensors, as some exporters write them (the builder itself only makes scalars).
+  const proto = onnx.ModelProto.decode(encodeModel(b.toModel()));
+  for (const t of proto.graph!.initializer!) if (t.name === 'six' || t.name === 'zero') t.dims = [1];
+  const file = path.join(tmp, 'small-backbone.onnx');
+  fs.writeFileSync(file, onnx.ModelProto.encode(proto).finish());
+  return file;
+}
+
+/** A model of a backbone cut at `output`, with a linear head (or none: the backbone's output itself). */
+function withHead(file: string, options: { output?: string; trainable?: boolean | string[]; head?: number; imageSize?: number } = {}) {
+  const size = options.imageSize ?? 9;
+  return defineModel({
+    name: 'imported',
+    defaults: { numClasses: options.head ?? 3 },
+    inputs: () => [{ name: 'input', shape: ['batch', 3, size, size] }],
+    create: (c) => new (class extends nn.Module {
+      backbone = new nn.OnnxModule(file, { output: options.output, trainable: options.trainable });
+      head = options.head === 0 ? undefined : new nn.Linear(this.backbone.outputShape([1, 3, size, size])[1] as number, c.numClasses as number);
+      forward(t: Tensor): Tensor {
+        const f = F.flatten(this.backbone.forward(t));
+        return this.head === undefined ? f : this.head.forward(f);
+      }
+    })(),
+  });
+}
+
+async function runFile(model: string | Uint8Array, input: Float32Array, dims: number[], output?: string): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(model as Uint8Array);
+  const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, dims) });
+  await session.release();
+  return out[output ?? session.outputNames[0]!]!.data as Float32Array;
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+const image = (n: number, size: number) => Float32Array.from({ length: n * 3 * size * size }, () => rng.normal());
+
+describe('nn.OnnxModule', () => {
+  let backbone: string;
+  beforeAll(() => {
+    backbone = smallBackbone();
+  });
+
+  test('the imported graph computes what the file computes, at any cut', async () => {
+    const input = image(2, 9);
+    for (const output of ['features', 'logits']) {
+      const built = buildModel(withHead(backbone, { output, head: 0 }));
+      const ours = await runFile(encodeModel(built.model), input, [2, 3, 9, 9]);
+      const theirs = await runFile(fs.readFileSync(backbone), input, [2, 3, 9, 9], output);
+      expect(ours.length).toBe(theirs.length);
+      expect(maxDiff(ours, theirs)).toBeLessThan(1e-6);
+    }
+  });
+
+  test('pretrained weights become named parameters, frozen unless asked; scalar bounds stay constants', () => {
+    const frozen = buildModel(withHead(backbone));
+    const names = frozen.parameters.map((p) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['backbone.stem.weight', 'backbone.dw.weight', 'head.weight']));
+    expect(names.some((n) => n.includes('six') || n.includes('zero'))).toBe(false);
+    // Cut at features: the file's own classifier is not imported.
+    expect(names.some((n) => n.startsWith('backbone.fc'))).toBe(false);
+    expect(frozen.parameters.filter((p) => p.trainable).map((p) => p.name)).toEqual(['head.weight', 'head.bias']);
+    const some = buildModel(withHead(backbone, { trainable: ['left.', 'dw.weight'] }));
+    expect(some.parameters.filter((p) => p.trainable).map((p) => p.name).sort()).toEqual(['backbone.dw.weight', 'backbone.left.bias', 'backbone.left.weight', 'head.bias', 'head.weight']);
+    // The pretrained values, not a fresh initialization.
+    const w = frozen.values.get('backbone.stem.weight')!.typed() as Float32Array;
+    expect(Array.from(w.slice(0, 3))).toEqual(Array.from((randnFirst(backbone, 'stem.weight')).slice(0, 3)));
+  });
+
+  test('gradients through every imported op (depthwise conv, Clip, Add, ceil-mode MaxPool, Concat, pooling, Gemm) match finite differences', async () => {
+    const definition = withHead(backbone, { output: 'logits', trainable: true });
+    const graph = buildTrainingGraph(definition, { config: { numClasses: 3 }, seed: 1 });
+    expect(graph.trainable).toHaveLength(13);
+    const ops = new Set(graph.model.graph.nodes.map((n) => n.opType));
+    for (const op of ['Conv', 'Clip', 'Add', 'MaxPool', 'Concat', 'GlobalAveragePool', 'Gemm']) expect(ops).toContain(op);
+    const feeds = trainingFeeds(graph, 9, [0, 2, 1]);
+    const report = await checkGradientGraph(encodeModel(graph.model), feeds, graph.trainable, { sample: 5, largest: 3, seed: 3, eps: 1e-3 });
+    if (!report.ok) console.log(report);
+    expect(report.ok).toBe(true);
+    expect(report.checked).toBeGreaterThan(70);
+  });
+
+  test('an opset-8 model (Clip and Pad bounds as attributes, BatchNormalization spatial, Dropout ratio) imports to opset-17 forms', async () => {
+    const file = path.join(tmp, 'old.onnx');
+    const t = (name: string, dims: number[], data: TensorData) => ({ name, dims, dataType: 1, rawData: data.bytes });
+    const f32 = (dims: number[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (d < 0 ? { dimParam: 'N' } : { dimValue: d })) } });
+    fs.writeFileSync(file, onnx.ModelProto.encode({
+      irVersion: 4,
+      opsetImport: [{ domain: '', version: 8 }],
+      graph: {
+        name: 'old',
+        node: [
+          { name: 'pad', opType: 'Pad', input: ['x'], output: ['p'], attribute: [{ name: 'pads', type: 7, ints: [0, 0, 1, 1, 0, 0, 1, 1] }] },
+          { name: 'conv', opType: 'Conv', input: ['p', 'w'], output: ['c'], attribute: [{ name: 'kernel_shape', type: 7, ints: [3, 3] }] },
+          { name: 'bn', opType: 'BatchNormalization', input: ['c', 's', 'b', 'm', 'v'], output: ['n'], attribute: [{ name: 'spatial', type: 2, i: 1 }, { name: 'epsilon', type: 1, f: 1e-3 }] },
+          { name: 'clip', opType: 'Clip', input: ['n'], output: ['r'], attribute: [{ name: 'min', type: 1, f: 0 }, { name: 'max', type: 1, f: 6 }] },
+          { name: 'drop', opType: 'Dropout', input: ['r'], output: ['d'], attribute: [{ name: 'ratio', type: 1, f: 0.3 }] },
+          { name: 'flat', opType: 'Flatten', input: ['d'], output: ['y'] },
+        ],
+        initializer: [t('w', [2, 3, 3, 3], randn([2, 3, 3, 3])), t('s', [2], randn([2])), t('b', [2], randn([2])), t('m', [2], randn([2])), t('v', [2], TensorData.float32([2], [0.5, 2]))],
+        input: [{ name: 'x', type: { tensorType: f32([-1, 3, 4, 4]) } }],
+        output: [{ name: 'y', type: { tensorType: f32([-1, 32]) } }],
+      },
+    }).finish());
+    const built = buildModel(withHead(file, { head: 0, imageSize: 4 }));
+    const module = new nn.OnnxModule(file);
+    expect(module.notes).toEqual(['Dropout imported as Identity (the backbone runs as at inference)']);
+    expect(built.parameters.find((p) => p.name === 'backbone.m')).toMatchObject({ buffer: true, trainable: false });
+    const input = image(2, 4);
+    expect(maxDiff(await runFile(encodeModel(built.model), input, [2, 3, 4, 4]), await runFile(fs.readFileSync(file), input, [2, 3, 4, 4]))).toBeLessThan(1e-5);
+  });
+
+  test('an int8 QDQ model imports as float: constant weights dequantized, activation quantize/dequantize pairs removed', async () => {
+    const file = path.join(tmp, 'qdq.onnx');
+    const f32 = (dims: (number | string)[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } });
+    const weights = Int8Array.from({ length: 2 * 3 * 3 * 3 }, (_, i) => ((i * 37) % 255) - 127);
+    fs.writeFileSync(file, onnx.ModelProto.encode({
+      irVersion: 7,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'qdq',
+        node: [
+          { name: 'qx', opType: 'QuantizeLinear', input: ['x', 'xs', 'xz'], output: ['xq'] },
+          { name: 'dqx', opType: 'DequantizeLinear', input: ['xq', 'xs', 'xz'], output: ['xd'] },
+          { name: 'dqw', opType: 'DequantizeLinear', input: ['wq', 'ws', 'wz'], output: ['w'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+          { name: 'conv', opType: 'Conv', input: ['xd', 'w'], output: ['y'] },
+        ],
+        initializer: [
+          { name: 'xs', dims: [], dataType: 1, floatData: [0.05] }, { name: 'xz', dims: [], dataType: 3, int32Data: [0] },
+          { name: 'wq', dims: [2, 3, 3, 3], dataType: 3, rawData: new Uint8Array(weights.buffer) },
+          { name: 'ws', dims: [2], dataType: 1, floatData: [0.01, 0.02] }, { name: 'wz', dims: [2], dataType: 3, int32Data: [0, 0] },
+        ],
+        input: [{ name: 'x', type: { tensorType: f32(['N', 3, 5, 5]) } }],
+        output: [{ name: 'y', type: { tensorType: f32(['N', 2, 3, 3]) } }],
+      },
+    }).finish());
+    const module = new nn.OnnxModule(file);
+    expect(module.notes[0]).toMatch(/int8 QDQ model: 1 quantized weights dequantized to float32, 1 activation quantize\/dequantize pairs removed/);
+    const built = buildModel(withHead(file, { head: 0, imageSize: 5 }));
+    expect(built.model.graph.nodes.map((n) => n.opType)).not.toContain('QuantizeLinear');
+    // Equal to the quantized model up to the input's quantization step (0.05 * |weights|).
+    const input = Float32Array.from(image(1, 5), (v) => Math.round(v / 0.05) * 0.05);
+    expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 5, 5]), await runFile(fs.readFileSync(file), input, [1, 3, 5, 5]))).toBeLessThan(1e-4);
+  });
+
+  test('what cannot be imported is named: an unknown op, a missing cut value, a second input, another domain, a missing file', () => {
+    const b = new GraphBuilder('two');
+    const x = b.input('x', 'float32', ['N', 3, 4, 4]);
+    const y = b.input('y', 'float32', ['N', 3, 4, 4]);
+    b.output('z', b.run(() => F.add(x, y)));
+    const two = path.join(tmp, 'two.onnx');
+    fs.writeFileSync(two, encodeModel(b.toModel()));
+    expect(() => new nn.OnnxModule(two)).toThrow(/two\.onnx: a backbone needs exactly one image input; this model has 2 \(x, y\)/);
+    expect(() => new nn.OnnxModule(backbone, { output: 'nowhere' })).toThrow(/no value named 'nowhere' to cut at \(outputs: features, logits; `deepvision inspect .*` lists cut points\)/);
+    expect(() => new nn.OnnxModule(path.join(tmp, 'missing.onnx'))).toThrow(/cannot read backbone .*missing\.onnx: ENOENT/);
+    const proto = onnx.ModelProto.decode(fs.readFileSync(backbone));
+    proto.graph!.node![2]!.opType = 'Hardmax';
+    fs.writeFileSync(path.join(tmp, 'hardmax.onnx'), onnx.ModelProto.encode(proto).finish());
+    expect(() => new nn.OnnxModule(path.join(tmp, 'hardmax.onnx'))).toThrow(/deepvision cannot import or differentiate Hardmax/);
+    proto.graph!.node![2]!.opType = 'FusedConv';
+    proto.graph!.node![2]!.domain = 'com.microsoft';
+    proto.opsetImport!.push({ domain: 'com.microsoft', version: 1 });
+    fs.writeFileSync(path.join(tmp, 'ms.onnx'), onnx.ModelProto.encode(proto).finish());
+    expect(() => new nn.OnnxModule(path.join(tmp, 'ms.onnx'))).toThrow(/is com\.microsoft\.FusedConv, outside the standard ONNX domain/);
+  });
+});
+
+/** An initializer's values as stored in a file. */
+function randnFirst(file: string, name: string): Float32Array {
+  const proto = onnx.ModelProto.decode(fs.readFileSync(file));
+  const t = proto.graph!.initializer!.find((i) => i.name === name)!;
+  const raw = t.rawData!;
+  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+}
+
+describe('real backbones', () => {
+  const MOBILENET = 'models/mobilenetv2-7-fp32.onnx';
+  const SQUEEZENET = 'models/squeezenet1.1-fp32.onnx';
+
+  dataTest('MobileNetV2 imports (depthwise Conv, Clip, Add, pooling) and its features equal onnxruntime on the original file', [MOBILENET], async () => {
+    const input = image(1, 224);
+    const built = buildModel(withHead(sharedFile(MOBILENET), { output: 'features', head: 0, imageSize: 224 }));
+    expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 224, 224]), await runFile(sharedFile(MOBILENET), input, [1, 3, 224, 224], 'features'))).toBeLessThan(1e-4);
+  });
+
+  dataTest('SqueezeNet imports (ceil-mode MaxPool, Concat) and equals onnxruntime on the original file', [SQUEEZENET], async () => {
+    const input = image(1, 224);
+    const built = buildModel(withHead(sharedFile(SQUEEZENET), { output: 'features', head: 0, imageSize: 224 }));
+    expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 224, 224]), await runFile(sharedFile(SQUEEZENET), input, [1, 3, 224, 224], 'features'))).toBeLessThan(1e-4);
+  });
+
+  dataTest('the int8 QDQ MobileNetV2 imports as a float model that runs', ['models/mobilenetv2-7-int8-qdq.onnx'], async () => {
+    const file = sharedFile('models/mobilenetv2-7-int8-qdq.onnx');
+    const module = new nn.OnnxModule(file);
+    expect(module.notes.join(' ')).toMatch(/int8 QDQ model: \d+ quantized weights dequantized/);
+    const built = buildModel(withHead(file, { head: 0, imageSize: 224 }));
+    expect(built.model.graph.nodes.map((n) => n.opType)).not.toContain('DequantizeLinear');
+    const logits = await runFile(encodeModel(built.model), image(1, 224), [1, 3, 224, 224]);
+    expect(logits).toHaveLength(1000);
+    expect(logits.every(Number.isFinite)).toBe(true);
+  });
+});
