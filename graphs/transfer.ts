@@ -12,6 +12,8 @@ export type TransferConfig = {
   backbone: string;
   output: string;
   trainable: string;
+  mean: string;
+  std: string;
 };
 
 export class Transfer extends nn.Module {
@@ -38,7 +40,9 @@ export class Transfer extends nn.Module {
 export default defineModel<TransferConfig>({
   name: 'transfer',
   description: 'Pretrained ONNX backbone (frozen or fine-tuned) + linear head',
-  defaults: { numClasses: 10, imageSize: 224, backbone: '', output: 'features', trainable: 'none' },
+  defaults: { numClasses: 10, imageSize: 224, backbone: '', output: 'features', trainable: 'none', mean: '0.485,0.456,0.406', std: '0.229,0.224,0.225' },
   inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
+  // The statistics the bundled backbones (and torchvision's) were trained with; --set mean=/std= for others.
+  normalization: (c) => ({ mean: c.mean.split(',').map(Number), std: c.std.split(',').map(Number) }),
   create: (c) => new Transfer(c),
 });

@@ -17,6 +17,7 @@ import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { Rng } from '../src/util/rng';
 import { dataTest, sharedFile } from './support/shared';
+import { writeSmallBackbone } from './support/small-backbone';
 import { trainingFeeds } from './support/training-feeds';
 
 let tmp: string;
@@ -27,38 +28,6 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const rng = new Rng('onnx-module');
 const randn = (dims: number[], scale = 0.3) => TensorData.float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => scale * rng.normal()));
-
-/**
- * A small backbone with the ops of MobileNetV2 and SqueezeNet: depthwise conv, Clip as ReLU6 (bounds shaped [1], as
- * some exporters write them), a residual Add, MaxPool with ceil_mode, Concat of two branches, global average pool,
- * Flatten, Gemm. Outputs `features` [N, 8] and `logits` [N, 5].
- */
-function smallBackbone(): string {
-  const b = new GraphBuilder('small-backbone');
-  const x = b.input('input', 'float32', ['N', 3, 9, 9]);
-  const features = b.run(() => {
-    const init = (name: string, dims: number[]) => b.initializer(name, randn(dims));
-    const stem = F.conv2d(x, init('stem.weight', [4, 3, 3, 3]), init('stem.bias', [4]), { padding: 1 });
-    const six = b.initializer('six', TensorData.float32([], [6]));
-    const zero = b.initializer('zero', TensorData.float32([], [0]));
-    const relu6 = (t: Tensor) => b.op('Clip', [t, zero, six], {}, 'clip');
-    const a = relu6(stem);
-    const depthwise = relu6(F.conv2d(a, init('dw.weight', [4, 1, 3, 3]), init('dw.bias', [4]), { padding: 1, groups: 4 }));
-    const residual = F.add(a, F.conv2d(depthwise, init('pw.weight', [4, 4, 1, 1]), undefined));
-    const pooled = F.maxPool2d(residual, 2, { ceilMode: true }); // 9 -> 5 with ceil_mode
-    const left = F.relu(F.conv2d(pooled, init('left.weight', [4, 4, 1, 1]), init('left.bias', [4])));
-    const right = F.relu(F.conv2d(pooled, init('right.weight', [4, 4, 3, 3]), init('right.bias', [4]), { padding: 1 }));
-    return F.flatten(F.globalAvgPool(F.concat([left, right], 1)));
-  });
-  b.output('features', features);
-  b.output('logits', b.run(() => F.linear(features, b.initializer('fc.weight', randn([5, 8])), b.initializer('fc.bias', randn([5])))));
-  // The Clip bounds as [1]-shaped tensors, as some exporters write them (the builder itself only makes scalars).
-  const proto = onnx.ModelProto.decode(encodeModel(b.toModel()));
-  for (const t of proto.graph!.initializer!) if (t.name === 'six' || t.name === 'zero') t.dims = [1];
-  const file = path.join(tmp, 'small-backbone.onnx');
-  fs.writeFileSync(file, onnx.ModelProto.encode(proto).finish());
-  return file;
-}
 
 /** A model of a backbone cut at `output`, with a linear head (or none: the backbone's output itself). */
 function withHead(file: string, options: { output?: string; trainable?: boolean | string[]; head?: number; imageSize?: number } = {}) {
@@ -91,7 +60,7 @@ const image = (n: number, size: number) => Float32Array.from({ length: n * 3 * s
 describe('nn.OnnxModule', () => {
   let backbone: string;
   beforeAll(() => {
-    backbone = smallBackbone();
+    backbone = writeSmallBackbone(tmp);
   });
 
   test('the imported graph computes what the file computes, at any cut', async () => {

@@ -94,3 +94,12 @@ export class Graph {
     return node;
   }
 }
+
+/** Makes every node that reads `from` read `to` instead (graph outputs are left to the caller). */
+export function replaceAllUsesWith(from: Value, to: Value): void {
+  for (const use of from.uses) {
+    use.node.inputs[use.index] = to;
+    to.uses.push(use);
+  }
+  from.uses.length = 0;
+}

@@ -25,6 +25,12 @@ export interface ModelDefinition<C extends Config = Config> {
   create(config: C): Module;
   /** Names of the outputs, in the order forward returns them (default ['logits']). */
   outputs?: string[];
+  /**
+   * The input normalization the model expects, per channel on pixel values in [0, 1] (a pretrained backbone's,
+   * such as ImageNet's mean and std). Default: the training data's own channel statistics. Training, `predict`
+   * and the web page all apply the one recorded with the trained model.
+   */
+  normalization?(config: C): { mean: number[]; std: number[] };
 }
 
 export function defineModel<C extends Config>(definition: ModelDefinition<C>): ModelDefinition<C> {

@@ -2,11 +2,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { AugmentConfig, NO_AUGMENTATION } from '../data/augment';
+import { AugmentConfig, describeAugmentation, NO_AUGMENTATION } from '../data/augment';
 import { BatchPipeline } from '../data/batch-pipeline';
 import { ImageDataset, Normalization, channelStatistics, fillBatch, selectImages } from '../data/dataset';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
-import { buildEvalGraph, buildTrainingGraph } from '../model/training-graph';
+import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
+import { computeFeatures, featureBatches, featureModel, findFrozenSplit, withFeaturesInput } from './frozen-features';
 import type { Model } from '../ir/model';
 import { encodeModel } from '../onnx/write';
 import { modelForCpu } from '../runtime/nchwc';
@@ -72,6 +73,17 @@ export interface TrainOptions {
    */
   onBatch?: (e: { epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }) => void;
   onEpoch?: (m: EpochMetrics) => void;
+  /**
+   * Whether the features of a frozen first part of the model (a pretrained backbone) are computed once per image and
+   * cached on disk (default true; not with augmentation).
+   */
+  cacheFeatures?: boolean;
+  /** Folder of the feature cache (default: the image cache's). */
+  cacheDir?: string;
+  /** Progress of computing backbone features (per data set). */
+  onFeatures?: (done: number, total: number, what: string) => void;
+  /** One-line notes for the user (the CLI prints them). */
+  onNotice?: (message: string) => void;
   /** Checked between batches: when it returns true, a checkpoint is written and training stops (Ctrl-C). */
   shouldStop?: () => boolean;
 }
@@ -139,11 +151,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // Each provider gets the graph rewritten for its kernels (in memory only): blocked convolutions on the CPU, no
   // LogSoftmax on WebGPU.
   const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : onGpu ? modelForWebGpu(model) : encodeModel(model));
+  const normalization = modelNormalization(o, graph.config) ?? channelStatistics(o.train);
+  const sampleSize = Math.min(o.trainAccuracySample ?? 2000, o.train.count);
+  const sampleIndices = new Rng(`train-accuracy/${seed}`).shuffle([...Array(o.train.count).keys()]).slice(0, sampleSize);
+  // A frozen backbone runs once per image: training and evaluation then run the rest on its cached features.
+  const frozen = await frozenFeaturesFor(o, graph, evalGraph.model, normalization, sessionOptions);
+  const trainModel = frozen?.trainModel ?? graph.model;
+  const evalModel = frozen?.evalModel ?? evalGraph.model;
   // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
-  const trainSession = await ort.InferenceSession.create(await forSession(graph.model), located(graph.model, onGpu ? [] : ['loss']));
+  const trainSession = await ort.InferenceSession.create(await forSession(trainModel), located(trainModel, onGpu ? [] : ['loss']));
   const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
   const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
-  const evalSession = await ort.InferenceSession.create(await forSession(evalGraph.model), located(evalGraph.model, ['loss', 'logits']));
+  const evalSession = await ort.InferenceSession.create(await forSession(evalModel), located(evalModel, ['loss', 'logits']));
   const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
   const download = onGpu ? await hostCopier([...graph.values.keys(), ...optimizer.stateNames.map((n) => `optimizer.${n}`)], shapeOf, sessionOptions) : undefined;
   /** Replaces a state tensor, releasing the GPU buffer of the one it replaces. */
@@ -157,7 +176,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const tensors = new Map<string, ort.Tensor>();
   for (const [name, value] of graph.values) tensors.set(name, new ort.Tensor('float32', Float32Array.from(value.typed() as Float32Array), [...value.dims]));
   for (const p of paramSpecs) for (const slot of slotNames(o.optimizer)) tensors.set(`optimizer.${p.name}.${slot}`, new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), [...p.shape]));
-  const normalization = channelStatistics(o.train);
   let position: TrainingPosition = { epoch: 0, batch: 0, step: 0, epochRng: new Rng(`train/${seed}`).getState() };
   const history: EpochMetrics[] = [];
   let best: EpochMetrics | undefined;
@@ -209,12 +227,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
 
   const batchesPerEpoch = Math.ceil(o.train.count / o.batchSize);
-  const pipeline = new BatchPipeline({
+  const pipeline = frozen !== undefined ? undefined : new BatchPipeline({
     pixels: o.train.pixels, labels: o.train.labels, channels: o.train.channels, height: o.train.height, width: o.train.width,
     normalization, augment: o.augment ?? NO_AUGMENTATION, seed,
   }, o.workers ?? 0);
-  const sampleSize = Math.min(o.trainAccuracySample ?? 2000, o.train.count);
-  const trainSample = sampleSize > 0 ? subset(o.train, new Rng(`train-accuracy/${seed}`).shuffle([...Array(o.train.count).keys()]).slice(0, sampleSize)) : undefined;
+  const trainSample = sampleSize > 0 ? subset(o.train, sampleIndices) : undefined;
+  const sampleFeatures = frozen !== undefined && sampleSize > 0 ? rowsOf(frozen.train, frozen.perImage, sampleIndices) : undefined;
+  // The data input of the training and evaluation graphs: the images, or the backbone's cached features.
+  const inputName = frozen !== undefined ? 'features' : 'input';
+  const inputDims = frozen !== undefined ? frozen.split.perImage : [o.train.channels, o.train.height, o.train.width];
+  const trainInputs = new Set(trainSession.inputNames);
+  const evalParameters = graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name));
   let confusion: number[][] | undefined = resumedConfusion;
   const noiseInputs = graph.model.graph.inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
   let stopped: StopReason = 'completed';
@@ -241,7 +264,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       trainLoss.add(sum / count, count);
     };
     let seen = 0;
-    const batches = pipeline.epoch(order, o.batchSize, epoch, position.batch);
+    const batches = pipeline !== undefined ? pipeline.epoch(order, o.batchSize, epoch, position.batch)
+      : featureBatches(frozen!.train, o.train.labels, frozen!.perImage, order, o.batchSize, position.batch);
     for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
       const assembled = (await batches.next()).value!;
       if (o.shouldStop?.()) {
@@ -253,11 +277,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       const n = assembled.count;
       const feeds: Record<string, ort.Tensor> = {
-        input: new ort.Tensor('float32', assembled.input, [n, o.train.channels, o.train.height, o.train.width]),
+        [inputName]: new ort.Tensor('float32', assembled.input, [n, ...inputDims]),
         labels: new ort.Tensor('int64', assembled.labels, [n]),
       };
-      for (const p of graph.parameters) feeds[p.name] = tensors.get(p.name)!;
+      for (const p of graph.parameters) if (trainInputs.has(p.name)) feeds[p.name] = tensors.get(p.name)!;
       for (const v of noiseInputs) {
+        if (!trainInputs.has(v.name)) continue;
         // Dropout noise from a stream named after the update number: a resumed run draws the same masks.
         const rngNoise = Rng.derive(seed, `dropout/${position.step + 1}/${v.name}`);
         const dims = v.shape!.map((d, i) => (i === 0 ? n : Number(d)));
@@ -301,9 +326,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
     }
     const seconds = (performance.now() - started) / 1000;
-    const parameterNames = graph.parameters.map((p) => p.name);
-    const val = await evaluate(evalSession, parameterNames, tensors, o.val, normalization, classes);
-    const onTrain = trainSample ? await evaluate(evalSession, parameterNames, tensors, trainSample, normalization, classes) : undefined;
+    const val = await evaluate(evalSession, evalParameters, tensors, o.val, normalization, classes, frozen && { values: frozen.val, perImage: frozen.split.perImage });
+    const onTrain = trainSample ? await evaluate(evalSession, evalParameters, tensors, trainSample, normalization, classes, sampleFeatures && { values: sampleFeatures, perImage: frozen!.split.perImage }) : undefined;
     const metrics: EpochMetrics = {
       epoch: epoch + 1, step: position.step, learningRate: learningRateAt(o.learningRate, Math.max(1, position.step), o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps }),
       trainLoss: trainLoss.value, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, seconds, imagesPerSecond: seen / seconds,
@@ -328,16 +352,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       break;
     }
   }
-  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), lossSum?.release(), pipeline.close()]);
+  await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), lossSum?.release(), pipeline?.close()]);
   return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, confusion, tensors };
 }
 
 /** Loss, top-1 and top-5 accuracy of the current parameters on a data set (eval mode). */
 export async function evaluate(
   session: ort.InferenceSession, parameterNames: string[], tensors: Map<string, ort.Tensor>, data: ImageDataset, normalization: Normalization, classes: number,
+  features?: { values: Float32Array; perImage: number[] },
 ): Promise<{ loss: number; top1: number; top5: number; confusion: number[][] }> {
   const batchSize = 256;
-  const image = data.channels * data.height * data.width;
+  const itemDims = features ? features.perImage : [data.channels, data.height, data.width];
+  const image = itemDims.reduce((a, b) => a * b, 1);
   const input = new Float32Array(batchSize * image);
   const labels = new BigInt64Array(batchSize);
   const loss = new Average();
@@ -347,9 +373,12 @@ export async function evaluate(
   for (let start = 0; start < data.count; start += batchSize) {
     const n = Math.min(batchSize, data.count - start);
     const indices = Array.from({ length: n }, (_, i) => start + i);
-    fillBatch(data, indices, normalization, input, labels);
+    if (features) {
+      input.set(features.values.subarray(start * image, (start + n) * image));
+      for (let i = 0; i < n; i++) labels[i] = BigInt(data.labels[start + i]!);
+    } else fillBatch(data, indices, normalization, input, labels);
     const feeds: Record<string, ort.Tensor> = {
-      input: new ort.Tensor('float32', input.subarray(0, n * image), [n, data.channels, data.height, data.width]),
+      [features ? 'features' : 'input']: new ort.Tensor('float32', input.subarray(0, n * image), [n, ...itemDims]),
       labels: new ort.Tensor('int64', labels.subarray(0, n), [n]),
     };
     for (const name of parameterNames) feeds[name] = tensors.get(name)!;
@@ -441,6 +470,52 @@ function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
   if (input !== undefined && input.slice(1).some((d, i) => typeof d === 'number' && d !== data[i])) {
     throw new TrainingError(`model '${o.definition.name}' takes input [${input.join(', ')}], but the images are [batch, ${data.join(', ')}]: set the model's image size (or --image-size) to match`);
   }
+}
+
+/**
+ * The cut of a model whose first part trains nothing (a frozen backbone), with that part's features for the
+ * training and validation images; undefined when there is no such part, or when augmentation changes the images
+ * every epoch (features then cannot be cached).
+ */
+async function frozenFeaturesFor(
+  o: TrainOptions, graph: TrainingGraph, evalModel: Model, normalization: Normalization, sessionOptions: ort.InferenceSession.SessionOptions,
+) {
+  if (o.cacheFeatures === false) return undefined;
+  const frozenInputs = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
+  const split = findFrozenSplit(graph.model, frozenInputs);
+  const evalSplit = split && findFrozenSplit(evalModel, frozenInputs);
+  if (split === undefined || evalSplit === undefined || split.perImage.join() !== evalSplit.perImage.join()) return undefined;
+  if (describeAugmentation(o.augment ?? NO_AUGMENTATION) !== 'none') {
+    o.onNotice?.('note: augmentation is on, so the frozen backbone runs on every batch (its features cannot be cached)');
+    return undefined;
+  }
+  const extractor = featureModel(evalModel, evalSplit, graph.values);
+  const [train, val] = await computeFeatures(extractor, evalSplit, [o.train, o.val], {
+    normalization, cacheDir: o.cacheDir, onProgress: o.onFeatures,
+    sessionOptions: { ...sessionOptions, executionProviders: (o.executionProviders ?? ['cpu']).filter((p) => p !== 'webgpu') },
+  });
+  return {
+    split, perImage: split.perImage.reduce((a, b) => a * b, 1), train: train!, val: val!,
+    trainModel: withFeaturesInput(graph.model, split), evalModel: withFeaturesInput(evalModel, evalSplit),
+  };
+}
+
+/** The rows `indices` of a [count x perImage] matrix. */
+function rowsOf(values: Float32Array, perImage: number, indices: readonly number[]): Float32Array {
+  const out = new Float32Array(indices.length * perImage);
+  indices.forEach((k, i) => out.set(values.subarray(k * perImage, (k + 1) * perImage), i * perImage));
+  return out;
+}
+
+/** The normalization the model definition asks for, checked against the data's channels. */
+function modelNormalization(o: TrainOptions, config: Record<string, ConfigValue>): Normalization | undefined {
+  const n = o.definition.normalization?.(config as never);
+  if (n === undefined) return undefined;
+  const channels = o.train.channels;
+  if (n.mean.length !== channels || n.std.length !== channels || !n.std.every((s) => s > 0) || ![...n.mean, ...n.std].every(Number.isFinite)) {
+    throw new TrainingError(`model '${o.definition.name}' asks for normalization ${JSON.stringify(n)}, which does not fit ${channels}-channel images`);
+  }
+  return { mean: [...n.mean], std: [...n.std] };
 }
 
 /** Refuses an output folder that is a file; removes temporary files a killed run left there. */

@@ -53,6 +53,7 @@ interface TrainFlags extends AugmentFlags {
   device: DeviceRequest;
   graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
   blockedConv: boolean;
+  featureCache: boolean;
 }
 
 const num = (name: string, v: string, check: (n: number) => boolean = Number.isFinite): number => {
@@ -95,6 +96,7 @@ export function trainCommand(): Command {
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', '0')
     .addOption(new Option('--graph-optimization <level>', 'onnxruntime graph optimization level').choices(['disabled', 'basic', 'extended', 'all']).default('extended'))
+    .option('--no-feature-cache', 'run a frozen backbone on every batch instead of once per image (its features are otherwise cached on disk, beside the decoded images)')
     .option('--no-blocked-conv', "on the CPU, run convolutions with standard ONNX Conv instead of onnxruntime's faster channel-blocked kernels")
     .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
@@ -190,6 +192,7 @@ export function trainCommand(): Command {
       };
       process.on('SIGINT', onSigint);
       let barEpoch = -1;
+      let featureBar: cliProgress.SingleBar | undefined;
       try {
         const result = await train({
           definition, variant: f.variant, config, train: data.train, val: data.val, epochs, batchSize, optimizer, learningRate: lr,
@@ -202,6 +205,19 @@ export function trainCommand(): Command {
           data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) },
           executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization, blockedConvolutions: f.blockedConv,
           shouldStop: () => stopRequested,
+          cacheFeatures: f.featureCache, cacheDir: f.cacheDir, onNotice: (m) => console.warn(m),
+          onFeatures: (done, total, what) => {
+            if (featureBar === undefined) {
+              if (done === total || !(f.progress && process.stdout.isTTY)) return;
+              featureBar = new cliProgress.SingleBar({ format: `backbone features (${what}) |{bar}| {value}/{total} | ETA {eta_formatted}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+              featureBar.start(total, done);
+            }
+            featureBar.update(done);
+            if (done === total) {
+              featureBar.stop();
+              featureBar = undefined;
+            }
+          },
           onBatch: (e) => {
             if (!bar) return;
             if (e.epoch !== barEpoch) {

@@ -1,0 +1,95 @@
+/**
+ * Transfer learning (graphs/transfer.ts): a frozen backbone runs once per image and the head trains on cached
+ * features, with the same result as running the backbone every step; fine-tuning trains the backbone too; the
+ * backbone's normalization is the one recorded with the model.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import cnn from '../graphs/cnn';
+import transfer from '../graphs/transfer';
+import { generateShapes } from '../src/data/shapes';
+import { readSafetensors } from '../src/io/safetensors';
+import { buildTrainingGraph } from '../src/model/training-graph';
+import { findFrozenSplit } from '../src/train/frozen-features';
+import { train, TrainOptions } from '../src/train/trainer';
+import { writeSmallBackbone } from './support/small-backbone';
+
+let tmp: string;
+let backbone: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-transfer-'));
+  backbone = writeSmallBackbone(tmp);
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const trainSet = generateShapes({ count: 192, imageSize: 16, seed: 0 });
+const valSet = generateShapes({ count: 64, imageSize: 16, seed: 1 });
+const options = (outDir: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
+  definition: transfer, config: { backbone, trainable: 'none' }, train: trainSet, val: valSet, epochs: 2, batchSize: 32,
+  optimizer: { kind: 'adam' }, learningRate: 0.01, outDir, threads: 1, seed: 3, cacheDir: path.join(tmp, 'cache'), trainAccuracySample: 64, ...extra,
+});
+
+describe('transfer learning', () => {
+  test('the frozen part of a model ends where its first trained layer starts', () => {
+    const frozen = buildTrainingGraph(transfer, { config: { backbone, imageSize: 16, numClasses: 10 } });
+    const parameters = new Set(frozen.parameters.filter((p) => !frozen.trainable.includes(p.name)).map((p) => p.name));
+    expect(frozen.trainable).toEqual(['head.weight', 'head.bias']);
+    expect(findFrozenSplit(frozen.model, parameters)).toMatchObject({ perImage: [8] });
+    // Nothing frozen: nothing to cache.
+    const all = buildTrainingGraph(transfer, { config: { backbone, imageSize: 16, numClasses: 10, trainable: 'all' } });
+    expect(findFrozenSplit(all.model, new Set())).toBeUndefined();
+    const seed = buildTrainingGraph(cnn, { config: { imageSize: 8, numClasses: 3 } });
+    expect(findFrozenSplit(seed.model, new Set())).toBeUndefined();
+  });
+
+  test('a frozen backbone runs once per image, cached on disk; the head trains on its features as it would through the backbone', async () => {
+    const computed: string[] = [];
+    const cached = await train(options(path.join(tmp, 'cached'), { onFeatures: (done, total, what) => done === total && computed.push(what) }));
+    expect(computed).toHaveLength(2); // training and validation images, once each
+    const direct = await train(options(path.join(tmp, 'direct'), { cacheFeatures: false }));
+    cached.history.forEach((m, i) => {
+      expect(Math.abs(m.valLoss - direct.history[i]!.valLoss)).toBeLessThan(1e-5);
+      expect(m.valTop1).toBe(direct.history[i]!.valTop1);
+    });
+    const w = (r: typeof cached) => r.tensors.get('head.weight')!.data as Float32Array;
+    expect(w(cached).reduce((m, v, i) => Math.max(m, Math.abs(v - w(direct)[i]!)), 0)).toBeLessThan(1e-5);
+    // The backbone is untouched.
+    expect(Array.from(cached.tensors.get('backbone.stem.weight')!.data as Float32Array)).toEqual(Array.from(direct.tensors.get('backbone.stem.weight')!.data as Float32Array));
+    // A second run reads the features from the cache.
+    computed.length = 0;
+    const again = await train(options(path.join(tmp, 'again'), { onFeatures: (done, total, what) => done === total && computed.push(what) }));
+    expect(computed).toEqual([]);
+    expect(again.history.map((m) => m.valLoss)).toEqual(cached.history.map((m) => m.valLoss));
+    // The backbone's normalization (ImageNet's) is what the checkpoint records, for predict and the page.
+    const { metadata } = readSafetensors(cached.bestCheckpoint);
+    expect(JSON.parse(metadata['deepvision.normalization']!)).toEqual({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+  });
+
+  test('with augmentation the backbone runs on every batch, and says so', async () => {
+    const notices: string[] = [];
+    const computed: string[] = [];
+    await train(options(path.join(tmp, 'augmented'), { epochs: 1, augment: { ...(await import('../src/data/augment')).NO_AUGMENTATION, hflip: 0.5 }, onNotice: (m) => notices.push(m), onFeatures: (_d, _t, what) => computed.push(what) }));
+    expect(notices).toEqual(['note: augmentation is on, so the frozen backbone runs on every batch (its features cannot be cached)']);
+    expect(computed).toEqual([]);
+  });
+
+  test('fine-tuning trains the backbone too', async () => {
+    const before = transferWeights();
+    const tuned = await train(options(path.join(tmp, 'tuned'), { config: { backbone, trainable: 'dw.,left.' }, epochs: 1 }));
+    const after = (name: string) => Array.from(tuned.tensors.get(name)!.data as Float32Array);
+    expect(after('backbone.dw.weight')).not.toEqual(before.get('dw.weight'));
+    expect(after('backbone.left.weight')).not.toEqual(before.get('left.weight'));
+    expect(after('backbone.stem.weight')).toEqual(before.get('stem.weight'));
+  });
+});
+
+/** The backbone file's initializers as stored. */
+function transferWeights(): Map<string, number[]> {
+  const { onnx } = jest.requireActual<typeof import('onnx-proto')>('onnx-proto');
+  const proto = onnx.ModelProto.decode(fs.readFileSync(backbone));
+  return new Map(proto.graph!.initializer!.map((t) => {
+    const raw = t.rawData!;
+    return [t.name!, Array.from(new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)))];
+  }));
+}
