@@ -2,7 +2,8 @@
  * Transfer learning: a pretrained ONNX backbone (MobileNetV2, SqueezeNet, a torchvision export, your own) with a
  * new linear head. `--set backbone=FILE` names the ONNX file, `--set output=NAME` the value to cut at (default
  * `features`, as the bundled MobileNetV2 names its pooled 1280-vector; `deepvision inspect FILE` lists cut points),
- * `--set trainable=none|all|PREFIX[,PREFIX...]` which backbone parameters train (default none: a frozen backbone).
+ * `--set trainable=none|all|last:K|PREFIX[,PREFIX...]` which backbone parameters train (default none: a frozen
+ * backbone; last:K the last K layers with weights).
  */
 import { defineModel, F, nn, Tensor } from 'deepvision';
 
@@ -23,7 +24,8 @@ export class Transfer extends nn.Module {
   constructor(c: TransferConfig) {
     super();
     if (c.backbone === '') throw new Error('no backbone: pass --set backbone=FILE.onnx (e.g. ../shared/models/mobilenetv2-7-fp32.onnx)');
-    const trainable = c.trainable === 'none' ? false : c.trainable === 'all' ? true : c.trainable.split(',').map((s) => s.trim()).filter(Boolean);
+    const last = /^last:(\d+)$/.exec(c.trainable);
+    const trainable = c.trainable === 'none' ? false : c.trainable === 'all' ? true : last ? { last: Number(last[1]) } : c.trainable.split(',').map((s) => s.trim()).filter(Boolean);
     this.backbone = new nn.OnnxModule(c.backbone, { output: c.output || undefined, trainable });
     // The head's width is the backbone output's size per image, found by building the backbone once.
     const shape = this.backbone.outputShape([1, 3, c.imageSize, c.imageSize]);

@@ -82,6 +82,21 @@ describe('transfer learning', () => {
     expect(after('backbone.left.weight')).not.toEqual(before.get('left.weight'));
     expect(after('backbone.stem.weight')).toEqual(before.get('stem.weight'));
   });
+
+  test('last:K trains the last K layers with weights; --backbone-lr gives the backbone its own learning rate', async () => {
+    const last = buildTrainingGraph(transfer, { config: { backbone, imageSize: 16, numClasses: 10, trainable: 'last:2' } });
+    expect(last.trainable).toEqual(['backbone.left.weight', 'backbone.left.bias', 'backbone.right.weight', 'backbone.right.bias', 'head.weight', 'head.bias']);
+    // One plain SGD step from the same start: the backbone moves exactly a quarter as far at a quarter of the rate.
+    const step = (dir: string, learningRates?: Record<string, number>) => train(options(path.join(tmp, dir), {
+      config: { backbone, trainable: 'all' }, optimizer: { kind: 'sgd', momentum: 0 }, learningRate: 0.1, learningRates, maxSteps: 1,
+    }));
+    const [plain, slow] = [await step('lr-plain'), await step('lr-slow', { 'backbone.': 0.025 })];
+    const start = transferWeights().get('dw.weight')!;
+    const moved = (r: typeof plain, name: string, from: number[]) => Array.from(r.tensors.get(name)!.data as Float32Array, (v, i) => v - from[i]!);
+    const ratio = moved(slow, 'backbone.dw.weight', start).map((d, i) => d / moved(plain, 'backbone.dw.weight', start)[i]!).filter(Number.isFinite);
+    for (const r of ratio) expect(r).toBeCloseTo(0.25, 3);
+    expect(Array.from(slow.tensors.get('head.bias')!.data as Float32Array)).toEqual(Array.from(plain.tensors.get('head.bias')!.data as Float32Array));
+  });
 });
 
 /** The backbone file's initializers as stored. */

@@ -18,9 +18,10 @@ export interface OnnxModuleOptions {
   output?: string;
   /**
    * Which pretrained parameters train: false (the default: a frozen backbone), true (all), or names and name
-   * prefixes, as the initializers are named in the file or as the parameters are named in the module.
+   * prefixes, as the initializers are named in the file or as the parameters are named in the module, or
+   * `{ last: K }`: the weights of the last K layers with weights (convolutions, Gemm, ...) before the cut.
    */
-  trainable?: boolean | readonly string[];
+  trainable?: boolean | readonly string[] | { last: number };
 }
 
 /** Input slots whose float initializers are weights (trainable parameters); other constants stay constants. */
@@ -53,12 +54,13 @@ export class OnnxModule extends Module {
     }
     this.imported = importGraph(decodeModel(bytes, { baseDir: path.dirname(resolved), source: file }), file, options.output);
     const roles = initializerRoles(this.imported);
+    const lastLayers = lastLayerWeights(this.imported, roles, options.trainable);
     const taken = new Set<string>();
     for (const [name, role] of roles) {
       const data = this.imported.initializers.get(name)!;
       const key = uniqueKey(name, taken);
       const init: Init = { describe: 'pretrained', fill: () => Float32Array.from(data.typed() as Float32Array) };
-      const p = role === 'statistics' ? new Buffer(data.dims, init) : new Parameter(data.dims, init, { trainable: this.isTrainable(name, key) });
+      const p = role === 'statistics' ? new Buffer(data.dims, init) : new Parameter(data.dims, init, { trainable: lastLayers?.has(name) ?? this.isTrainable(name, key) });
       this.tensors.push([key, p]);
       this.byInitializer.set(name, p);
     }
@@ -67,6 +69,7 @@ export class OnnxModule extends Module {
   private isTrainable(initializer: string, key: string): boolean {
     const t = this.options.trainable ?? false;
     if (typeof t === 'boolean') return t;
+    if (!Array.isArray(t)) return false;
     return t.some((prefix) => initializer.startsWith(prefix) || key.startsWith(prefix));
   }
 
@@ -140,6 +143,15 @@ function initializerRoles(g: ImportedGraph): Map<string, 'weight' | 'statistics'
     });
   }
   return roles;
+}
+
+/** With `{ last: K }`, the weight initializers of the last K nodes that have weights; else undefined. */
+function lastLayerWeights(g: ImportedGraph, roles: Map<string, 'weight' | 'statistics'>, trainable: OnnxModuleOptions['trainable']): Set<string> | undefined {
+  if (trainable === undefined || typeof trainable === 'boolean' || Array.isArray(trainable)) return undefined;
+  const { last } = trainable as { last: number };
+  if (!Number.isInteger(last) || last < 0) throw new ImportError(`${g.source}: trainable { last: ${last} } must be a whole number of layers`);
+  const layers = g.nodes.map((n) => n.form.inputs.filter((i): i is string => typeof i === 'string' && roles.get(i) === 'weight')).filter((w) => w.length > 0);
+  return new Set(layers.slice(layers.length - Math.min(last, layers.length)).flat());
 }
 
 /** A parameter name from an initializer name: dots kept (torchvision's `features.0.0.weight`), other symbols as `_`. */

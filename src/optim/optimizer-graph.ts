@@ -8,6 +8,8 @@ import { applyUpdate } from './update-rules';
 export interface ParameterSpec {
   name: string;
   shape: readonly number[];
+  /** This parameter's learning rate as a multiple of the schedule's (parameter groups: a backbone's smaller rate). */
+  lrScale?: number;
 }
 
 export interface OptimizerGraph {
@@ -41,7 +43,9 @@ export function buildOptimizerGraph(params: readonly ParameterSpec[], config: Op
     const step = F.reshape(F.cast(stepInt, 'float32'), []);
     const rate = F.reshape(lr, []);
     if (options.clipGradNorm !== undefined) grads = clipByGlobalNorm(grads, options.clipGradNorm);
-    return params.map((_, i) => applyUpdate(config, { param: paramTensors[i]!, grad: grads[i]!, slots: slotTensors[i]!, learningRate: rate, step }));
+    return params.map((p, i) => applyUpdate(config, {
+      param: paramTensors[i]!, grad: grads[i]!, slots: slotTensors[i]!, learningRate: p.lrScale === undefined || p.lrScale === 1 ? rate : F.mul(rate, p.lrScale), step,
+    }));
   });
   params.forEach((p, i) => b.output(`${p.name}_updated`, outputs[i]!.param));
   params.forEach((p, i) => slots.forEach((s, k) => b.output(`${p.name}.${s}_updated`, outputs[i]!.slots[k]!)));

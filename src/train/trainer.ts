@@ -40,6 +40,11 @@ export interface TrainOptions {
   clipGradNorm?: number;
   labelSmoothing?: number;
   seed?: number;
+  /**
+   * Learning rates of parameter groups, by name prefix (`{ 'backbone.': 1e-4 }`): those parameters train at this
+   * rate instead of `learningRate`, under the same schedule. The longest matching prefix wins.
+   */
+  learningRates?: Record<string, number>;
   /** Stop when the validation loss has not improved for this many epochs. */
   patience?: number;
   outDir: string;
@@ -132,7 +137,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const seed = o.seed ?? 0;
   const { graph, evalGraph } = buildGraphs(o, config, seed);
   checkModelFitsData(o, evalGraph.model);
-  const paramSpecs = graph.trainableSpecs;
+  const paramSpecs = graph.trainableSpecs.map((p) => ({ ...p, lrScale: learningRateScale(o, p.name) }));
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     // Three sessions take turns; idle thread pools that spin-wait for work would steal the cores from the one
@@ -211,6 +216,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     'deepvision.seed': String(seed),
     'deepvision.optimizer': JSON.stringify(o.optimizer),
     'deepvision.optimizer_description': describeOptimizer(o.optimizer),
+    ...(o.learningRates !== undefined ? { 'deepvision.learning_rates': JSON.stringify(o.learningRates) } : {}),
     'deepvision.data': o.data?.source ?? o.train.name,
     ...(o.data?.valFraction !== undefined ? { 'deepvision.val_fraction': String(o.data.valFraction) } : {}),
     ...(o.graphFile ? { 'deepvision.graph_file': path.resolve(o.graphFile) } : {}),
@@ -498,6 +504,12 @@ async function frozenFeaturesFor(
     split, perImage: split.perImage.reduce((a, b) => a * b, 1), train: train!, val: val!,
     trainModel: withFeaturesInput(graph.model, split), evalModel: withFeaturesInput(evalModel, evalSplit),
   };
+}
+
+/** A parameter's learning rate relative to the base rate, from the longest prefix of `learningRates` it matches. */
+function learningRateScale(o: TrainOptions, name: string): number | undefined {
+  const prefix = Object.keys(o.learningRates ?? {}).filter((p) => name.startsWith(p)).sort((a, b) => b.length - a.length)[0];
+  return prefix === undefined ? undefined : o.learningRates![prefix]! / o.learningRate;
 }
 
 /** The rows `indices` of a [count x perImage] matrix. */

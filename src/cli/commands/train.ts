@@ -33,6 +33,7 @@ interface TrainFlags extends AugmentFlags {
   batchSize: string;
   optimizer: 'sgd' | 'adam' | 'adamw';
   lr: string;
+  backboneLr?: string;
   momentum: string;
   nesterov?: boolean;
   weightDecay: string;
@@ -83,6 +84,7 @@ export function trainCommand(): Command {
     .option('--batch-size <n>', 'images per update', '64')
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'))
     .option('--lr <rate>', 'base learning rate', '0.001')
+    .option('--backbone-lr <rate>', 'learning rate of the backbone\'s parameters (those named backbone.*) when they train, e.g. 10x smaller than --lr for fine-tuning')
     .option('--momentum <m>', 'SGD momentum', '0.9')
     .option('--nesterov', 'SGD with Nesterov momentum')
     .option('--weight-decay <wd>', 'weight decay (L2 for SGD/Adam, decoupled for AdamW)', '0')
@@ -196,6 +198,7 @@ export function trainCommand(): Command {
       try {
         const result = await train({
           definition, variant: f.variant, config, train: data.train, val: data.val, epochs, batchSize, optimizer, learningRate: lr,
+          learningRates: f.backboneLr === undefined ? undefined : { 'backbone.': num('backbone-lr', f.backboneLr, (n) => n > 0) },
           schedule, warmupSteps: num('warmup-steps', f.warmupSteps, (n) => Number.isInteger(n) && n >= 0),
           clipGradNorm: f.clipGradNorm === undefined ? undefined : num('clip-grad-norm', f.clipGradNorm, (n) => n > 0),
           labelSmoothing: num('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
