@@ -93,8 +93,9 @@ describe('transfer learning', () => {
     const [plain, slow] = [await step('lr-plain'), await step('lr-slow', { 'backbone.': 0.025 })];
     const start = transferWeights().get('dw.weight')!;
     const moved = (r: typeof plain, name: string, from: number[]) => Array.from(r.tensors.get(name)!.data as Float32Array, (v, i) => v - from[i]!);
-    const ratio = moved(slow, 'backbone.dw.weight', start).map((d, i) => d / moved(plain, 'backbone.dw.weight', start)[i]!).filter(Number.isFinite);
-    for (const r of ratio) expect(r).toBeCloseTo(0.25, 3);
+    // Summed over the tensor: single elements moved by a few float32 steps carry rounding of a few percent.
+    const norm = (d: number[]) => d.reduce((sum, v) => sum + Math.abs(v), 0);
+    expect(norm(moved(slow, 'backbone.dw.weight', start)) / norm(moved(plain, 'backbone.dw.weight', start))).toBeCloseTo(0.25, 3);
     expect(Array.from(slow.tensors.get('head.bias')!.data as Float32Array)).toEqual(Array.from(plain.tensors.get('head.bias')!.data as Float32Array));
   });
 });
