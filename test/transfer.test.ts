@@ -3,6 +3,7 @@
  * features, with the same result as running the backbone every step; fine-tuning trains the backbone too; the
  * backbone's normalization is the one recorded with the model.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -97,6 +98,26 @@ describe('transfer learning', () => {
     const norm = (d: number[]) => d.reduce((sum, v) => sum + Math.abs(v), 0);
     expect(norm(moved(slow, 'backbone.dw.weight', start)) / norm(moved(plain, 'backbone.dw.weight', start))).toBeCloseTo(0.25, 3);
     expect(Array.from(slow.tensors.get('head.bias')!.data as Float32Array)).toEqual(Array.from(plain.tensors.get('head.bias')!.data as Float32Array));
+  });
+
+  test('deepvision transfer: train on a backbone from the command line, then eval and export the run', () => {
+    const bin = path.join(__dirname, '..', 'bin', 'deepvision.js');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', timeout: 60000, env: { ...process.env, DEEPVISION_CACHE: path.join(tmp, 'cache') } });
+    const out = path.join(tmp, 'cli-run');
+    const r = cli('transfer', backbone, '--data', 'shapes', '--image-size', '16', '--train-size', '96', '--val-size', '32', '--epochs', '2',
+      '--unfreeze', 'last:1', '--backbone-lr', '0.0001', '--out', out, '--no-progress', '--threads', '1');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Training transfer on shapes \(96 train \/ 32 validation images, 16x16, 10 classes\)/);
+    const e = cli('eval', path.join(out, 'best.safetensors'), '--val-size', '32');
+    expect(e.stderr).toBe('');
+    expect(e.stdout).toMatch(/transfer on shapes validation \(32 images\)/);
+    const x = cli('export', out, '--out', path.join(tmp, 'exported'));
+    expect(x.stderr).toBe('');
+    expect(x.stdout).toMatch(/top-1 agrees on \d+\/\d+ inputs/);
+    const missing = cli('transfer', path.join(tmp, 'nope.onnx'), '--data', 'shapes');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^error: backbone not found: .*nope\.onnx$/m);
   });
 });
 

@@ -8,6 +8,7 @@ import { predictCommand } from './commands/predict';
 import { serveCommand } from './commands/serve';
 import { sweepCommand } from './commands/sweep';
 import { trainCommand } from './commands/train';
+import { transferCommand } from './commands/transfer';
 import { isUserFacing } from './errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -21,6 +22,7 @@ export function program(): Command {
     .addCommand(buildCommand())
     .addCommand(inspectCommand())
     .addCommand(trainCommand())
+    .addCommand(transferCommand((argv) => program().parseAsync(argv, { from: 'user' })))
     .addCommand(evalCommand())
     .addCommand(exportCommand())
     .addCommand(predictCommand())
