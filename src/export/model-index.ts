@@ -10,11 +10,20 @@ export interface ModelIndexEntry {
   top1?: number;
 }
 
-/** The models in a folder: every sub-folder with a readable model.json, sorted by name. */
+/**
+ * The models in a folder: every sub-folder with a readable model.json, sorted by name. Hidden folders (an export
+ * being staged) are skipped; a folder that cannot be listed has no models.
+ */
 export function listModels(modelsDir: string): ModelIndexEntry[] {
-  if (!fs.existsSync(modelsDir)) return [];
+  let ids: string[];
+  try {
+    ids = fs.readdirSync(modelsDir);
+  } catch {
+    return [];
+  }
   const entries: ModelIndexEntry[] = [];
-  for (const id of fs.readdirSync(modelsDir).sort()) {
+  for (const id of ids.sort()) {
+    if (id.startsWith('.')) continue;
     const cardFile = path.join(modelsDir, id, 'model.json');
     if (!fs.existsSync(cardFile)) continue;
     try {
@@ -28,6 +37,6 @@ export function listModels(modelsDir: string): ModelIndexEntry[] {
 }
 
 /** Rewrites index.json of a models folder (what the web demo lists in its model picker). */
-export function updateModelIndex(modelsDir: string): void {
-  writeFileAtomic(path.join(modelsDir, 'index.json'), `${JSON.stringify({ models: listModels(modelsDir) }, null, 2)}\n`);
+export function updateModelIndex(modelsDir: string, write: (file: string, data: string) => void = writeFileAtomic): void {
+  write(path.join(modelsDir, 'index.json'), `${JSON.stringify({ models: listModels(modelsDir) }, null, 2)}\n`);
 }

@@ -14,6 +14,16 @@ import { int64ToBigInt, int64ToNumber, LongLike } from './long';
 export const READ_IR_VERSIONS = { min: 3, max: 11 } as const;
 export const READ_OPSETS = { min: 7, max: 23 } as const;
 
+/**
+ * The largest dimension a value may declare. ONNX allows int64, but no tensor JavaScript (or a browser) can
+ * allocate has a dimension of 2^31 or more, and a larger number in a file is damage or a trap (a dimension of
+ * 3e9 used to reach `new Float32Array` as a RangeError).
+ */
+export const MAX_DECLARED_DIM = 2 ** 31 - 1;
+
+/** How deeply subgraphs (If, Loop, Scan bodies) may nest; real models use a few levels. */
+const MAX_SUBGRAPH_DEPTH = 64;
+
 export interface ReadOptions {
   /** Folder that external-data paths are resolved in; they may not leave it. Defaults to the model's folder. */
   baseDir?: string;
@@ -27,7 +37,7 @@ export function readModelFile(file: string): Model {
   try {
     bytes = fs.readFileSync(file);
   } catch (err) {
-    throw new OnnxFormatError(file, `cannot read file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new OnnxFormatError(file, `cannot read file: ${describeReadFailure(err)}`);
   }
   return decodeModel(bytes, { baseDir: path.dirname(path.resolve(file)), source: file });
 }
@@ -39,9 +49,11 @@ export function decodeModel(bytes: Uint8Array, options: ReadOptions = {}): Model
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (err) {
+    // protobufjs decodes nested messages recursively: a file of deeply nested graphs exhausts the stack.
+    if (err instanceof RangeError && /call stack/.test(err.message)) throw new OnnxFormatError(source, 'not an ONNX model deepvision can read: its messages are nested too deeply');
     const why = (err as Error).message;
     const hint = /index out of range/.test(why) ? 'the file is truncated or is not an ONNX model' : 'not an ONNX model';
-    throw new OnnxFormatError(source, `${hint} (protobuf decoding failed: ${why})`);
+    throw new OnnxFormatError(source, `${hint} (protobuf decoding failed: ${why.split('\n')[0]})`);
   }
   const irVersion = int64ToNumber(proto.irVersion);
   if (!proto.graph) throw new OnnxFormatError(source, 'not an ONNX model: it has no graph');
@@ -57,7 +69,7 @@ export function decodeModel(bytes: Uint8Array, options: ReadOptions = {}): Model
         `unsupported opset ${o.version} of the default ONNX domain (deepvision reads opsets ${READ_OPSETS.min} to ${READ_OPSETS.max})`);
     }
   }
-  const context: ReadContext = { source, baseDir: options.baseDir };
+  const context: ReadContext = { source, baseDir: options.baseDir, depth: 0 };
   const graph = readGraph(proto.graph, context, undefined);
   return {
     irVersion,
@@ -77,6 +89,8 @@ export function decodeModel(bytes: Uint8Array, options: ReadOptions = {}): Model
 interface ReadContext {
   source: string;
   baseDir: string | undefined;
+  /** How many graphs enclose the one being read (0 or absent: the main graph). */
+  depth?: number;
 }
 
 /** Looks a name up in a graph and then in the graphs around it (subgraphs may use outer values). */
@@ -88,6 +102,7 @@ function readGraph(g: onnx.IGraphProto, ctx: ReadContext, outer: Scope | undefin
   const fail = (problem: string): never => {
     throw new OnnxFormatError(ctx.source, `graph '${graph.name}': ${problem}`);
   };
+  if ((ctx.depth ?? 0) > MAX_SUBGRAPH_DEPTH) fail(`subgraphs are nested more than ${MAX_SUBGRAPH_DEPTH} deep`);
   const define = (name: string): Value => {
     const existing = graph.values.get(name);
     if (existing) return existing;
@@ -108,12 +123,12 @@ function readGraph(g: onnx.IGraphProto, ctx: ReadContext, outer: Scope | undefin
 
   // Every node output exists before any input is linked, so a node list that is not in topological order still
   // reads; a name that nothing defines means the file is truncated or inconsistent.
+  const produced = new Set<string>([...graph.initializers.keys(), ...graph.inputs.map((v) => v.name)]);
   for (const n of g.node ?? []) {
     for (const out of n.output ?? []) {
       if (!out) continue;
-      if (graph.values.get(out)?.producer || graph.initializers.has(out)) {
-        fail(`value '${out}' is produced twice`);
-      }
+      if (produced.has(out)) fail(`value '${out}' is produced twice`);
+      produced.add(out);
       define(out);
     }
   }
@@ -134,10 +149,12 @@ function readGraph(g: onnx.IGraphProto, ctx: ReadContext, outer: Scope | undefin
     for (const name of n.output ?? []) node.addOutput(name ? graph.values.get(name) : undefined);
     for (const a of n.attribute ?? []) {
       if (!a.name) fail(`an attribute of node '${node.name}' has no name`);
-      node.attributes.set(a.name!, readAttribute(a, ctx, scope));
+      node.attributes.set(a.name!, readAttribute(a, { ...ctx, depth: (ctx.depth ?? 0) + 1 }, scope));
     }
     graph.addNode(node);
   }
+  const cycle = findCycle(graph);
+  if (cycle !== undefined) fail(`its nodes form a cycle, so it cannot run (nodes on the cycle or after it: ${cycle})`);
   for (const vi of g.valueInfo ?? []) {
     const v = graph.values.get(vi.name ?? '');
     if (!v) continue; // value_info about a name the graph never uses carries no information
@@ -154,6 +171,35 @@ function readGraph(g: onnx.IGraphProto, ctx: ReadContext, outer: Scope | undefin
   return graph;
 }
 
+/**
+ * Names a few nodes on or downstream of a cycle, or undefined when the nodes can be ordered (Kahn's algorithm: iterative, so a long
+ * chain of nodes cannot exhaust the stack). Edges are direct inputs; values from enclosing graphs are not edges.
+ */
+function findCycle(graph: Graph): string | undefined {
+  const waiting = new Map<Node, number>();
+  const own = new Set(graph.nodes);
+  for (const node of graph.nodes) {
+    waiting.set(node, node.inputs.filter((v) => v?.producer !== undefined && own.has(v.producer)).length);
+  }
+  const ready = graph.nodes.filter((n) => waiting.get(n) === 0);
+  let ordered = 0;
+  while (ready.length > 0) {
+    const node = ready.pop()!;
+    ordered++;
+    for (const out of node.outputs) {
+      for (const use of out?.uses ?? []) {
+        if (!own.has(use.node)) continue;
+        const left = waiting.get(use.node)! - 1;
+        waiting.set(use.node, left);
+        if (left === 0) ready.push(use.node);
+      }
+    }
+  }
+  if (ordered === graph.nodes.length) return undefined;
+  const stuck = graph.nodes.filter((n) => waiting.get(n)! > 0).map((n) => `'${n.name || n.opType}'`);
+  return stuck.length > 3 ? `${stuck.slice(0, 3).join(', ')} and ${stuck.length - 3} more` : stuck.join(', ');
+}
+
 function applyValueInfo(v: Value, vi: onnx.IValueInfoProto, ctx: ReadContext): Value {
   v.docString = vi.docString ?? v.docString;
   const type = vi.type;
@@ -162,17 +208,22 @@ function applyValueInfo(v: Value, vi: onnx.IValueInfoProto, ctx: ReadContext): V
     const elemType = type.tensorType.elemType ?? 0;
     if (elemType !== 0) v.dtype = safeDType(elemType, ctx, `value '${v.name}'`);
     const shape = type.tensorType.shape;
-    if (shape) v.shape = (shape.dim ?? []).map(readDim);
+    if (shape) v.shape = (shape.dim ?? []).map((d) => readDim(d, ctx, v.name));
   } else {
     v.otherType = type;
   }
   return v;
 }
 
-function readDim(d: onnx.TensorShapeProto.IDimension): Dim {
+function readDim(d: onnx.TensorShapeProto.IDimension, ctx: ReadContext, valueName: string): Dim {
   const which = (d as { value?: string }).value;
   if (which === 'dimValue' || (which === undefined && d.dimValue !== undefined && d.dimValue !== null)) {
-    return int64ToNumber(d.dimValue as number | LongLike);
+    const n = int64ToNumber(d.dimValue as number | LongLike);
+    if (n === -1) return UNKNOWN_DIM; // some converters write -1 for "unknown" rather than leaving the dimension empty
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_DECLARED_DIM) {
+      throw new OnnxFormatError(ctx.source, `value '${valueName}' declares dimension ${n}, not a size from 0 to ${MAX_DECLARED_DIM}`);
+    }
+    return n;
   }
   if (d.dimParam) return d.dimParam;
   return UNKNOWN_DIM;
@@ -267,7 +318,8 @@ function typedFieldOf(t: onnx.ITensorProto, dtype: DType): { values: ArrayLike<u
 
 /**
  * Reads external data. The location must be a relative path inside the model's folder: absolute paths,
- * `..` escapes and symbolic links that lead outside are refused before anything is opened.
+ * `..` escapes and symbolic links that lead outside are refused before anything is opened, and only a regular
+ * file is read (a folder, a device or a named pipe is refused: reading a pipe would wait forever).
  */
 function readExternalData(t: onnx.ITensorProto, ctx: ReadContext, name: string, expectedBytes: number): Uint8Array {
   const entries = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
@@ -275,32 +327,69 @@ function readExternalData(t: onnx.ITensorProto, ctx: ReadContext, name: string, 
   const fail = (problem: string): never => {
     throw new OnnxFormatError(ctx.source, `${name}: external data ${problem}`);
   };
-  if (!location) fail('has no location');
+  if (!location) return fail('has no location');
   if (ctx.baseDir === undefined) fail(`'${location}' cannot be read: the model was not loaded from a file`);
-  if (path.isAbsolute(location!) || /^[a-zA-Z]:[\\/]/.test(location!)) fail(`path '${location}' is absolute; only paths inside the model's folder are allowed`);
-  const base = fs.realpathSync(ctx.baseDir!);
-  const target = path.resolve(base, location!);
+  if (location.includes('\0')) fail('path contains a NUL character');
+  if (path.isAbsolute(location) || /^[a-zA-Z]:[\\/]/.test(location)) fail(`path '${location}' is absolute; only paths inside the model's folder are allowed`);
+  let base: string;
+  try {
+    base = fs.realpathSync(ctx.baseDir!);
+  } catch (err) {
+    return fail(`'${location}' cannot be read: the model's folder ${ctx.baseDir}: ${describeReadFailure(err)}`);
+  }
+  const target = path.resolve(base, location);
   const inside = (p: string) => p === base || p.startsWith(base + path.sep);
   if (!inside(target)) fail(`path '${location}' leaves the model's folder`);
   let real: string;
   try {
     real = fs.realpathSync(target);
-  } catch {
-    return fail(`file '${location}' does not exist`);
+  } catch (err) {
+    return fail((err as NodeJS.ErrnoException).code === 'ENOENT' ? `file '${location}' does not exist` : `file '${location}' cannot be read: ${describeReadFailure(err)}`);
   }
   if (!inside(real)) fail(`path '${location}' leads outside the model's folder through a link`);
-  const offset = Number(entries.get('offset') ?? 0);
-  const length = entries.has('length') ? Number(entries.get('length')) : expectedBytes;
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) fail('has an invalid offset or length');
+  const offset = parseByteCount(entries.get('offset') ?? '0');
+  const length = entries.has('length') ? parseByteCount(entries.get('length')!) : expectedBytes;
+  if (offset === undefined || length === undefined) fail(`has an invalid offset or length ('${entries.get('offset') ?? ''}', '${entries.get('length') ?? ''}')`);
   if (length !== expectedBytes) fail(`length ${length} does not match the tensor's ${expectedBytes} bytes`);
-  const size = fs.statSync(real).size;
-  if (offset + length > size) fail(`'${location}' is ${size} bytes, too short for offset ${offset} + length ${length}`);
-  const out = new Uint8Array(length);
-  const fd = fs.openSync(real, 'r');
+  let fd: number | undefined;
   try {
-    fs.readSync(fd, out, 0, length, offset);
+    // Opened before it is measured, so the size checked is that of the file read (not of one swapped in later);
+    // non-blocking so that opening a named pipe returns at once and is then refused as not a regular file.
+    fd = fs.openSync(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    const stat = fs.fstatSync(fd);
+    if (stat.isDirectory()) fail(`'${location}' is a folder, not a file`);
+    if (!stat.isFile()) fail(`'${location}' is not a regular file`);
+    if (offset! + length! > stat.size) fail(`'${location}' is ${stat.size} bytes, too short for offset ${offset} + length ${length}`);
+    const out = new Uint8Array(length!);
+    let done = 0;
+    while (done < length!) {
+      const n = fs.readSync(fd, out, done, length! - done, offset! + done);
+      if (n === 0) fail(`'${location}' ended after ${done} of ${length} bytes (it changed while being read)`);
+      done += n;
+    }
+    return out;
+  } catch (err) {
+    if (err instanceof OnnxFormatError) throw err;
+    return fail(`file '${location}' cannot be read: ${describeReadFailure(err)}`);
   } finally {
-    fs.closeSync(fd);
+    if (fd !== undefined) fs.closeSync(fd);
   }
-  return out;
+}
+
+/** A byte offset or length as written in external_data: decimal digits only, at most 2^53 - 1. */
+function parseByteCount(text: string): number | undefined {
+  if (!/^\d{1,16}$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Why a file could not be read: the error code, with words for the common ones. */
+function describeReadFailure(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = {
+    ENOENT: 'no such file', EISDIR: 'it is a folder, not a file', EACCES: 'permission denied', EPERM: 'permission denied',
+    ELOOP: 'a loop of symbolic links', ENOTDIR: 'a part of its path is a file, not a folder', EIO: 'input/output error',
+  };
+  if (code === undefined) return (err as Error).message.split('\n')[0]!;
+  return words[code] ? `${code} (${words[code]})` : code;
 }

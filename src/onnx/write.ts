@@ -6,6 +6,7 @@ import type { Model } from '../ir/model';
 import { UNKNOWN_DIM } from '../ir/shape';
 import type { TensorData } from '../ir/tensor';
 import { writeFileAtomic } from '../util/atomic-write';
+import { UserError } from '../util/user-error';
 import { int64ForEncode } from './long';
 
 /** Protobuf messages cannot exceed 2 GiB; larger models need external data, which deepvision does not write. */
@@ -27,7 +28,7 @@ export function encodeModel(model: Model): Uint8Array {
   });
   const writer = onnx.ModelProto.encode(proto);
   const bytes = writer.finish();
-  if (bytes.byteLength > MAX_PROTO_BYTES) throw new Error('model exceeds the 2 GiB protobuf limit');
+  if (bytes.byteLength > MAX_PROTO_BYTES) throw new UserError(`the model is ${bytes.byteLength} bytes, more than the 2 GiB a single ONNX file can hold`);
   return bytes;
 }
 

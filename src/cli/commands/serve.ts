@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
+import { listModels } from '../../export/model-index';
 import { demoServerOptions, startStaticServer } from '../../serve/static-server';
 import { UserError } from '../errors';
 import { helpText } from '../help-text';
@@ -10,7 +11,9 @@ export function serveCommand(): Command {
     .summary('serve the web demo on 127.0.0.1')
     .description(helpText([
       'Serves web-demo/ (and onnxruntime-web\'s scripts and wasm from node_modules, at /ort/) on 127.0.0.1 only,',
-      'with the headers that let onnxruntime-web use threads. Nothing outside those folders is served.',
+      'with the headers that let onnxruntime-web use threads. Nothing outside those folders is served, and only to',
+      'requests addressed to localhost, 127.0.0.1 or [::1] (a page of another site is refused, even one whose name',
+      'resolves to this machine).',
       'Put models there with `deepvision export MODEL_DIR --out web-demo/models/NAME`.',
     ]))
     .option('-p, --port <port>', 'port (0 picks a free one)', '8080')
@@ -26,7 +29,7 @@ export function serveCommand(): Command {
       } catch (err) {
         throw new UserError((err as Error).message);
       }
-      const models = fs.existsSync(path.join(options.root, 'models')) ? fs.readdirSync(path.join(options.root, 'models')).filter((d) => fs.existsSync(path.join(options.root, 'models', d, 'model.json'))) : [];
+      const models = listModels(path.join(options.root, 'models')).map((m) => m.id);
       console.log(`deepvision web demo at ${started.url} (Ctrl-C to stop)`);
       console.log(models.length > 0 ? `models: ${models.join(', ')}` : 'no models yet: deepvision export models/cnn-shapes --out web-demo/models/cnn-shapes');
       await new Promise<void>((resolve) => {
