@@ -92,8 +92,8 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
  * dW as ONE GEMM over a channel-major im2col: the columns [C*kH*kW, N*OH*OW] (see im2colByConv) times dY
  * transposed to [M, N*OH*OW] (K = N*OH*OW, large enough for the GEMM to run near peak). Measured in onnxruntime
  * 1.30 (2 threads, batch 64, the reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms for one
- * small GEMM per image and offset, before the im2col became a convolution. Grouped convolutions keep the
- * per-image form.
+ * small GEMM per image and offset, before the im2col became a convolution. Grouped convolutions use the same
+ * im2col with one GEMM per group (MobileNetV2's depthwise layers: 3.3x faster than one strided Slice per offset).
  */
 function convWeightGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
@@ -111,15 +111,12 @@ function convWeightGrad(ctx: GradContext): Tensor {
     const dwT = F.matmul(cols, F.transpose(gRows, [1, 0]));
     return F.transpose(F.reshape(dwT, [cPerGroup, kh, kw, m]), [3, 0, 1, 2]);
   }
-  const gGrouped = F.reshape(g, [0, geo.group, m / geo.group, oh * ow]);
-  // One GEMM per kernel offset against that offset's strided view of the input (ORT fuses the Transpose into
-  // the MatMul), summed over the batch; the small per-offset results are stacked into the kernel's last axes.
-  const perOffset = im2colViews(padSpatial(x, geo.pads), geo, oh, ow).map((view) => {
-    const cols = F.reshape(view, [0, geo.group, cPerGroup, oh * ow]);
-    return F.unsqueeze(F.reduceSum(F.matmul(gGrouped, F.transpose(cols, [0, 1, 3, 2])), [0], false), [3]);
-  });
-  const stacked = perOffset.length === 1 ? perOffset[0]! : F.concat(perOffset, 3);
-  return F.reshape(stacked, [m, cPerGroup, kh, kw]);
+  // Grouped (depthwise: one channel per group): the same im2col, one GEMM per group over its rows.
+  const groups = geo.group;
+  const cols = F.reshape(im2colByConv(x, geo, kh, kw), [groups, cPerGroup * kh * kw, -1]);
+  const gRows = F.reshape(F.transpose(g, [1, 0, 2, 3]), [groups, m / groups, -1]);
+  const dwT = F.matmul(cols, F.transpose(gRows, [0, 2, 1]));
+  return F.reshape(F.transpose(dwT, [0, 2, 1]), [m, cPerGroup, kh, kw]);
 }
 
 /** x padded with zeros on its last two axes by pads [top, left, bottom, right]. */
