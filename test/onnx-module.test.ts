@@ -12,7 +12,9 @@ import { defineModel, F, nn, Tensor } from 'deepvision';
 import { checkGradientGraph } from '../src/autodiff/gradcheck';
 import { GraphBuilder } from '../src/dsl/builder';
 import { TensorData } from '../src/ir/tensor';
+import { findCutPoints } from '../src/import/cut-points';
 import { buildModel } from '../src/model/build';
+import { readModelFile } from '../src/onnx/read';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { Rng } from '../src/util/rng';
@@ -165,6 +167,13 @@ describe('nn.OnnxModule', () => {
     expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 5, 5]), await runFile(fs.readFileSync(file), input, [1, 3, 5, 5]))).toBeLessThan(1e-4);
   });
 
+  test('cut points: the pooled features the last Gemm reads, and the last feature map', () => {
+    expect(findCutPoints(readModelFile(backbone), backbone)).toEqual([
+      { name: 'features', shape: [1, 8], why: 'input of the last Gemm (pooled features)' },
+      { name: expect.stringMatching(/Concat/), shape: [1, 8, 5, 5], why: 'last 4-D feature map' },
+    ]);
+  });
+
   test('what cannot be imported is named: an unknown op, a missing cut value, a second input, another domain, a missing file', () => {
     const b = new GraphBuilder('two');
     const x = b.input('x', 'float32', ['N', 3, 4, 4]);
@@ -203,12 +212,15 @@ describe('real backbones', () => {
     const input = image(1, 224);
     const built = buildModel(withHead(sharedFile(MOBILENET), { output: 'features', head: 0, imageSize: 224 }));
     expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 224, 224]), await runFile(sharedFile(MOBILENET), input, [1, 3, 224, 224], 'features'))).toBeLessThan(1e-4);
+    expect(findCutPoints(readModelFile(sharedFile(MOBILENET)), MOBILENET).map((p) => [p.name, p.shape])).toEqual([['features', [1, 1280]], ['feature_map', [1, 1280, 7, 7]]]);
   });
 
   dataTest('SqueezeNet imports (ceil-mode MaxPool, Concat) and equals onnxruntime on the original file', [SQUEEZENET], async () => {
     const input = image(1, 224);
     const built = buildModel(withHead(sharedFile(SQUEEZENET), { output: 'features', head: 0, imageSize: 224 }));
     expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 224, 224]), await runFile(sharedFile(SQUEEZENET), input, [1, 3, 224, 224], 'features'))).toBeLessThan(1e-4);
+    // A convolutional classifier: the map its last Conv reads.
+    expect(findCutPoints(readModelFile(sharedFile(SQUEEZENET)), SQUEEZENET).map((p) => [p.name, p.shape])).toEqual([['features', [1, 512, 13, 13]]]);
   });
 
   dataTest('the int8 QDQ MobileNetV2 imports as a float model that runs', ['models/mobilenetv2-7-int8-qdq.onnx'], async () => {
