@@ -10,7 +10,7 @@ import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { demoServerOptions, startStaticServer } from '../src/serve/static-server';
 import { cli, trainAndExport } from './support/exported-model';
-import { fixture } from './support/shared';
+import { dataTest, fixture, sharedFile } from './support/shared';
 
 const CHROMIUM = '/usr/bin/chromium';
 let tmp: string;
@@ -55,8 +55,8 @@ async function upload(file: string): Promise<{ label: string; probability: numbe
   return page.$$eval('#results li', (items) => items.map((li) => ({ label: li.dataset.label!, probability: Number(li.dataset.probability) })));
 }
 
-function predict(file: string): { label: string; probability: number }[] {
-  const r = cli(tmp, 'predict', trained.modelDir, file, '--json');
+function predict(file: string, modelDir = trained.modelDir): { label: string; probability: number }[] {
+  const r = cli(tmp, 'predict', modelDir, file, '--json');
   if (r.status !== 0) throw new Error(r.stderr);
   return (JSON.parse(r.stdout) as { predictions: { label: string; probability: number }[] }).predictions;
 }
@@ -105,3 +105,28 @@ test('a model that fails to load shows an error on the page', async () => {
   expect(await page.textContent('#error')).toMatch(/Could not load model 'broken': .*missing\.onnx: HTTP 404/);
   expect(pageErrors).toEqual([]);
 });
+
+dataTest('transfer: MobileNetV2 with a head trained on real classes classifies a real photo in the page as predict does',
+  ['models/mobilenetv2-7-fp32.onnx', 'models/samples/dog.jpg', 'data/tiny-imagenet-30/train'], async () => {
+    // Three Tiny ImageNet classes, 16 photos each, at MobileNetV2's 224 px.
+    const data = path.join(tmp, 'photos');
+    const train = sharedFile('data/tiny-imagenet-30/train');
+    for (const wnid of fs.readdirSync(train).sort().slice(0, 3)) {
+      fs.mkdirSync(path.join(data, wnid), { recursive: true });
+      for (const f of fs.readdirSync(path.join(train, wnid, 'images')).sort().slice(0, 16)) fs.copyFileSync(path.join(train, wnid, 'images', f), path.join(data, wnid, f));
+    }
+    const run = path.join(tmp, 'transfer-run');
+    const trainRun = cli(tmp, 'transfer', sharedFile('models/mobilenetv2-7-fp32.onnx'), '--data', data, '--val-fraction', '0.25', '--epochs', '5', '--lr', '0.003',
+      '--out', run, '--no-progress', '--cache-dir', path.join(tmp, 'cache'));
+    if (trainRun.status !== 0) throw new Error(trainRun.stderr);
+    const exported = path.join(trained.modelsDir, 'transfer');
+    const x = cli(tmp, 'export', run, '--out', exported);
+    if (x.status !== 0) throw new Error(x.stderr);
+    await page.goto(`${url}?model=transfer`);
+    await page.waitForSelector('#results[data-state="ready"]', { state: 'attached', timeout: 60000 });
+    const dog = sharedFile('models/samples/dog.jpg');
+    const shown = await upload(dog);
+    expect(shown).toHaveLength(3);
+    expectSamePredictions(shown, predict(dog, exported));
+    expect(pageErrors).toEqual([]);
+  }, 240000);
