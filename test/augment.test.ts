@@ -44,38 +44,124 @@ test('deterministic for a seed, epoch and batch; different when any of them chan
   for (const v of a) expect(v >= 0 && v <= 255).toBe(true);
 });
 
-test('flips mirror exactly; padded crops shift by at most the padding with black outside', () => {
+test('flips mirror exactly', () => {
   const flipped = batch(spec({ ...NO_AUGMENTATION, hflip: 1, vflip: 1 }), [5]);
   for (let y = 0; y < 12; y++) for (let x = 0; x < 12; x++) expect(at(flipped, 0, 1, y, x)).toBe(source(5, 1, 11 - y, 11 - x));
-  const cropped = batch(spec({ ...NO_AUGMENTATION, cropPadding: 2 }), [5]);
-  const shifts: [number, number][] = [];
-  for (let dy = -2; dy <= 2; dy++) {
-    for (let dx = -2; dx <= 2; dx++) {
-      let same = true;
-      for (let y = 0; y < 12 && same; y++) {
-        for (let x = 0; x < 12 && same; x++) {
-          const inside = y + dy >= 0 && y + dy < 12 && x + dx >= 0 && x + dx < 12;
-          same = at(cropped, 0, 0, y, x) === (inside ? source(5, 0, y + dy, x + dx) : 0);
-        }
-      }
-      if (same) shifts.push([dx, dy]);
-    }
-  }
-  expect(shifts.length).toBeGreaterThanOrEqual(1);
+  const mirrored = batch(spec({ ...NO_AUGMENTATION, hflip: 1 }), [5]);
+  for (let y = 0; y < 12; y++) for (let x = 0; x < 12; x++) expect(at(mirrored, 0, 2, y, x)).toBe(source(5, 2, y, 11 - x));
 });
 
-test('a 90 degree rotation moves pixels around the centre; brightness scales and clamps', () => {
-  const rotated = batch(spec({ ...NO_AUGMENTATION, rotate: 90 }), [2], 0, 0);
-  // The angle is drawn from [-90, 90]; whatever it is, the centre 2x2 block stays within the image and non-black.
-  expect(at(rotated, 0, 0, 6, 6) + at(rotated, 0, 1, 6, 6) + at(rotated, 0, 2, 6, 6)).toBeGreaterThan(0);
-  const bright = batch(spec({ ...NO_AUGMENTATION, brightness: 0.5 }), [2]);
-  const ratio = at(bright, 0, 0, 0, 0) / source(2, 0, 0, 0);
-  expect(ratio).toBeGreaterThanOrEqual(0.5);
-  expect(ratio).toBeLessThanOrEqual(1.5);
-  for (let i = 0; i < image; i++) {
-    const src = set.pixels[2 * image + i]!;
-    expect(bright[i]).toBeCloseTo(Math.min(255, src * ratio), 3);
+/*
+ * Coordinate images for the geometric transforms: channel 0 is 20 x + 10, channel 1 is 20 y + 10, channel 2 is 200.
+ * Bilinear interpolation of a linear ramp is exact, so each output pixel reads back the source coordinates it was
+ * sampled from, and channel 2 is still 200 exactly where no sample fell outside the image (outside is black, 0).
+ */
+const COORDS = 500;
+const coordPixels = new Uint8Array(COORDS * image);
+for (let n = 0; n < COORDS; n++) {
+  for (let y = 0; y < 12; y++) {
+    for (let x = 0; x < 12; x++) {
+      coordPixels[n * image + y * 12 + x] = 20 * x + 10;
+      coordPixels[n * image + 144 + y * 12 + x] = 20 * y + 10;
+      coordPixels[n * image + 288 + y * 12 + x] = 200;
+    }
   }
+}
+const coordBatch = (augment: AugmentConfig, seed: number) => batch({ ...spec(augment, seed), pixels: coordPixels, labels: new Int32Array(COORDS) }, [...Array(COORDS).keys()]);
+const ramp = (c: number, x: number, y: number) => (c === 0 ? 20 * x + 10 : c === 1 ? 20 * y + 10 : 200);
+
+test('padded crops shift by every offset within the padding, exactly, with black outside', () => {
+  const out = coordBatch({ ...NO_AUGMENTATION, cropPadding: 2 }, 4);
+  const seen = new Map<string, number>();
+  for (let n = 0; n < COORDS; n++) {
+    // The centre pixel is inside the image for any shift within the padding: it reads the shift back.
+    const dx = (at(out, n, 0, 6, 6) - 10) / 20 - 6;
+    const dy = (at(out, n, 1, 6, 6) - 10) / 20 - 6;
+    expect(Number.isInteger(dx) && Number.isInteger(dy) && Math.abs(dx) <= 2 && Math.abs(dy) <= 2).toBe(true);
+    seen.set(`${dx},${dy}`, (seen.get(`${dx},${dy}`) ?? 0) + 1);
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < 12; y++) {
+        for (let x = 0; x < 12; x++) {
+          const inside = x + dx >= 0 && x + dx < 12 && y + dy >= 0 && y + dy < 12;
+          if (at(out, n, c, y, x) !== (inside ? ramp(c, x + dx, y + dy) : 0)) throw new Error(`image ${n} shifted by (${dx}, ${dy}) differs at c${c} y${y} x${x}`);
+        }
+      }
+    }
+  }
+  // All 25 offsets occur (a crop that never moves, or never uses the full padding, fails), none of them dominant.
+  expect(seen.size).toBe(25);
+  expect(Math.max(...seen.values())).toBeLessThan(0.1 * COORDS);
+});
+
+test('rotations turn the image about its centre by angles spread over [-rotate, rotate], black outside', () => {
+  const rotate = 90;
+  const out = coordBatch({ ...NO_AUGMENTATION, rotate }, 2);
+  const c0 = 5.5; // the centre of a 12-pixel side, in pixel coordinates
+  const angles: number[] = [];
+  for (let n = 0; n < COORDS; n++) {
+    // Where channel 2 is intact, the pixel is the exact source position (sx, sy) it was sampled from: fit the
+    // rotation about the centre that maps output positions there (least squares: the angle of sum(u x s, u . s)).
+    let cross = 0;
+    let dot = 0;
+    let intact = 0;
+    for (let y = 0; y < 12; y++) {
+      for (let x = 0; x < 12; x++) {
+        if (Math.abs(at(out, n, 2, y, x) - 200) > 1e-3) continue;
+        const [ux, uy, sx, sy] = [x - c0, y - c0, (at(out, n, 0, y, x) - 10) / 20 - c0, (at(out, n, 1, y, x) - 10) / 20 - c0];
+        cross += ux * sy - uy * sx;
+        dot += ux * sx + uy * sy;
+        intact++;
+      }
+    }
+    // A disc of radius 5 about the centre stays inside at any angle (~80 pixels): an image without them is broken.
+    expect(intact).toBeGreaterThanOrEqual(60);
+    const theta = Math.atan2(cross, dot);
+    angles.push((theta * 180) / Math.PI);
+    // The exact rotated image: bilinear samples of the coordinate image at the rotated positions, 0 outside. Every
+    // pixel must match it, so the transform is this rotation (not a shift, scale or shear) and the border is black.
+    const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
+    for (let y = 0; y < 12; y++) {
+      for (let x = 0; x < 12; x++) {
+        const sx = cos * (x - c0) - sin * (y - c0) + c0;
+        const sy = sin * (x - c0) + cos * (y - c0) + c0;
+        const [x0, y0] = [Math.floor(sx), Math.floor(sy)];
+        const [fx, fy] = [sx - x0, sy - y0];
+        for (let c = 0; c < 3; c++) {
+          const v = (xx: number, yy: number) => (xx >= 0 && xx < 12 && yy >= 0 && yy < 12 ? ramp(c, xx, yy) : 0);
+          const want = (1 - fy) * ((1 - fx) * v(x0, y0) + fx * v(x0 + 1, y0)) + fy * ((1 - fx) * v(x0, y0 + 1) + fx * v(x0 + 1, y0 + 1));
+          if (!(Math.abs(at(out, n, c, y, x) - want) < 1e-2)) throw new Error(`image ${n} (rotated ${angles[n]} degrees) differs at c${c} y${y} x${x}: ${at(out, n, c, y, x)} vs ${want}`);
+        }
+      }
+    }
+  }
+  // Angles are drawn uniformly from [-90, 90]: all within it, both directions, most far from the identity.
+  expect(Math.max(...angles.map(Math.abs))).toBeLessThanOrEqual(rotate + 1e-3);
+  expect(Math.min(...angles)).toBeLessThan(-0.8 * rotate);
+  expect(Math.max(...angles)).toBeGreaterThan(0.8 * rotate);
+  expect(angles.filter((a) => Math.abs(a) > 10).length).toBeGreaterThan(0.8 * COORDS);
+});
+
+test('brightness scales every pixel by one factor per image, drawn from [1 - b, 1 + b], and clamps at 255', () => {
+  // Image 4 has white (255) pixels, to clamp; a mid-grey one of its pixels (no clamping at any factor up to 1.5) reads the factor back.
+  const ref = [...Array(image).keys()].find((i) => set.pixels[4 * image + i]! > 20 && set.pixels[4 * image + i]! < 150)!;
+  expect(ref).toBeDefined();
+  const ratios: number[] = [];
+  let clamped = 0;
+  for (let b = 0; b < 10; b++) {
+    const bright = batch(spec({ ...NO_AUGMENTATION, brightness: 0.5 }), [4], 0, b);
+    const ratio = bright[ref]! / set.pixels[4 * image + ref]!;
+    ratios.push(ratio);
+    for (let i = 0; i < image; i++) {
+      const src = set.pixels[4 * image + i]!;
+      if (src * ratio > 255) clamped++;
+      expect(Math.abs(bright[i]! - Math.min(255, src * ratio))).toBeLessThan(1e-3);
+    }
+  }
+  expect(Math.min(...ratios)).toBeGreaterThanOrEqual(0.5);
+  expect(Math.max(...ratios)).toBeLessThanOrEqual(1.5);
+  // The factor changes from batch to batch (an identity brightness has them all at 1) and clamping happened.
+  expect(Math.max(...ratios) - Math.min(...ratios)).toBeGreaterThan(0.3);
+  expect(clamped).toBeGreaterThan(0);
 });
 
 test('the trainer augments training batches only: its validation numbers equal a plain evaluation', async () => {

@@ -26,6 +26,8 @@ interface OpCase {
   expect: (...a: Arr[]) => Arr | Arr[];
   tol?: number;
   mode?: BuildMode;
+  /** Values the expected output must contain, so that the inputs exercise each outcome (true and false). */
+  outcomes?: number[];
 }
 
 const x = (shape: number[], seed = 1, transform?: (v: number) => number): Feed => ({ name: `x${seed}`, value: randn(shape, seed, transform) });
@@ -59,10 +61,16 @@ const binaryCases: [keyof typeof F, (a: number, b: number) => number][] = [
   ['div', (a, b) => a / b],
   ['maximum', Math.max],
   ['minimum', Math.min],
+];
+
+// Comparisons run on whole numbers (-3..3), where equal elements are common: on random floats nothing is ever equal,
+// and an `equal` that always answered false would pass. Each case must produce both outcomes (`outcomes`).
+const comparisonCases: [keyof typeof F, (a: number, b: number) => number][] = [
   ['equal', (a, b) => (a === b ? 1 : 0)],
   ['less', (a, b) => (a < b ? 1 : 0)],
   ['greater', (a, b) => (a > b ? 1 : 0)],
 ];
+const whole = (v: number) => Math.round(1.5 * v);
 
 const convOpts = (stride: [number, number], pads: number[], dilation: [number, number], groups: number) => ({ stride, pads, dilation, groups });
 
@@ -74,6 +82,10 @@ const cases: OpCase[] = [
   ...binaryCases.map(([op, f]): OpCase => ({
     op, name: `${op} with broadcasting [2,3,4] x [3,1]`, feeds: [x([2, 3, 4], 1), x([3, 1], 2, pos)],
     run: (a, b) => (F[op] as (a: Tensor, b: Tensor) => Tensor)(a, b), expect: (a, b) => R.zipWith([a, b], f), tol: 1e-5,
+  })),
+  ...comparisonCases.map(([op, f]): OpCase => ({
+    op, name: `${op} on whole numbers with broadcasting [2,3,4] x [3,1]`, feeds: [x([2, 3, 4], 1, whole), x([3, 1], 2, whole)],
+    run: (a, b) => (F[op] as (a: Tensor, b: Tensor) => Tensor)(a, b), expect: (a, b) => R.zipWith([a, b], f), outcomes: [0, 1],
   })),
   { op: 'add', name: 'add a number', feeds: [x([4], 1)], run: (a) => F.add(a, 2.5), expect: (a) => R.map(a, (v) => v + 2.5), tol: 1e-6 },
   { op: 'mul', name: 'mul a number on the left', feeds: [x([4], 1)], run: (a) => F.mul(3, a), expect: (a) => R.map(a, (v) => 3 * v), tol: 1e-6 },
@@ -195,6 +207,7 @@ describe('DSL ops in onnxruntime-node equal the plain TypeScript reference', () 
     const want = c.expect(...c.feeds.map((f) => f.value));
     const wants = Array.isArray(want) ? want : [want];
     expect(got).toHaveLength(wants.length);
+    for (const v of c.outcomes ?? []) expect(wants.some((w) => w.data.includes(v))).toBe(true);
     wants.forEach((w, i) => {
       expect(got[i]!.shape).toEqual(w.shape);
       expect(maxAbsDiff(got[i]!, w)).toBeLessThanOrEqual(c.tol ?? 0);

@@ -26,8 +26,10 @@ function unravel(index: number, shape: number[]): number[] {
 }
 
 function at(a: Arr, idx: number[]): number {
-  const s = strides(a.shape);
-  return a.data[idx.reduce((o, v, i) => o + v * s[i]!, 0)]!;
+  // Row-major offset without allocating (the numeric reference gradients call this millions of times).
+  let o = 0;
+  for (let i = 0; i < idx.length; i++) o = o * a.shape[i]! + idx[i]!;
+  return a.data[o]!;
 }
 
 export function map(a: Arr, f: (v: number) => number): Arr {
@@ -111,7 +113,8 @@ export function conv2d(x: Arr, w: Arr, b: Arr | undefined, o: { stride: [number,
   return { shape: [N, M, OH, OW], data };
 }
 
-export function pool2d(x: Arr, kind: 'max' | 'avg', k: [number, number], stride: [number, number], pads: number[], ceil = false): Arr {
+/** MaxPool / AveragePool; an average divides by the window's elements inside the input unless `countIncludePad`. */
+export function pool2d(x: Arr, kind: 'max' | 'avg', k: [number, number], stride: [number, number], pads: number[], ceil = false, countIncludePad = false): Arr {
   const [N, C, H, W] = x.shape as [number, number, number, number];
   const [pt, pl, pb, pr] = pads as [number, number, number, number];
   const out = (size: number, p: number, kk: number, s: number) => {
@@ -134,7 +137,7 @@ export function pool2d(x: Arr, kind: 'max' | 'avg', k: [number, number], stride:
       sum += v;
       count++;
     }
-    data.push(kind === 'max' ? best : sum / count);
+    data.push(kind === 'max' ? best : sum / (countIncludePad ? k[0] * k[1] : count));
   }
   return { shape: [N, C, OH, OW], data };
 }
@@ -225,4 +228,39 @@ export function gather(x: Arr, indices: Arr, axis: number): Arr {
     return at(x, [...idx.slice(0, axis), k, ...idx.slice(axis + q)]);
   });
   return { shape, data };
+}
+
+/** erf to ~1e-13 for |x| <= 3 (Maclaurin series: its terms stay below ~1e3 there, so cancellation costs little). */
+export function erf(x: number): number {
+  if (!(Math.abs(x) <= 3)) throw new Error(`reference erf: |x| <= 3 only, got ${x}`);
+  let term = x;
+  let sum = x;
+  for (let n = 1; Math.abs(term) > 1e-17; n++) {
+    term *= (-x * x) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+/**
+ * d/d inputs of sum(f(inputs) * upstream), by central differences of the float64 reference `f`: the gradient an
+ * op's rule must produce for the upstream gradient `upstream`. For the ops it is used on (linear, piecewise linear
+ * or smooth) with a step of 1e-6 its error is ~1e-10 relative, far below float32 rounding; a max is only off where
+ * another element of its window lies within the step of the maximum (random data: never).
+ */
+export function numericGradients(f: (...a: Arr[]) => Arr, inputs: Arr[], upstream: Arr, wrt: number[], eps = 1e-6): Arr[] {
+  const loss = (args: Arr[]) => {
+    const y = f(...args);
+    if (y.shape.join() !== upstream.shape.join()) throw new Error(`reference output [${y.shape}] vs upstream [${upstream.shape}]`);
+    return y.data.reduce((acc, v, i) => acc + v * upstream.data[i]!, 0);
+  };
+  return wrt.map((k) => {
+    const x = inputs[k]!;
+    const data = x.data.map((v, i) => {
+      const h = eps * Math.max(1, Math.abs(v));
+      const shifted = (d: number) => loss(inputs.map((a, j) => (j === k ? { shape: a.shape, data: a.data.map((u, e) => (e === i ? u + d : u)) } : a)));
+      return (shifted(h) - shifted(-h)) / (2 * h);
+    });
+    return { shape: [...x.shape], data };
+  });
 }
