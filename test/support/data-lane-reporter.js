@@ -9,25 +9,29 @@ const MARK = ' -- skipped: ';
 
 class DataLaneReporter {
   onRunComplete(_contexts, results) {
-    const perFile = new Map();
-    const reasons = new Set();
+    // Data-lane tests ('[data] ...') and capability tests (test/support/skips.ts) skipped, by file and reason.
+    const lanes = { data: { perFile: new Map(), reasons: new Set() }, capability: { perFile: new Map(), reasons: new Set() } };
     for (const file of results.testResults) {
       for (const t of file.testResults) {
-        if (t.status !== 'pending' || !t.title.startsWith(TAG) || !t.title.includes(MARK)) continue;
+        if (t.status !== 'pending' || !t.title.includes(MARK)) continue;
+        const lane = t.title.startsWith(TAG) ? lanes.data : lanes.capability;
         const name = path.basename(file.testFilePath).replace(/\.test\.ts$/, '');
-        perFile.set(name, (perFile.get(name) ?? 0) + 1);
-        reasons.add(t.title.slice(t.title.indexOf(MARK) + MARK.length));
+        lane.perFile.set(name, (lane.perFile.get(name) ?? 0) + 1);
+        lane.reasons.add(t.title.slice(t.title.indexOf(MARK) + MARK.length));
       }
     }
-    if (perFile.size === 0) return;
-    const count = [...perFile.values()].reduce((a, b) => a + b, 0);
-    const where = [...perFile].map(([name, n]) => `${name} ${n}`).join(', ');
-    const why = [...reasons];
-    process.stderr.write(
-      `\ndata lane: skipped ${count} test${count === 1 ? '' : 's'} (${where}) that need real data or pretrained models: `
-      + `${why.slice(0, 2).join('; ')}${why.length > 2 ? `; ${why.length - 2} more missing` : ''}. `
-      + 'Set DEEPVISION_SHARED to the shared folder to run them (npm run test:data).\n',
-    );
+    const line = (lane, what, how) => {
+      if (lane.perFile.size === 0) return;
+      const count = [...lane.perFile.values()].reduce((a, b) => a + b, 0);
+      const where = [...lane.perFile].map(([name, n]) => `${name} ${n}`).join(', ');
+      const why = [...lane.reasons];
+      process.stderr.write(
+        `\n${what}: skipped ${count} test${count === 1 ? '' : 's'} (${where}): `
+        + `${why.slice(0, 2).join('; ')}${why.length > 2 ? `; ${why.length - 2} more reasons` : ''}. ${how}\n`,
+      );
+    };
+    line(lanes.data, 'data lane', 'Set DEEPVISION_SHARED to the shared folder to run them (npm run test:data).');
+    line(lanes.capability, 'machine capabilities', 'CI requires them (CI=true).');
   }
 }
 
