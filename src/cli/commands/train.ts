@@ -101,7 +101,7 @@ export function trainCommand(): Command {
     .option('--no-feature-cache', 'run a frozen backbone on every batch instead of once per image (its features are otherwise cached on disk, beside the decoded images)')
     .option('--no-blocked-conv', "on the CPU, run convolutions with standard ONNX Conv instead of onnxruntime's faster channel-blocked kernels")
     .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
-    .option('-o, --out <dir>', 'output folder (default: models/<name>-<data>)')
+    .option('-o, --out <dir>', 'output folder (default: models/<name>-<data folder name>)')
     .option('--resume <checkpoint>', 'continue from a last.safetensors of an earlier run with the same settings')
     .option('-v, --variant <name>', 'a named set of config changes the graph file defines')
     .option('-s, --set <key=value>', 'change one config value (repeatable)', collectAssignments, [])
@@ -174,7 +174,9 @@ export function trainCommand(): Command {
           : `; convolutions as standard ONNX Conv${f.blockedConv ? ' (no blocked kernels on this CPU)' : ''}`;
       }
       console.log(describeChoice(choice) + convolutions);
-      const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${f.data}`);
+      // Named after the data set's folder (not its path: `--data ../data/photos` gives models/cnn-photos).
+      const dataLabel = f.data === 'shapes' ? 'shapes' : path.basename(path.resolve(f.data));
+      const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${dataLabel}`);
       console.log(`Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
       console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; augmentation: ${describeAugmentation(augment)}; writing to ${outDir}`);
 
