@@ -37,7 +37,7 @@ function runPython(script: string, args: string[]): unknown | string {
 /** PyTorch's update of the reference CNN (../shared/bench/torch_cnn.py) or the seed CNN (bench/torch_fwd_bwd.py), in ms, or why it could not run. */
 function pytorchStep(model: 'reference' | 'seed'): number | string {
   const out = model === 'reference'
-    ? runPython(path.join(__dirname, '..', '..', 'shared', 'bench', 'torch_cnn.py'), ['--threads', String(threads), '--steps', String(steps)])
+    ? runPython(path.join(process.env.DEEPVISION_SHARED ?? path.join(__dirname, '..', '..', 'shared'), 'bench', 'torch_cnn.py'), ['--threads', String(threads), '--steps', String(steps)])
     : runPython(path.join(__dirname, 'torch_fwd_bwd.py'), ['--threads', String(threads), '--runs', String(steps), '--model', 'seed', '--update']);
   if (typeof out === 'string') return out;
   return model === 'reference' ? (out as { ms_per_step: number }).ms_per_step : (out as { rows: { updateMs: number }[] }).rows[0]!.updateMs;

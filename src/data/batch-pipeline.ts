@@ -34,6 +34,9 @@ export class BatchPipeline {
     const file = path.join(__dirname, 'batch-worker.js');
     // Worker threads need the compiled worker; from TypeScript sources (tests) batches are assembled inline.
     const count = fs.existsSync(file) ? workers : 0;
+    if (count < workers && __filename.endsWith('.js')) {
+      process.emitWarning(`batch workers unavailable (${file} is missing): batches are assembled on the training thread`);
+    }
     let pixels = spec.pixels;
     if (count > 0 && !(pixels.buffer instanceof SharedArrayBuffer)) {
       pixels = new Uint8Array(new SharedArrayBuffer(spec.pixels.length));
