@@ -5,6 +5,7 @@
 #   mesa-vulkan-drivers   Mesa's software Vulkan (lavapipe), from bookworm-backports: lets onnxruntime-node's
 #   libvulkan1            WebGPU provider run on a machine without a GPU (bookworm's own Mesa 22 is too old)
 #   python3-torch         PyTorch 1.13 (CPU): an independent reference for gradients of whole models in the tests
+#   python3-nltk          NLTK 3.8: the reference corpus BLEU the caption-metric tests compare with
 #   chromium              the browser the web-demo tests drive with playwright-core (never `playwright install`)
 set -euo pipefail
 
@@ -29,6 +30,7 @@ installed python3-onnx || missing+=(python3-onnx)
 installed libonnx-testdata || missing+=(libonnx-testdata)
 installed chromium || missing+=(chromium)
 installed python3-torch || missing+=(python3-torch)
+installed python3-nltk || missing+=(python3-nltk)
 if ! mesa_ok; then
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     echo "adding the bookworm-backports apt source"
@@ -38,7 +40,7 @@ if ! mesa_ok; then
   need_update=1
 fi
 if [ ${#missing[@]} -eq 0 ] && [ $need_update -eq 0 ]; then
-  echo "system packages present: python3-onnx, libonnx-testdata, python3-torch, chromium, mesa-vulkan-drivers (backports), libvulkan1"
+  echo "system packages present: python3-onnx, libonnx-testdata, python3-torch, python3-nltk, chromium, mesa-vulkan-drivers (backports), libvulkan1"
   exit 0
 fi
 
