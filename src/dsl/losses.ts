@@ -2,6 +2,8 @@
  * Loss functions, built from primitive ops so that the gradient builder differentiates them with the ordinary
  * rules. Each returns a scalar (mean over the batch).
  */
+import { isFloatingDType } from '../ir/dtype';
+import { dimsCompatible, formatShape } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import * as F from './functional';
 import type { Tensor } from './tensor';
@@ -30,13 +32,62 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   const ignoreIndex = options.ignoreIndex ?? -100;
 
   const labels64 = labels.dtype === 'int64' ? labels : F.cast(labels, 'int64');
-  const classIds = b.constant(TensorData.int64([1, classes], [...Array(classes).keys()]));
-  const oneHot = F.cast(F.equal(F.unsqueeze(labels64, [1]), classIds), logits.dtype);
-  const target = smoothing > 0 ? F.add(F.mul(oneHot, 1 - smoothing), smoothing / classes) : oneHot;
-  const perItem = F.neg(F.reduceSum(F.mul(target, F.logSoftmax(logits, 1)), [1], false));
+  const perItem = negativeLogLikelihood(logits, labels64, smoothing);
   const valid = F.cast(b.op('Not', [F.equal(labels64, b.scalar(ignoreIndex, 'int64'))], {}, 'crossEntropy'), logits.dtype);
   const count = F.maximum(F.reduceSum(valid, [0], false), 1);
   return F.div(F.reduceSum(F.mul(perItem, valid), [0], false), count);
+}
+
+/**
+ * -sum(target * logSoftmax(logits)) over the last axis, with target the (smoothed) one-hot of the labels; labels
+ * outside [0, classes) get an all-zero target, so a padding label such as -100 contributes 0.
+ */
+function negativeLogLikelihood(logits: Tensor, labels64: Tensor, smoothing: number): Tensor {
+  const b = logits.builder;
+  const axis = logits.rank - 1;
+  const classes = logits.dim(axis) as number;
+  const classIds = b.constant(TensorData.int64([...Array<number>(axis).fill(1), classes], [...Array(classes).keys()]));
+  const oneHot = F.cast(F.equal(F.unsqueeze(labels64, [axis]), classIds), logits.dtype);
+  const target = smoothing > 0 ? F.add(F.mul(oneHot, 1 - smoothing), smoothing / classes) : oneHot;
+  return F.neg(F.reduceSum(F.mul(target, F.logSoftmax(logits, axis)), [axis], false));
+}
+
+export interface MaskedCrossEntropyOptions {
+  /** Targets equal to this are left out as well, as if masked (PyTorch: -100). */
+  ignoreIndex?: number;
+  /** As crossEntropy's. */
+  labelSmoothing?: number;
+}
+
+/**
+ * Softmax cross-entropy of sequence logits [N, T, V] against integer targets [N, T], averaged over the real
+ * tokens only: sum(mask * nll) / sum(mask), with mask [N, T] (float or bool, 1 for real tokens and 0 for padding)
+ * and targets equal to ignoreIndex counted as masked too. Matches PyTorch's F.cross_entropy with ignore_index on
+ * the flattened tokens; padding gets no gradient. With nothing left to count the loss is 0.
+ */
+export function maskedCrossEntropy(logits: Tensor, targets: Tensor, mask?: Tensor, options: MaskedCrossEntropyOptions = {}): Tensor {
+  const b = logits.builder;
+  const op = 'maskedCrossEntropy';
+  if (logits.rank !== 3 || !isFloatingDType(logits.dtype)) throw b.error(op, `logits must be a float tensor [N, T, classes], got ${logits.dtype}${formatShape(logits.shape)}`);
+  const classes = logits.dim(2);
+  if (typeof classes !== 'number') throw b.error(op, 'the number of classes must be static');
+  const tokens = logits.shape.slice(0, 2);
+  const sameTokens = (t: Tensor) => t.rank === 2 && tokens.every((d, i) => dimsCompatible(t.dim(i), d));
+  if (!sameTokens(targets) || (targets.dtype !== 'int64' && targets.dtype !== 'int32')) {
+    throw b.error(op, `targets must be int64 [N, T] = ${formatShape(tokens)} like the logits, got ${targets.dtype}${formatShape(targets.shape)}`);
+  }
+  if (mask !== undefined && !sameTokens(mask)) throw b.error(op, `mask must be [N, T] = ${formatShape(tokens)} like the logits, got ${mask.dtype}${formatShape(mask.shape)}`);
+  const smoothing = options.labelSmoothing ?? 0;
+  if (!(smoothing >= 0 && smoothing < 1)) throw b.error(op, `labelSmoothing must be in [0, 1), got ${smoothing}`);
+
+  const targets64 = targets.dtype === 'int64' ? targets : F.cast(targets, 'int64');
+  const perToken = negativeLogLikelihood(logits, targets64, smoothing);
+  const notIgnored = b.op('Not', [F.equal(targets64, b.scalar(options.ignoreIndex ?? -100, 'int64'))], {}, op);
+  const notIgnoredWeight = F.cast(notIgnored, logits.dtype);
+  const weight = mask === undefined ? notIgnoredWeight : F.where(mask.dtype === 'bool' ? mask : F.greater(mask, 0), notIgnoredWeight, 0);
+  // The 0/1 weights sum to a whole count; max(count, 1) keeps an all-padding batch at 0 instead of 0/0.
+  const count = F.maximum(F.reduceSum(weight, undefined, false), 1);
+  return F.div(F.reduceSum(F.mul(perToken, weight), undefined, false), count);
 }
 
 /** Mean squared error over all elements. */

@@ -7,3 +7,7 @@ export {
 } from './layers';
 export { OnnxModule } from '../import/onnx-module';
 export type { OnnxModuleOptions } from '../import/onnx-module';
+export { GRU, GRUCell, LSTM, LSTMCell } from './recurrent';
+export type { GRUOutput, LSTMForwardOptions, LSTMOutput, RecurrentForwardOptions, RecurrentOptions } from './recurrent';
+export { AdditiveAttention } from './attention';
+export type { AdditiveAttentionOptions, AttentionOutput } from './attention';
