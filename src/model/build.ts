@@ -6,7 +6,7 @@ import { Buffer, Parameter } from '../nn/parameter';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { lowerBatchNormTraining } from '../passes/lower-batchnorm-training';
 import { Rng } from '../util/rng';
-import { Config, ConfigValue, ModelDefinition, resolveConfig } from './definition';
+import { Config, ConfigValue, EntryPoint, ModelDefinition, resolveConfig } from './definition';
 
 export interface BuildOptions {
   variant?: string;
@@ -67,6 +67,7 @@ export interface Trace {
  */
 export function traceModel(
   definition: ModelDefinition, options: BuildOptions = {}, extraInputs?: (b: GraphBuilder, inputs: Tensor[]) => Tensor[],
+  entryPoint?: EntryPoint,
 ): Trace {
   const config = resolveConfig(definition, options.variant, options.config);
   const mode = options.mode ?? 'eval';
@@ -74,7 +75,7 @@ export function traceModel(
   const root = definition.create(config);
   root.assignNames();
   const builder = new GraphBuilder(definition.name, mode);
-  const inputs = definition.inputs(config).map((spec) => builder.input(spec.name, spec.dtype ?? 'float32', spec.shape));
+  const inputs = (entryPoint ?? definition).inputs(config).map((spec) => builder.input(spec.name, spec.dtype ?? 'float32', spec.shape));
   const extra = extraInputs?.(builder, inputs) ?? [];
 
   const parameters: ParameterInfo[] = [];
@@ -90,12 +91,32 @@ export function traceModel(
     parameters.push({ name, shape: p.shape, size: p.size, trainable: p.trainable, buffer: p instanceof Buffer, init: p.init.describe });
   }
 
-  const result = builder.run(() => root.forward(...inputs));
+  const result = builder.run(() => (entryPoint ? entryPoint.run(root, ...inputs) : root.forward(...inputs)));
   const outputs = result instanceof Tensor ? [result] : Array.isArray(result) ? result : undefined;
   if (outputs === undefined || !outputs.every((t) => t instanceof Tensor)) {
     throw new Error(`model '${definition.name}': forward must return a tensor or an array of tensors`);
   }
   return { builder, config, mode, seed, outputs, parameters, values, tensors, inputs, extraInputs: extra };
+}
+
+/**
+ * One of a model's entry points (a captioner's encoder or decoder step) as an inference graph, its parameters
+ * initializers with `values` where given (trained ones from a checkpoint), else their initial values.
+ */
+export function buildEntryPoint(
+  definition: ModelDefinition, name: string, options: Omit<BuildOptions, 'parameters' | 'mode'> & { values?: ReadonlyMap<string, TensorData> } = {},
+): Model {
+  const entry = definition.entryPoints?.[name];
+  if (entry === undefined) throw new Error(`model '${definition.name}' has no entry point '${name}' (it has: ${Object.keys(definition.entryPoints ?? {}).join(', ') || 'none'})`);
+  const trace = traceModel(definition, { ...options, mode: 'eval', parameters: 'initializers' }, undefined, entry);
+  const { builder, outputs } = trace;
+  if (outputs.length !== entry.outputs.length) throw new Error(`entry point '${name}' of model '${definition.name}' names ${entry.outputs.length} outputs but returned ${outputs.length}`);
+  for (const [param, data] of options.values ?? []) {
+    if (builder.graph.initializers.has(param)) builder.graph.initializers.set(param, data);
+  }
+  outputs.forEach((t, i) => builder.output(entry.outputs[i]!, t));
+  finishGraph(builder);
+  return builder.toModel({ docString: `${definition.description ?? definition.name} (${name})`, metadata: modelMetadata(definition, trace, options, { 'deepvision.graph': name }) });
 }
 
 /** Metadata every deepvision model carries, so that any ONNX tool can tell what it is. */

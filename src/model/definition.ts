@@ -1,5 +1,6 @@
 import type { DType } from '../ir/dtype';
 import type { Shape } from '../ir/shape';
+import type { Tensor } from '../dsl/tensor';
 import type { Module } from '../nn/module';
 
 export type ConfigValue = number | string | boolean;
@@ -26,11 +27,29 @@ export interface ModelDefinition<C extends Config = Config> {
   /** Names of the outputs, in the order forward returns them (default ['logits']). */
   outputs?: string[];
   /**
+   * What the model learns. 'classification' (default): forward returns logits [N, classes], trained against
+   * `labels`. 'captioning': forward takes the images and the caption tokens so far (teacher forcing, input
+   * `captions` [N, T]) and returns logits [N, T, vocabulary], trained against `targets` [N, T] where `mask` is 1.
+   */
+  task?: 'classification' | 'captioning';
+  /**
+   * Other graphs of the same model, sharing its parameters by name: a captioner's `encoder` (image -> features)
+   * and `step` (one decoder step, for greedy and beam search). Each is built on its own with `buildEntryPoint`.
+   */
+  entryPoints?: Record<string, EntryPoint<C>>;
+  /**
    * The input normalization the model expects, per channel on pixel values in [0, 1] (a pretrained backbone's,
    * such as ImageNet's mean and std). Default: the training data's own channel statistics. Training, `predict`
    * and the web page all apply the one recorded with the trained model.
    */
-  normalization?(config: C): { mean: number[]; std: number[] };
+  normalization?(config: C): { mean: number[]; std: number[] } | undefined;
+}
+
+/** A graph of a model other than its forward pass: its inputs, how to compute its outputs from the module tree, their names. */
+export interface EntryPoint<C extends Config = Config> {
+  inputs(config: C): InputSpec[];
+  outputs: string[];
+  run(model: Module, ...inputs: Tensor[]): Tensor[];
 }
 
 export function defineModel<C extends Config>(definition: ModelDefinition<C>): ModelDefinition<C> {

@@ -1,6 +1,6 @@
 import { gradients } from '../autodiff/gradients';
 import { DROPOUT_NOISE } from '../dsl/functional';
-import { crossEntropy } from '../dsl/losses';
+import { crossEntropy, maskedCrossEntropy } from '../dsl/losses';
 import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
 import { addStateOutputs, BuildOptions, finishGraph, modelMetadata, ParameterInfo, traceModel } from './build';
@@ -51,12 +51,25 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
   return { model, config: trace.config, parameters: trace.parameters, trainable, trainableSpecs, stateOutputs, values: trace.values };
 }
 
-/** A classifier traced with parameters as inputs and a `labels` input, and its cross-entropy loss. */
+/**
+ * A model traced with parameters as inputs and its loss: a classifier's cross-entropy against a `labels` input, or
+ * a captioner's masked cross-entropy against `targets` and `mask` inputs (one per caption token).
+ */
 function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'>, mode: 'train' | 'eval') {
   const buildOptions: BuildOptions = { ...options, mode, parameters: 'inputs' };
-  const trace = traceModel(definition, buildOptions, (b, inputs) => [b.input('labels', 'int64', [inputs[0]?.dim(0) ?? 'batch'])]);
-  if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': a classifier's forward must return one tensor of logits`);
-  const loss = trace.builder.run(() => crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing }));
+  const captioning = definition.task === 'captioning';
+  const trace = traceModel(definition, buildOptions, (b, inputs) => {
+    const batch = inputs[0]?.dim(0) ?? 'batch';
+    if (!captioning) return [b.input('labels', 'int64', [batch])];
+    const captions = inputs.find((t) => t.name === 'captions');
+    if (captions === undefined || captions.rank !== 2) throw new Error(`model '${definition.name}': a captioner takes an input 'captions' [batch, length] of token ids`);
+    return [b.input('targets', 'int64', [batch, captions.dim(1)]), b.input('mask', 'float32', [batch, captions.dim(1)])];
+  });
+  const what = captioning ? 'a captioner\'s forward must return one tensor of logits [batch, length, vocabulary]' : 'a classifier\'s forward must return one tensor of logits';
+  if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': ${what}`);
+  const loss = trace.builder.run(() => (captioning
+    ? maskedCrossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, trace.extraInputs[1]!, { labelSmoothing: options.labelSmoothing })
+    : crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing })));
   // Dropout noise inputs appear while forward runs, after the parameters: list them with the data inputs.
   const inputs = trace.builder.graph.inputs;
   const noise = inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));

@@ -1,0 +1,136 @@
+/**
+ * Image captioning as in Show and Tell: an image encoder whose feature vector is the decoder LSTM's first input,
+ * then the caption's words (teacher forcing), each output through a linear layer to the vocabulary.
+ *
+ * Default: a small CNN encoder trained with the decoder (the `shapes` captions). The `reference` variant is the
+ * reference study's decoder (Linear + BatchNorm to an embedding of 256, LSTM of 512) on a pretrained ONNX backbone's
+ * pooled features (`--set backbone=FILE`, frozen).
+ *
+ * Graphs: training (`input` images, `captions` [N, T] = the caption from <start>, predicting `targets` [N, T] = the
+ * caption to <end>), and for generation two entry points: `encoder` (image -> the LSTM state after the image) and
+ * `step` (previous token and state -> log-probabilities of the next token and the new state).
+ */
+import { defineModel, F, nn, Tensor } from 'deepvision';
+
+export type CaptionerConfig = {
+  /** Vocabulary size and caption length (tokens fed per caption): set from the data by `deepvision train`. */
+  vocabularySize: number;
+  maxLength: number;
+  imageSize: number;
+  embedding: number;
+  hidden: number;
+  /** A pretrained ONNX backbone whose pooled features are the image's ('' : the small CNN). */
+  backbone: string;
+  output: string;
+};
+
+class SmallEncoder extends nn.Module {
+  readonly features: nn.Sequential;
+  readonly project: nn.Linear;
+
+  constructor(c: CaptionerConfig) {
+    super();
+    const block = (cin: number, cout: number) => [new nn.Conv2d(cin, cout, 3, { padding: 1 }), new nn.BatchNorm2d(cout), new nn.ReLU(), new nn.MaxPool2d(2)];
+    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96), new nn.GlobalAvgPool(), new nn.Flatten());
+    this.project = new nn.Linear(96, c.embedding);
+  }
+
+  forward(images: Tensor): Tensor {
+    return this.project.forward(this.features.forward(images));
+  }
+}
+
+/** A pretrained backbone's features, then Linear + BatchNorm (the reference study's encoder head). */
+class PretrainedEncoder extends nn.Module {
+  readonly backbone: nn.OnnxModule;
+  readonly project: nn.Linear;
+  readonly norm: nn.BatchNorm2d;
+
+  constructor(c: CaptionerConfig) {
+    super();
+    this.backbone = new nn.OnnxModule(c.backbone, { output: c.output });
+    const shape = this.backbone.outputShape([1, 3, c.imageSize, c.imageSize]);
+    const size = shape.slice(1).reduce<number>((n, d) => n * Number(d), 1);
+    this.project = new nn.Linear(size, c.embedding);
+    this.norm = new nn.BatchNorm2d(c.embedding);
+  }
+
+  forward(images: Tensor): Tensor {
+    const projected = this.project.forward(F.flatten(this.backbone.forward(images)));
+    // BatchNorm1d over [N, E] as BatchNorm2d over [N, E, 1, 1].
+    return F.flatten(this.norm.forward(F.unsqueeze(projected, [2, 3])));
+  }
+}
+
+export class Captioner extends nn.Module {
+  readonly encoder: nn.Module;
+  readonly embed: nn.Embedding;
+  readonly lstm: nn.LSTM;
+  readonly classifier: nn.Linear;
+
+  constructor(readonly c: CaptionerConfig) {
+    super();
+    this.encoder = c.backbone === '' ? new SmallEncoder(c) : new PretrainedEncoder(c);
+    this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: 0 });
+    this.lstm = new nn.LSTM(c.embedding, c.hidden);
+    this.classifier = new nn.Linear(c.hidden, c.vocabularySize);
+  }
+
+  /** Teacher forcing: the image, then each caption token, through the LSTM; logits [N, T, vocabulary]. */
+  forward(images: Tensor, captions: Tensor): Tensor {
+    const image = F.unsqueeze(this.encoder.forward(images) as Tensor, [1]);
+    const steps = F.concat([image, this.embed.forward(captions)], 1);
+    const { output } = this.lstm.forward(steps);
+    // Position 0 saw only the image; positions 1..T predict the caption's tokens.
+    const length = this.c.maxLength;
+    return this.classifier.forward(F.slice(output, [1], [length + 1], [1]));
+  }
+
+  /** The LSTM state after reading the image: what decoding starts from. */
+  encode(images: Tensor): Tensor[] {
+    const { h, c } = this.lstm.forward(F.unsqueeze(this.encoder.forward(images) as Tensor, [1]));
+    return [h, c];
+  }
+
+  /** One decoding step: log-probabilities of the next token given the previous one and the state. */
+  step(token: Tensor, h: Tensor, c: Tensor): Tensor[] {
+    const x = this.embed.forward(F.unsqueeze(token, [1]));
+    const next = this.lstm.forward(x, { h0: h, c0: c });
+    const logits = this.classifier.forward(F.squeeze(next.output, [1]));
+    return [F.logSoftmax(logits, -1), next.h, next.c];
+  }
+}
+
+export default defineModel<CaptionerConfig>({
+  name: 'captioner',
+  description: 'Show and Tell captioner: image encoder -> LSTM decoder',
+  task: 'captioning',
+  defaults: { vocabularySize: 1000, maxLength: 16, imageSize: 32, embedding: 128, hidden: 256, backbone: '', output: 'features' },
+  variants: {
+    // The reference study's decoder on MobileNetV2's pooled features.
+    reference: { imageSize: 224, embedding: 256, hidden: 512 },
+  },
+  inputs: (c) => [
+    { name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] },
+    { name: 'captions', dtype: 'int64', shape: ['batch', c.maxLength] },
+  ],
+  // A pretrained backbone's statistics; the small CNN learns from the data's own.
+  normalization: (c) => (c.backbone === '' ? undefined : { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }),
+  create: (c) => new Captioner(c),
+  entryPoints: {
+    encoder: {
+      inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
+      outputs: ['h', 'c'],
+      run: (model, images) => (model as Captioner).encode(images!),
+    },
+    step: {
+      inputs: (c) => [
+        { name: 'token', dtype: 'int64', shape: ['batch'] },
+        { name: 'h', shape: [1, 'batch', c.hidden] },
+        { name: 'c', shape: [1, 'batch', c.hidden] },
+      ],
+      outputs: ['log_probs', 'h_next', 'c_next'],
+      run: (model, token, h, c) => (model as Captioner).step(token!, h!, c!),
+    },
+  },
+});

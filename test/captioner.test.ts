@@ -1,0 +1,85 @@
+/**
+ * graphs/captioner.ts: the training graph (teacher forcing, masked loss), its gradients, and the generation entry
+ * points (encoder, one decoder step) agreeing with the forward pass token by token.
+ */
+import * as ort from 'onnxruntime-node';
+import captioner from '../graphs/captioner';
+import { checkGradientGraph } from '../src/autodiff/gradcheck';
+import { buildEntryPoint, buildModel } from '../src/model/build';
+import { buildTrainingGraph } from '../src/model/training-graph';
+import { encodeModel } from '../src/onnx/write';
+import { Rng } from '../src/util/rng';
+
+const config = { vocabularySize: 12, maxLength: 5, imageSize: 16, embedding: 8, hidden: 10 };
+const N = 3;
+
+function batch(seed: number) {
+  const rng = new Rng(seed);
+  const images = Float32Array.from({ length: N * 3 * 16 * 16 }, () => rng.normal());
+  // <start>=1 w w w <end>=2 <pad>=0 ...: captions are the tokens fed, targets the tokens predicted.
+  const lengths = [3, 5, 1];
+  const tokens = lengths.map((len) => [1, ...Array.from({ length: len }, () => 4 + rng.int(8)), 2]);
+  const captions = new BigInt64Array(N * config.maxLength);
+  const targets = new BigInt64Array(N * config.maxLength);
+  const mask = new Float32Array(N * config.maxLength);
+  tokens.forEach((row, n) => {
+    for (let t = 0; t < config.maxLength; t++) {
+      captions[n * config.maxLength + t] = BigInt(row[t] ?? 0);
+      targets[n * config.maxLength + t] = BigInt(row[t + 1] ?? 0);
+      mask[n * config.maxLength + t] = t + 1 < row.length ? 1 : 0;
+    }
+  });
+  return {
+    input: new ort.Tensor('float32', images, [N, 3, 16, 16]),
+    captions: new ort.Tensor('int64', captions, [N, config.maxLength]),
+    targets: new ort.Tensor('int64', targets, [N, config.maxLength]),
+    mask: new ort.Tensor('float32', mask, [N, config.maxLength]),
+  };
+}
+
+describe('captioner', () => {
+  test('the training graph: images and captions in, masked cross-entropy out, a gradient for every parameter', () => {
+    const graph = buildTrainingGraph(captioner, { config });
+    expect(graph.model.graph.inputs.slice(0, 4).map((v) => [v.name, v.shape])).toEqual([
+      ['input', ['batch', 3, 16, 16]], ['captions', ['batch', 5]], ['targets', ['batch', 5]], ['mask', ['batch', 5]],
+    ]);
+    expect(graph.trainable).toEqual(expect.arrayContaining(['embed.weight', 'lstm.weight_ih_l0', 'lstm.weight_hh_l0', 'classifier.weight', 'encoder.project.weight']));
+    expect(graph.model.graph.outputs[0]!.name).toBe('loss');
+  });
+
+  test('gradients match finite differences', async () => {
+    const small = { ...config, embedding: 4, hidden: 5 };
+    const graph = buildTrainingGraph(captioner, { config: small, seed: 2 });
+    const feeds: Record<string, ort.Tensor> = { ...batch(1) };
+    for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
+    const decoder = graph.trainable.filter((n) => !n.startsWith('encoder.features'));
+    const report = await checkGradientGraph(encodeModel(graph.model), feeds, decoder, { sample: 4, largest: 2, seed: 4, eps: 1e-3 });
+    if (!report.ok) console.log(report);
+    expect(report.ok).toBe(true);
+  });
+
+  test('encoder + decoder steps give the forward pass\'s log-probabilities token by token', async () => {
+    const forward = buildModel(captioner, { config, seed: 3 });
+    const values = forward.values;
+    const encoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'encoder', { config, seed: 3 })));
+    const step = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'step', { config, seed: 3, values })));
+    const full = await ort.InferenceSession.create(encodeModel(forward.model));
+    const feeds = batch(5);
+    const logits = (await full.run({ input: feeds.input, captions: feeds.captions })).logits!.data as Float32Array;
+    let { h, c } = await encoder.run({ input: feeds.input });
+    const V = config.vocabularySize;
+    for (let t = 0; t < config.maxLength; t++) {
+      const token = new ort.Tensor('int64', BigInt64Array.from({ length: N }, (_, n) => (feeds.captions.data as BigInt64Array)[n * config.maxLength + t]!), [N]);
+      const out = await step.run({ token, h: h!, c: c! });
+      const logProbs = out.log_probs!.data as Float32Array;
+      for (let n = 0; n < N; n++) {
+        const row = logits.subarray((n * config.maxLength + t) * V, (n * config.maxLength + t + 1) * V);
+        const max = Math.max(...row);
+        const z = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
+        for (let v = 0; v < V; v++) expect(Math.abs(logProbs[n * V + v]! - (row[v]! - z))).toBeLessThan(1e-5);
+      }
+      ({ h_next: h, c_next: c } = out);
+    }
+    await Promise.all([encoder.release(), step.release(), full.release()]);
+  });
+});
