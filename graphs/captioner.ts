@@ -1,14 +1,15 @@
 /**
  * Image captioning as in Show and Tell: an image encoder whose feature vector is the decoder LSTM's first input,
- * then the caption's words (teacher forcing), each output through a linear layer to the vocabulary.
+ * then the caption's words (teacher forcing), each output through a linear layer to the vocabulary. By default the
+ * features also go beside every word (inject 'every'), which learns much faster than from the first input alone.
  *
  * Default: a small CNN encoder trained with the decoder (the `shapes` captions). The `reference` variant is the
  * reference study's decoder (Linear + BatchNorm to an embedding of 256, LSTM of 512) on a pretrained ONNX backbone's
  * pooled features (`--set backbone=FILE`, frozen).
  *
  * Graphs: training (`input` images, `captions` [N, T] = the caption from <start>, predicting `targets` [N, T] = the
- * caption to <end>), and for generation two entry points: `encoder` (image -> the LSTM state after the image) and
- * `step` (previous token and state -> log-probabilities of the next token and the new state).
+ * caption to <end>), and for generation two entry points: `encoder` (image -> its features and the LSTM state after
+ * them) and `step` (previous token, state and features -> log-probabilities of the next token and the new state).
  */
 import { defineModel, F, nn, Tensor } from 'deepvision';
 
@@ -22,6 +23,8 @@ export type CaptionerConfig = {
   /** A pretrained ONNX backbone whose pooled features are the image's ('' : the small CNN). */
   backbone: string;
   output: string;
+  /** Where the image enters the LSTM: 'first' (Show and Tell: its first input only) or 'every' (also beside each word). */
+  inject: string;
 };
 
 class SmallEncoder extends nn.Module {
@@ -31,8 +34,9 @@ class SmallEncoder extends nn.Module {
   constructor(c: CaptionerConfig) {
     super();
     const block = (cin: number, cout: number) => [new nn.Conv2d(cin, cout, 3, { padding: 1 }), new nn.BatchNorm2d(cout), new nn.ReLU(), new nn.MaxPool2d(2)];
-    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96), new nn.GlobalAvgPool(), new nn.Flatten());
-    this.project = new nn.Linear(96, c.embedding);
+    // No global pooling: captions say where things are ("in the top left corner"), so the map keeps its layout.
+    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96), new nn.Flatten());
+    this.project = new nn.Linear(96 * Math.floor(c.imageSize / 8) ** 2, c.embedding);
   }
 
   forward(images: Tensor): Tensor {
@@ -72,30 +76,41 @@ export class Captioner extends nn.Module {
     super();
     this.encoder = c.backbone === '' ? new SmallEncoder(c) : new PretrainedEncoder(c);
     this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: 0 });
-    this.lstm = new nn.LSTM(c.embedding, c.hidden);
+    this.lstm = new nn.LSTM(c.inject === 'every' ? 2 * c.embedding : c.embedding, c.hidden);
     this.classifier = new nn.Linear(c.hidden, c.vocabularySize);
+  }
+
+  /** The LSTM's input at step 0: the image alone ('every': beside an empty word). */
+  private imageStep(features: Tensor): Tensor {
+    return F.unsqueeze(this.c.inject === 'every' ? F.concat([F.mul(features, 0), features], 1) : features, [1]);
+  }
+
+  /** The LSTM's inputs for words [N, T, ...]: their embeddings ('every': each beside the image's features). */
+  private wordSteps(words: Tensor, features: Tensor): Tensor {
+    const embedded = this.embed.forward(words);
+    if (this.c.inject !== 'every') return embedded;
+    const length = words.shape[1] as number;
+    return F.concat([embedded, F.concat(Array.from({ length }, () => F.unsqueeze(features, [1])), 1)], 2);
   }
 
   /** Teacher forcing: the image, then each caption token, through the LSTM; logits [N, T, vocabulary]. */
   forward(images: Tensor, captions: Tensor): Tensor {
-    const image = F.unsqueeze(this.encoder.forward(images) as Tensor, [1]);
-    const steps = F.concat([image, this.embed.forward(captions)], 1);
-    const { output } = this.lstm.forward(steps);
+    const features = this.encoder.forward(images) as Tensor;
+    const { output } = this.lstm.forward(F.concat([this.imageStep(features), this.wordSteps(captions, features)], 1));
     // Position 0 saw only the image; positions 1..T predict the caption's tokens.
-    const length = this.c.maxLength;
-    return this.classifier.forward(F.slice(output, [1], [length + 1], [1]));
+    return this.classifier.forward(F.slice(output, [1], [this.c.maxLength + 1], [1]));
   }
 
-  /** The LSTM state after reading the image: what decoding starts from. */
+  /** The image's features and the LSTM state after reading them: what decoding starts from. */
   encode(images: Tensor): Tensor[] {
-    const { h, c } = this.lstm.forward(F.unsqueeze(this.encoder.forward(images) as Tensor, [1]));
-    return [h, c];
+    const features = this.encoder.forward(images) as Tensor;
+    const { h, c } = this.lstm.forward(this.imageStep(features));
+    return [features, h, c];
   }
 
-  /** One decoding step: log-probabilities of the next token given the previous one and the state. */
-  step(token: Tensor, h: Tensor, c: Tensor): Tensor[] {
-    const x = this.embed.forward(F.unsqueeze(token, [1]));
-    const next = this.lstm.forward(x, { h0: h, c0: c });
+  /** One decoding step: log-probabilities of the next token given the previous one, the state and the features. */
+  step(token: Tensor, h: Tensor, c: Tensor, features: Tensor): Tensor[] {
+    const next = this.lstm.forward(this.wordSteps(F.unsqueeze(token, [1]), features), { h0: h, c0: c });
     const logits = this.classifier.forward(F.squeeze(next.output, [1]));
     return [F.logSoftmax(logits, -1), next.h, next.c];
   }
@@ -105,10 +120,10 @@ export default defineModel<CaptionerConfig>({
   name: 'captioner',
   description: 'Show and Tell captioner: image encoder -> LSTM decoder',
   task: 'captioning',
-  defaults: { vocabularySize: 1000, maxLength: 16, imageSize: 32, embedding: 128, hidden: 256, backbone: '', output: 'features' },
+  defaults: { vocabularySize: 1000, maxLength: 16, imageSize: 32, embedding: 128, hidden: 256, backbone: '', output: 'features', inject: 'every' },
   variants: {
     // The reference study's decoder on MobileNetV2's pooled features.
-    reference: { imageSize: 224, embedding: 256, hidden: 512 },
+    reference: { imageSize: 224, embedding: 256, hidden: 512, inject: 'first' },
   },
   inputs: (c) => [
     { name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] },
@@ -120,7 +135,7 @@ export default defineModel<CaptionerConfig>({
   entryPoints: {
     encoder: {
       inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
-      outputs: ['h', 'c'],
+      outputs: ['features', 'h', 'c'],
       run: (model, images) => (model as Captioner).encode(images!),
     },
     step: {
@@ -128,9 +143,10 @@ export default defineModel<CaptionerConfig>({
         { name: 'token', dtype: 'int64', shape: ['batch'] },
         { name: 'h', shape: [1, 'batch', c.hidden] },
         { name: 'c', shape: [1, 'batch', c.hidden] },
+        { name: 'features', shape: ['batch', c.embedding] },
       ],
       outputs: ['log_probs', 'h_next', 'c_next'],
-      run: (model, token, h, c) => (model as Captioner).step(token!, h!, c!),
+      run: (model, token, h, c, features) => (model as Captioner).step(token!, h!, c!, features!),
     },
   },
 });

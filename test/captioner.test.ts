@@ -66,11 +66,12 @@ describe('captioner', () => {
     const full = await ort.InferenceSession.create(encodeModel(forward.model));
     const feeds = batch(5);
     const logits = (await full.run({ input: feeds.input, captions: feeds.captions })).logits!.data as Float32Array;
-    let { h, c } = await encoder.run({ input: feeds.input });
+    const encoded = await encoder.run({ input: feeds.input });
+    let { h, c } = encoded;
     const V = config.vocabularySize;
     for (let t = 0; t < config.maxLength; t++) {
       const token = new ort.Tensor('int64', BigInt64Array.from({ length: N }, (_, n) => (feeds.captions.data as BigInt64Array)[n * config.maxLength + t]!), [N]);
-      const out = await step.run({ token, h: h!, c: c! });
+      const out = await step.run({ token, h: h!, c: c!, features: encoded.features! });
       const logProbs = out.log_probs!.data as Float32Array;
       for (let n = 0; n < N; n++) {
         const row = logits.subarray((n * config.maxLength + t) * V, (n * config.maxLength + t + 1) * V);

@@ -117,3 +117,28 @@ export function topIndices(values: ArrayLike<number>, k: number): number[] {
   }
   return best;
 }
+
+/**
+ * Greedy captions for many images at once (rows of one step; no beams to reorder): the most likely token at each
+ * step until every row has produced its end token or `maxLength` tokens. Returns each row's tokens (without end).
+ */
+export async function greedyCaptions<S>(model: StepModel<S>, initial: S, rows: number, o: Omit<SearchOptions, 'beam' | 'lengthPenalty'>): Promise<number[][]> {
+  const v = model.vocabularySize;
+  const tokens: number[][] = Array.from({ length: rows }, () => []);
+  const done = new Array<boolean>(rows).fill(false);
+  let previous = new Array<number>(rows).fill(o.startId);
+  let state = initial;
+  for (let t = 0; t < o.maxLength && done.some((d) => !d); t++) {
+    const out = await model.step(previous, state);
+    if (out.logProbs.length !== rows * v) throw new Error(`the decoder step returned ${out.logProbs.length} log-probabilities for ${rows} rows of a ${v}-word vocabulary`);
+    previous = previous.map((_, r) => {
+      if (done[r]) return o.endId;
+      const best = topIndices(out.logProbs.subarray(r * v, (r + 1) * v), 1)[0]!;
+      if (best === o.endId) done[r] = true;
+      else tokens[r]!.push(best);
+      return best;
+    });
+    state = out.state;
+  }
+  return tokens;
+}

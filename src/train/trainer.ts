@@ -7,6 +7,8 @@ import { BatchPipeline } from '../data/batch-pipeline';
 import { ImageDataset, Normalization, channelStatistics, fillBatch, selectImages } from '../data/dataset';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
+import type { CaptionData } from '../data/captions/load-captions';
+import { captionFeeds, evaluateCaptions } from './caption-evaluation';
 import { computeFeatures, featureBatches, featureModel, findFrozenSplit, withFeaturesInput } from './frozen-features';
 import type { Model } from '../ir/model';
 import { encodeModel } from '../onnx/write';
@@ -87,6 +89,13 @@ export interface TrainOptions {
   cacheDir?: string;
   /** Progress of computing backbone features (per data set). */
   onFeatures?: (done: number, total: number, what: string) => void;
+  /**
+   * For a captioner (a definition with task 'captioning'): the caption data; `train` and `val` are then its splits'
+   * images. Each training row is one (image, caption) pair; validation reports token accuracy and greedy BLEU.
+   */
+  captions?: CaptionData;
+  /** Validation images captioned for BLEU each epoch (default 500). */
+  bleuImages?: number;
   /** One-line notes for the user (the CLI prints them). */
   onNotice?: (message: string) => void;
   /** Checked between batches: when it returns true, a checkpoint is written and training stops (Ctrl-C). */
@@ -103,6 +112,8 @@ export interface EpochMetrics {
   valTop5: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Captioners: corpus BLEU-1..4 of greedy captions of validation images. */
+  valBleu?: number[];
   /** Eval-mode loss and top-1 on a fixed sample of the training split (without augmentation). */
   trainEvalLoss?: number;
   trainTop1?: number;
@@ -157,7 +168,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   // LogSoftmax on WebGPU.
   const forSession = async (model: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(model)).bytes : onGpu ? modelForWebGpu(model) : encodeModel(model));
   const normalization = modelNormalization(o, graph.config) ?? channelStatistics(o.train);
-  const sampleSize = Math.min(o.trainAccuracySample ?? 2000, o.train.count);
+  // Captioners report token accuracy on validation only.
+  const sampleSize = o.captions !== undefined ? 0 : Math.min(o.trainAccuracySample ?? 2000, o.train.count);
   const sampleIndices = new Rng(`train-accuracy/${seed}`).shuffle([...Array(o.train.count).keys()]).slice(0, sampleSize);
   // A frozen backbone runs once per image: training and evaluation then run the rest on its cached features.
   const frozen = await frozenFeaturesFor(o, graph, evalGraph.model, normalization, sessionOptions);
@@ -221,7 +233,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     ...(o.data?.valFraction !== undefined ? { 'deepvision.val_fraction': String(o.data.valFraction) } : {}),
     ...(o.graphFile ? { 'deepvision.graph_file': path.resolve(o.graphFile) } : {}),
     'deepvision.image_size': String(o.train.height),
-    'deepvision.classes': JSON.stringify(o.train.classNames),
+    ...(o.captions !== undefined
+      ? { 'deepvision.task': 'captioning', 'deepvision.vocabulary': JSON.stringify(o.captions.vocabulary.toJSON()) }
+      : { 'deepvision.classes': JSON.stringify(o.train.classNames) }),
     'deepvision.normalization': JSON.stringify(normalization),
     ...(best ? { 'deepvision.best': JSON.stringify(best) } : {}),
     ...(confusion ? { 'deepvision.best_confusion': JSON.stringify(confusion) } : {}),
@@ -232,7 +246,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await saveCheckpoint(file, contents);
   };
 
-  const batchesPerEpoch = Math.ceil(o.train.count / o.batchSize);
+  // Training rows: images, or (image, caption) pairs of a captioner.
+  const captionRows = o.captions?.train.encoded;
+  const rowCount = captionRows?.count ?? o.train.count;
+  const batchesPerEpoch = Math.ceil(rowCount / o.batchSize);
   const pipeline = frozen !== undefined ? undefined : new BatchPipeline({
     pixels: o.train.pixels, labels: o.train.labels, channels: o.train.channels, height: o.train.height, width: o.train.width,
     normalization, augment: o.augment ?? NO_AUGMENTATION, seed,
@@ -251,7 +268,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   epochs: for (let epoch = position.epoch; epoch < o.epochs; epoch++) {
     const rng = new Rng(position.epochRng);
-    const order = rng.shuffle([...Array(o.train.count).keys()]);
+    const order = rng.shuffle([...Array(rowCount).keys()]);
     const nextEpochRng = rng.getState();
     const started = performance.now();
     const trainLoss = new Average(position.epochLoss?.sum, position.epochLoss?.count);
@@ -270,7 +287,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       trainLoss.add(sum / count, count);
     };
     let seen = 0;
-    const batches = pipeline !== undefined ? pipeline.epoch(order, o.batchSize, epoch, position.batch)
+    const imageOrder = captionRows === undefined ? order : order.map((row) => captionRows.image[row]!);
+    const batches = pipeline !== undefined ? pipeline.epoch(imageOrder, o.batchSize, epoch, position.batch)
       : featureBatches(frozen!.train, o.train.labels, frozen!.perImage, order, o.batchSize, position.batch);
     for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
       const assembled = (await batches.next()).value!;
@@ -284,7 +302,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const n = assembled.count;
       const feeds: Record<string, ort.Tensor> = {
         [inputName]: new ort.Tensor('float32', assembled.input, [n, ...inputDims]),
-        labels: new ort.Tensor('int64', assembled.labels, [n]),
+        ...(captionRows === undefined ? { labels: new ort.Tensor('int64', assembled.labels, [n]) } : captionFeeds(captionRows, order.slice(batch * o.batchSize, batch * o.batchSize + n))),
       };
       for (const p of graph.parameters) if (trainInputs.has(p.name)) feeds[p.name] = tensors.get(p.name)!;
       for (const v of noiseInputs) {
@@ -332,19 +350,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
     }
     const seconds = (performance.now() - started) / 1000;
-    const val = await evaluate(evalSession, evalParameters, tensors, o.val, normalization, classes, frozen && { values: frozen.val, perImage: frozen.split.perImage });
+    const val = o.captions !== undefined
+      ? await evaluateCaptions(evalSession, evalParameters, download ? await download(tensors) : tensors, o.captions.val, {
+        definition: o.definition, variant: o.variant, config: graph.config, vocabulary: o.captions.vocabulary, normalization, bleuImages: o.bleuImages,
+      })
+      : await evaluate(evalSession, evalParameters, tensors, o.val, normalization, classes, frozen && { values: frozen.val, perImage: frozen.split.perImage });
     const onTrain = trainSample ? await evaluate(evalSession, evalParameters, tensors, trainSample, normalization, classes, sampleFeatures && { values: sampleFeatures, perImage: frozen!.split.perImage }) : undefined;
     const metrics: EpochMetrics = {
       epoch: epoch + 1, step: position.step, learningRate: learningRateAt(o.learningRate, Math.max(1, position.step), o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps }),
       trainLoss: trainLoss.value, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, seconds, imagesPerSecond: seen / seconds,
       ...(onTrain ? { trainEvalLoss: onTrain.loss, trainTop1: onTrain.top1 } : {}),
+      ...('bleu' in val ? { valBleu: val.bleu } : {}),
     };
     history.push(metrics);
     epochsSoFar.push(metrics);
     const improved = best === undefined || metrics.valLoss < best.valLoss;
     if (improved) {
       best = metrics;
-      confusion = val.confusion;
+      confusion = 'confusion' in val ? val.confusion : undefined;
       sinceBest = 0;
     } else sinceBest++;
     position = { epoch: epoch + 1, batch: 0, step: position.step, epochRng: nextEpochRng };
@@ -441,7 +464,10 @@ function configForData(o: TrainOptions): Record<string, ConfigValue> {
     }
     config[key] = value;
   };
-  follow('numClasses', o.train.classNames.length, `${o.train.classNames.length} classes`);
+  if (o.captions !== undefined) {
+    follow('vocabularySize', o.captions.vocabulary.size, `a vocabulary of ${o.captions.vocabulary.size} words`);
+    follow('maxLength', o.captions.train.encoded.length - 1, `captions of up to ${o.captions.train.encoded.length - 1} tokens fed`);
+  } else follow('numClasses', o.train.classNames.length, `${o.train.classNames.length} classes`);
   follow('imageSize', o.train.height, `${o.train.height}x${o.train.width} images`);
   return config;
 }
@@ -462,6 +488,13 @@ function buildGraphs(o: TrainOptions, config: Record<string, ConfigValue>, seed:
 
 /** Refuses a model whose input or logits do not fit the data (it would train to a meaningless accuracy, or crash mid-run). */
 function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
+  if (o.captions !== undefined) {
+    const logits = evalModel.graph.outputs.find((v) => v.name === 'logits')?.shape;
+    const size = o.captions.vocabulary.size;
+    if (logits?.length !== 3 || logits[2] !== size) throw new TrainingError(`captioner '${o.definition.name}' must output logits [batch, length, ${size}] for a vocabulary of ${size} words; it outputs [${logits?.join(', ') ?? '?'}]`);
+    return;
+  }
+  if (o.definition.task === 'captioning') throw new TrainingError(`model '${o.definition.name}' is a captioner: train it on caption data (shapes, Flickr8k, COCO)`);
   const classes = o.train.classNames.length;
   const logits = evalModel.graph.outputs.find((v) => v.name === 'logits')?.shape;
   const outputs = logits?.[logits.length - 1];
@@ -486,7 +519,8 @@ function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
 async function frozenFeaturesFor(
   o: TrainOptions, graph: TrainingGraph, evalModel: Model, normalization: Normalization, sessionOptions: ort.InferenceSession.SessionOptions,
 ) {
-  if (o.cacheFeatures === false) return undefined;
+  // Captioners read each image several times per epoch (once per caption): not cached yet.
+  if (o.cacheFeatures === false || o.captions !== undefined) return undefined;
   const frozenInputs = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
   const split = findFrozenSplit(graph.model, frozenInputs);
   const evalSplit = split && findFrozenSplit(evalModel, frozenInputs);
