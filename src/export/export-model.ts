@@ -67,6 +67,9 @@ export async function exportModel(modelDir: string, outDir: string, o: ExportOpt
   if (path.basename(path.resolve(outDir)) === '') throw new ExportError(`--out ${outDir}: give a folder for the model, not the file system's root`);
   const checkpoint = readCheckpoint(checkpointFile);
   const meta = checkpoint.metadata;
+  if (meta['deepvision.task'] === 'captioning') {
+    throw new ExportError(`${modelDir} is a captioner: exporting its encoder and decoder step for the page is not supported yet (its checkpoints and training artifacts are complete)`);
+  }
 
   const model = readModelFile(inferenceFile);
   const graph = model.graph;

@@ -23,6 +23,9 @@ export function evalCommand(): Command {
     .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number }) => {
       const checkpoint = loadCheckpoint(file);
       const meta = checkpoint.metadata;
+      if (meta['deepvision.task'] === 'captioning') {
+        throw new UserError(`${file} is a captioner: \`deepvision eval\` reports classifiers only so far; its run's metrics.jsonl has the validation loss, next-word accuracy and BLEU of every epoch`);
+      }
       const definition = loadGraphFile(graphFileForCheckpoint(file, meta, f.graph));
       const config = checkpointConfig(meta, file);
       const seed = f.seed ?? recordedNumber(meta, file, 'deepvision.seed', (n) => Number.isSafeInteger(n) && n >= 0) ?? 0;

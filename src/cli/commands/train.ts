@@ -3,10 +3,11 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { loadData } from '../../data/registry';
+import { CaptionData, loadCaptionData } from '../../data/captions/load-captions';
 import type { OptimizerConfig } from '../../optim/config';
 import type { Schedule } from '../../optim/schedule';
 import { EpochMetrics, train } from '../../train/trainer';
-import { UserError } from '../errors';
+import { isUserFacing, UserError } from '../errors';
 import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
@@ -55,6 +56,9 @@ interface TrainFlags extends AugmentFlags {
   graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
   blockedConv: boolean;
   featureCache: boolean;
+  minCount?: string;
+  maxLength?: string;
+  bleuImages?: string;
 }
 
 const num = (name: string, v: string, check: (n: number) => boolean = Number.isFinite): number => {
@@ -98,6 +102,9 @@ export function trainCommand(): Command {
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', '0')
     .addOption(new Option('--graph-optimization <level>', 'onnxruntime graph optimization level').choices(['disabled', 'basic', 'extended', 'all']).default('extended'))
+    .option('--min-count <n>', 'captioners: words seen fewer times in the training captions become <unk> (default 5; shapes 1)')
+    .option('--max-length <n>', 'captioners: tokens per caption, <start> and <end> included; longer captions are cut (default 22)')
+    .option('--bleu-images <n>', 'captioners: validation images captioned (greedy) for BLEU each epoch (default 500)')
     .option('--no-feature-cache', 'run a frozen backbone on every batch instead of once per image (its features are otherwise cached on disk, beside the decoded images)')
     .option('--no-blocked-conv', "on the CPU, run convolutions with standard ONNX Conv instead of onnxruntime's faster channel-blocked kernels")
     .addOption(new Option('--device <device>', 'execution provider: auto tries CUDA, then WebGPU, then the CPU').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
@@ -138,25 +145,35 @@ export function trainCommand(): Command {
       const imageSize = optionalInt('image-size', f.imageSize)
         ?? (typeof config.imageSize === 'number' ? config.imageSize : f.data !== 'shapes' && typeof modelImageSize === 'number' ? modelImageSize : 32);
       const decodeBar = process.stdout.isTTY && f.progress ? new cliProgress.SingleBar({ format: 'decoding images |{bar}| {value}/{total} | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+      let captions: CaptionData | undefined;
       try {
-        data = await loadData(f.data, {
+        const common = {
           trainSize: optionalInt('train-size', f.trainSize), valSize: optionalInt('val-size', f.valSize), imageSize, seed,
           valFraction: f.valFraction === undefined ? undefined : num('val-fraction', f.valFraction, (n) => n > 0 && n < 1), cacheDir: f.cacheDir,
-          onProgress: (done, total) => {
+          onProgress: (done: number, total: number) => {
             if (!decodeBar) return;
             if (done <= 256) decodeBar.start(total, done);
             decodeBar.update(done);
             if (done === total) decodeBar.stop();
           },
-          onNotice: (message) => console.warn(message),
-        });
+          onNotice: (message: string) => console.warn(message),
+        };
+        if (definition.task === 'captioning') {
+          // Captioners: the caption data set's images, and each image's captions encoded with a vocabulary built
+          // from the training split.
+          captions = await loadCaptionData(f.data, {
+            ...common, minCount: optionalInt('min-count', f.minCount) ?? (f.data === 'shapes' ? 1 : 5), maxLength: optionalInt('max-length', f.maxLength),
+          });
+          data = { train: captions.train.images, val: captions.val.images };
+        } else data = await loadData(f.data, common);
       } catch (err) {
+        if (isUserFacing(err)) throw err;
         throw new UserError((err as Error).message);
       } finally {
         decodeBar?.stop();
       }
       const workers = f.workers === undefined ? (describeAugmentation(augment) === 'none' ? 0 : 1) : num('workers', f.workers, (n) => Number.isInteger(n) && n >= 0 && n <= 64);
-      const batches = Math.ceil(data.train.count / batchSize);
+      const batches = Math.ceil((captions?.train.encoded.count ?? data.train.count) / batchSize);
       const schedule: Schedule = f.schedule === 'step'
         ? { kind: 'step', stepSize: num('step-size', f.stepSize, positiveInt) * batches, gamma: num('gamma', f.gamma, (n) => n > 0) }
         : f.schedule === 'cosine' ? { kind: 'cosine', totalSteps: epochs * batches } : { kind: 'constant' };
@@ -177,7 +194,9 @@ export function trainCommand(): Command {
       // Named after the data set's folder (not its path: `--data ../data/photos` gives models/cnn-photos).
       const dataLabel = f.data === 'shapes' ? 'shapes' : path.basename(path.resolve(f.data));
       const outDir = f.out ?? path.join('models', `${definition.name}${f.variant ? `-${f.variant}` : ''}-${dataLabel}`);
-      console.log(`Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
+      console.log(captions !== undefined
+        ? `Training ${definition.name} on ${f.data} (${data.train.count} train images with ${captions.train.encoded.count} captions / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, vocabulary of ${captions.vocabulary.size} words, captions of up to ${captions.maxLength} tokens)`
+        : `Training ${definition.name} on ${f.data} (${data.train.count} train / ${data.val.count} validation images, ${data.train.height}x${data.train.width}, ${data.train.classNames.length} classes)`);
       console.log(`${f.optimizer} lr ${lr}, batch ${batchSize}, ${epochs} epochs; augmentation: ${describeAugmentation(augment)}; writing to ${outDir}`);
 
       const bar = f.progress && process.stdout.isTTY
@@ -210,7 +229,8 @@ export function trainCommand(): Command {
           data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) },
           executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization, blockedConvolutions: f.blockedConv,
           shouldStop: () => stopRequested,
-          cacheFeatures: f.featureCache, cacheDir: f.cacheDir, onNotice: (m) => console.warn(m),
+          cacheFeatures: f.featureCache, cacheDir: f.cacheDir, onNotice: (m) => console.warn(m), captions,
+          bleuImages: f.bleuImages === undefined ? undefined : num('bleu-images', f.bleuImages, (n) => Number.isInteger(n) && n >= 0),
           onFeatures: (done, total, what) => {
             if (featureBar === undefined) {
               if (done === total || !(f.progress && process.stdout.isTTY)) return;
@@ -261,7 +281,7 @@ export function trainCommand(): Command {
         // summary.json marks a finished run (sweep skips it) and feeds tables and plots.
         const last = result.history[result.history.length - 1];
         writeFileAtomic(path.join(outDir, 'summary.json'), `${JSON.stringify({
-          model: definition.name, variant: f.variant ?? null, data: f.data, classes: data.train.classNames, stopped: result.stopped,
+          model: definition.name, variant: f.variant ?? null, data: f.data, classes: captions === undefined ? data.train.classNames : [], stopped: result.stopped,
           epochs: last?.epoch ?? 0, best: result.best ?? null, last: last ?? null, confusion: result.confusion ?? null,
           augmentation: describeAugmentation(augment), optimizer: f.optimizer, lr, batchSize,
           seconds: result.history.reduce((t, m) => t + m.seconds, 0),
@@ -279,6 +299,9 @@ export function trainCommand(): Command {
 const SAME_SIGNAL_MS = 500;
 
 function formatEpoch(m: EpochMetrics): string {
+  if (m.valBleu !== undefined) {
+    return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} | val loss ${m.valLoss.toFixed(4)} next-word top-1 ${(100 * m.valTop1).toFixed(2)} % BLEU-4 ${m.valBleu[3]!.toFixed(3)} (BLEU-1 ${m.valBleu[0]!.toFixed(3)}) | ${m.imagesPerSecond.toFixed(0)} captions/s, ${m.seconds.toFixed(1)} s`;
+  }
   const trainTop1 = m.trainTop1 === undefined ? '' : ` top-1 ${(100 * m.trainTop1).toFixed(2)} %`;
   return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}${trainTop1} | val loss ${m.valLoss.toFixed(4)} top-1 ${(100 * m.valTop1).toFixed(2)} % top-5 ${(100 * m.valTop5).toFixed(2)} % | ${m.imagesPerSecond.toFixed(0)} img/s, ${m.seconds.toFixed(1)} s`;
 }
