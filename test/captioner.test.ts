@@ -14,6 +14,7 @@ import { loadCaptionData } from '../src/data/captions/load-captions';
 import { readSafetensors } from '../src/io/safetensors';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { train } from '../src/train/trainer';
+import { writeSmallBackbone } from './support/small-backbone';
 import { encodeModel } from '../src/onnx/write';
 import { Rng } from '../src/util/rng';
 
@@ -116,6 +117,29 @@ describe('captioner', () => {
       fs.copyFileSync(result.bestCheckpoint, path.join(dir, 'run', 'checkpoint.safetensors'));
       for (const f of ['inference_model.onnx', 'eval_model.onnx']) fs.writeFileSync(path.join(dir, 'run', f), '');
       expect(cli('export', path.join(dir, 'run'), '--out', path.join(dir, 'x')).stderr).toMatch(/^error: .* is a captioner: exporting its encoder and decoder step/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('on a frozen pretrained backbone, features are computed once per image and training equals running the backbone every step', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-captioner-frozen-'));
+    try {
+      const backbone = writeSmallBackbone(dir);
+      const data = await loadCaptionData('shapes', { imageSize: 16, trainSize: 128, valSize: 32, minCount: 1, maxLength: 14, seed: 0, cacheDir: path.join(dir, 'cache') });
+      const computed: string[] = [];
+      const run = (out: string, cacheFeatures: boolean) => train({
+        definition: captioner, config: { embedding: 16, hidden: 32, backbone, output: 'features', imageSize: 16 }, train: data.train.images, val: data.val.images, captions: data,
+        epochs: 2, batchSize: 32, optimizer: { kind: 'adam' }, learningRate: 0.01, outDir: path.join(dir, out), threads: 1, seed: 1, bleuImages: 16,
+        cacheFeatures, cacheDir: path.join(dir, 'cache'), onFeatures: (done, total, what) => done === total && computed.push(what),
+      });
+      const cached = await run('cached', true);
+      expect(computed).toHaveLength(2);
+      const direct = await run('direct', false);
+      cached.history.forEach((m, i) => {
+        expect(Math.abs(m.valLoss - direct.history[i]!.valLoss)).toBeLessThan(1e-5);
+        expect(m.valBleu).toEqual(direct.history[i]!.valBleu);
+      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -53,6 +53,8 @@ export interface CaptionEvaluationOptions {
   normalization: Normalization;
   /** Images captioned for BLEU (the first ones of the split; default 500). */
   bleuImages?: number;
+  /** The split's images as a frozen backbone's cached features [images x perImage], fed as `features`. */
+  features?: { values: Float32Array; perImage: number[] };
 }
 
 /** Loss and token accuracy of the current parameters on a caption split, and BLEU of greedy captions. */
@@ -64,7 +66,8 @@ export async function evaluateCaptions(
   const t = rows.length - 1;
   const v = o.vocabulary.size;
   const batchSize = 128;
-  const image = images.channels * images.height * images.width;
+  const itemDims = o.features ? o.features.perImage : [images.channels, images.height, images.width];
+  const image = itemDims.reduce((a, b) => a * b, 1);
   const input = new Float32Array(batchSize * image);
   const labels = new BigInt64Array(batchSize);
   const loss = new Average();
@@ -74,9 +77,11 @@ export async function evaluateCaptions(
   for (let start = 0; start < rows.count; start += batchSize) {
     const n = Math.min(batchSize, rows.count - start);
     const indices = Array.from({ length: n }, (_, i) => start + i);
-    fillBatch(images, indices.map((r) => rows.image[r]!), o.normalization, input, labels);
+    const imageIndices = indices.map((r) => rows.image[r]!);
+    if (o.features) imageIndices.forEach((k, i) => input.set(o.features!.values.subarray(k * image, (k + 1) * image), i * image));
+    else fillBatch(images, imageIndices, o.normalization, input, labels);
     const text = captionFeeds(rows, indices);
-    const feeds: Record<string, ort.Tensor> = { input: new ort.Tensor('float32', input.subarray(0, n * image), [n, images.channels, images.height, images.width]), ...text };
+    const feeds: Record<string, ort.Tensor> = { [o.features ? 'features' : 'input']: new ort.Tensor('float32', input.subarray(0, n * image), [n, ...itemDims]), ...text };
     for (const name of parameterNames) feeds[name] = tensors.get(name)!;
     const out = await session.run(feeds);
     const mask = text.mask.data as Float32Array;

@@ -289,7 +289,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     let seen = 0;
     const imageOrder = captionRows === undefined ? order : order.map((row) => captionRows.image[row]!);
     const batches = pipeline !== undefined ? pipeline.epoch(imageOrder, o.batchSize, epoch, position.batch)
-      : featureBatches(frozen!.train, o.train.labels, frozen!.perImage, order, o.batchSize, position.batch);
+      : featureBatches(frozen!.train, o.train.labels, frozen!.perImage, imageOrder, o.batchSize, position.batch);
     for (let batch = position.batch; batch < batchesPerEpoch; batch++) {
       const assembled = (await batches.next()).value!;
       if (o.shouldStop?.()) {
@@ -353,6 +353,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const val = o.captions !== undefined
       ? await evaluateCaptions(evalSession, evalParameters, download ? await download(tensors) : tensors, o.captions.val, {
         definition: o.definition, variant: o.variant, config: graph.config, vocabulary: o.captions.vocabulary, normalization, bleuImages: o.bleuImages,
+        features: frozen && { values: frozen.val, perImage: frozen.split.perImage },
       })
       : await evaluate(evalSession, evalParameters, tensors, o.val, normalization, classes, frozen && { values: frozen.val, perImage: frozen.split.perImage });
     const onTrain = trainSample ? await evaluate(evalSession, evalParameters, tensors, trainSample, normalization, classes, sampleFeatures && { values: sampleFeatures, perImage: frozen!.split.perImage }) : undefined;
@@ -519,8 +520,7 @@ function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
 async function frozenFeaturesFor(
   o: TrainOptions, graph: TrainingGraph, evalModel: Model, normalization: Normalization, sessionOptions: ort.InferenceSession.SessionOptions,
 ) {
-  // Captioners read each image several times per epoch (once per caption): not cached yet.
-  if (o.cacheFeatures === false || o.captions !== undefined) return undefined;
+  if (o.cacheFeatures === false) return undefined;
   const frozenInputs = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
   const split = findFrozenSplit(graph.model, frozenInputs);
   const evalSplit = split && findFrozenSplit(evalModel, frozenInputs);
