@@ -109,9 +109,18 @@ describe('captioner', () => {
       expect(metadata['deepvision.task']).toBe('captioning');
       expect(JSON.parse(metadata['deepvision.vocabulary']!).tokens.slice(0, 4)).toEqual(['<pad>', '<start>', '<end>', '<unk>']);
       expect(JSON.parse(metadata['deepvision.config']!)).toMatchObject({ vocabularySize: data.vocabulary.size, maxLength: 13 });
-      // Commands that handle classifiers only say so.
       const bin = path.join(__dirname, '..', 'bin', 'deepvision.js');
       const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60000 });
+      // deepvision caption: the run's best checkpoint captions an image with words of its vocabulary.
+      const sample = path.join(__dirname, '..', 'web-demo', 'samples', 'circle.png');
+      const captioned = cli('caption', path.join(dir, 'run'), sample, '--beam', '2', '--json');
+      expect(captioned.stderr).toBe('');
+      const printed = JSON.parse(captioned.stdout) as { caption: string; candidates: { caption: string; score: number }[] };
+      expect(printed.candidates.length).toBeGreaterThan(0);
+      expect(printed.caption).toBe(printed.candidates[0]!.caption);
+      for (const word of printed.caption.split(' ').filter(Boolean)) expect(data.vocabulary.tokens).toContain(word);
+      expect(cli('caption', dir, sample).stderr).toMatch(/^error: .* has no best\.safetensors/);
+      // Commands that handle classifiers only say so.
       expect(cli('eval', result.bestCheckpoint).stderr).toMatch(/^error: .* is a captioner: `deepvision eval` reports classifiers only so far/);
       // (The library's train writes no artifacts: stand-ins for the files export looks for first.)
       fs.copyFileSync(result.bestCheckpoint, path.join(dir, 'run', 'checkpoint.safetensors'));

@@ -163,7 +163,7 @@ describe('deepvision CLI', () => {
 
   test('every command\'s help fits an 80-column terminal, its prose wrapped into even paragraphs', () => {
     // Child processes have no terminal: commander wraps to 80 columns.
-    for (const command of ['build', 'inspect', 'train', 'transfer', 'eval', 'export', 'predict', 'plot', 'sweep', 'serve']) {
+    for (const command of ['build', 'inspect', 'train', 'transfer', 'eval', 'export', 'predict', 'caption', 'plot', 'sweep', 'serve']) {
       const lines = cli(command, '--help').stdout.split('\n');
       const description = lines.slice(2, lines.indexOf('', 2));
       for (const line of lines) expect(`${command}: ${line.length <= 80 ? 'fits' : line}`).toBe(`${command}: fits`);

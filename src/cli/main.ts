@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { buildCommand } from './commands/build';
+import { captionCommand } from './commands/caption';
 import { evalCommand } from './commands/eval';
 import { exportCommand } from './commands/export';
 import { inspectCommand } from './commands/inspect';
@@ -26,6 +27,7 @@ export function program(): Command {
     .addCommand(evalCommand())
     .addCommand(exportCommand())
     .addCommand(predictCommand())
+    .addCommand(captionCommand())
     .addCommand(plotCommand())
     .addCommand(sweepCommand())
     .addCommand(serveCommand());

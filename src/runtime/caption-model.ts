@@ -1,0 +1,100 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { Vocabulary, END, START } from '../data/captions/vocabulary';
+import type { Normalization } from '../data/dataset';
+import { Pixels, preprocessImage } from '../export/image-preprocessing';
+import { Caption, searchCaptions, StepModel } from '../generate/caption-search';
+import { TensorData } from '../ir/tensor';
+import { buildEntryPoint } from '../model/build';
+import type { ModelDefinition } from '../model/definition';
+import { encodeModel } from '../onnx/write';
+import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
+import { UserError } from '../util/user-error';
+
+/** The decoder state of a captioner's step model, one row per beam. */
+type StepState = Record<'h' | 'c' | 'features', ort.Tensor>;
+
+/**
+ * A trained captioner ready to caption images: its encoder and decoder-step graphs built from a training run's best
+ * checkpoint (the same entry points the trainer's validation BLEU uses), the vocabulary saved with it, and the
+ * preprocessing `predict` uses.
+ */
+export class CaptionModel {
+  private constructor(
+    readonly vocabulary: Vocabulary,
+    private readonly encoder: ort.InferenceSession,
+    private readonly decoder: ort.InferenceSession,
+    private readonly input: { size: number; normalization: Normalization },
+    readonly maxLength: number,
+  ) {}
+
+  /** From a training run's folder (best.safetensors) and the model definition it was trained from. */
+  static async fromRun(dir: string, definition: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition): Promise<CaptionModel> {
+    const file = path.join(dir, 'best.safetensors');
+    if (!fs.existsSync(file)) throw new UserError(`${dir} has no best.safetensors: give the folder a \`deepvision train\` run of a captioner wrote`);
+    const checkpoint = loadCheckpoint(file);
+    const meta = checkpoint.metadata;
+    if (meta['deepvision.task'] !== 'captioning') throw new UserError(`${file} is not a captioner's checkpoint (for classifiers: deepvision predict)`);
+    let vocabulary: Vocabulary;
+    try {
+      vocabulary = Vocabulary.fromJSON(JSON.parse(meta['deepvision.vocabulary'] ?? 'null'));
+    } catch (err) {
+      throw new UserError(`${file}: its vocabulary (metadata 'deepvision.vocabulary') is missing or invalid: ${(err as Error).message}`);
+    }
+    const config = checkpointConfig(meta, file);
+    const normalization = checkpointNormalization(meta, file);
+    if (normalization === undefined) throw new UserError(`${file} does not record its input normalization`);
+    if (config.vocabularySize !== vocabulary.size) throw new UserError(`${file}: the model's vocabulary size (${String(config.vocabularySize)}) differs from its saved vocabulary's (${vocabulary.size})`);
+    const values = new Map<string, TensorData>();
+    for (const [name, t] of checkpoint.tensors) if (!name.startsWith('optimizer.')) values.set(name, TensorData.fromTyped('float32', [...t.dims], t.data as Float32Array));
+    const model = definition(file, meta);
+    const build = { variant: meta['deepvision.variant'], config, values };
+    const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' };
+    const encoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(model, 'encoder', build)), options);
+    const decoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(model, 'step', build)), options);
+    const size = Number(config.imageSize);
+    // Captions the model was trained on had maxLength tokens fed (<start> and the words): that many words at most.
+    return new CaptionModel(vocabulary, encoder, decoder, { size, normalization }, Number(config.maxLength));
+  }
+
+  /** The best captions of one decoded image, best first (beam 1: greedy). */
+  async caption(image: Pixels, o: { beam?: number; lengthPenalty?: number } = {}): Promise<(Caption & { text: string })[]> {
+    const { size, normalization } = this.input;
+    const input = preprocessImage(image, { resizeShorterSide: size, mean: normalization.mean, std: normalization.std }, 3, size, size);
+    const start = await this.encoder.run({ input: new ort.Tensor('float32', input, [1, 3, size, size]) });
+    const decoder = this.decoder;
+    const step: StepModel<StepState> = {
+      vocabularySize: this.vocabulary.size,
+      async step(tokens, state) {
+        const out = await decoder.run({ token: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [tokens.length]), ...state });
+        return { logProbs: out.log_probs!.data as Float32Array, state: { h: out.h_next!, c: out.c_next!, features: state.features } };
+      },
+      select: (state, rows) => ({ h: gatherRows(state.h, rows, 1), c: gatherRows(state.c, rows, 1), features: gatherRows(state.features, rows, 0) }),
+    };
+    const found = await searchCaptions(step, { h: start.h!, c: start.c!, features: start.features! }, {
+      startId: START, endId: END, maxLength: this.maxLength - 1, beam: o.beam ?? 1, lengthPenalty: o.lengthPenalty,
+    });
+    return found.map((c) => ({ ...c, text: this.vocabulary.decode(c.tokens) }));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.encoder.release(), this.decoder.release()]);
+  }
+}
+
+/** The rows `rows` of a float tensor along `axis` (0: [rows, ...]; 1: [layers, rows, ...]). */
+function gatherRows(t: ort.Tensor, rows: readonly number[], axis: 0 | 1): ort.Tensor {
+  const dims = [...t.dims];
+  const data = t.data as Float32Array;
+  const outer = axis === 0 ? 1 : dims[0]!;
+  const count = dims[axis]!;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const out = new Float32Array(outer * rows.length * inner);
+  for (let o = 0; o < outer; o++) {
+    rows.forEach((r, i) => out.set(data.subarray((o * count + r) * inner, (o * count + r + 1) * inner), (o * rows.length + i) * inner));
+  }
+  dims[axis] = rows.length;
+  return new ort.Tensor('float32', out, dims);
+}
