@@ -134,6 +134,26 @@ describe('nn.OnnxModule', () => {
     expect(maxDiff(await runFile(encodeModel(built.model), input, [2, 3, 4, 4]), await runFile(fs.readFileSync(file), input, [2, 3, 4, 4]))).toBeLessThan(1e-5);
   });
 
+  test('an opset-9 Slice (starts, ends, axes as attributes) imports with them as inputs', async () => {
+    const file = path.join(tmp, 'slice9.onnx');
+    const f32 = (dims: (number | string)[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } });
+    fs.writeFileSync(file, onnx.ModelProto.encode({
+      irVersion: 4,
+      opsetImport: [{ domain: '', version: 9 }],
+      graph: {
+        name: 'slice9',
+        node: [{ name: 's', opType: 'Slice', input: ['x'], output: ['y'], attribute: [
+          { name: 'starts', type: 7, ints: [1, 0] }, { name: 'ends', type: 7, ints: [3, 2] }, { name: 'axes', type: 7, ints: [1, 2] },
+        ] }],
+        input: [{ name: 'x', type: { tensorType: f32(['N', 3, 4, 4]) } }],
+        output: [{ name: 'y', type: { tensorType: f32(['N', 2, 2, 4]) } }],
+      },
+    }).finish());
+    const built = buildModel(withHead(file, { head: 0, imageSize: 4 }));
+    const input = image(2, 4);
+    expect(maxDiff(await runFile(encodeModel(built.model), input, [2, 3, 4, 4]), await runFile(fs.readFileSync(file), input, [2, 3, 4, 4]))).toBe(0);
+  });
+
   test('an int8 QDQ model imports as float: constant weights dequantized, activation quantize/dequantize pairs removed', async () => {
     const file = path.join(tmp, 'qdq.onnx');
     const f32 = (dims: (number | string)[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } });

@@ -71,6 +71,10 @@ const CHANGES: Record<string, [number, Converter][]> = {
   Split: [[13, attributeToInput('split', 1)], [18, (_node, _opset, form) => {
     if (form.attributes.has('num_outputs')) throw new ImportFormError('Split with num_outputs (opset 18) is not supported; re-export the model with explicit split sizes');
   }]],
+  // Opset 10 made starts, ends and axes inputs.
+  Slice: [[10, (node, opset, form, known) => {
+    for (const [name, index] of [['starts', 1], ['ends', 2], ['axes', 3]] as const) attributeToInput(name, index)(node, opset, form, known);
+  }]],
   Squeeze: [[13, attributeToInput('axes', 1)]],
   Unsqueeze: [[13, attributeToInput('axes', 1)]],
   ReduceSum: [[13, attributeToInput('axes', 1)]],
