@@ -89,7 +89,7 @@ const cases: GradCase[] = [
     forward: (a) => F.maxPool2d(a, 2), reference: (a) => R.pool2d(a, 'max', [2, 2], [2, 2], [0, 0, 0, 0]),
   },
   {
-    name: 'maxPool2d after relu (the relu mask folded into the pooling gradient)', inputs: [x('x', [2, 2, 4, 4])],
+    name: 'maxPool2d after relu (both masks; passes/fuse-relu-mask.ts moves the relu one onto the pooled grid)', inputs: [x('x', [2, 2, 4, 4])],
     forward: (a) => F.maxPool2d(F.relu(a), 2), reference: (a) => R.pool2d(R.map(a, (v) => Math.max(v, 0)), 'max', [2, 2], [2, 2], [0, 0, 0, 0]),
   },
   {

@@ -97,19 +97,3 @@ export function batchStatistics(x: Tensor, eps: number) {
   });
   return { mean, variance, invstd, xhat, axes };
 }
-
-/**
- * Gradients known to be zero wherever the ReLU that produced their forward value output zero (set by a rule that
- * already applied that mask, e.g. MaxPool fed by a ReLU), so the ReLU's own rule can pass them through instead of
- * masking again: one fewer full-size pass per Conv-ReLU-MaxPool block.
- */
-const reluMasked = new WeakSet<object>();
-
-export function markReluMasked(g: Tensor): Tensor {
-  reluMasked.add(g.value);
-  return g;
-}
-
-export function isReluMasked(g: Tensor): boolean {
-  return reluMasked.has(g.value);
-}

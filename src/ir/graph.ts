@@ -103,3 +103,24 @@ export function replaceAllUsesWith(from: Value, to: Value): void {
   }
   from.uses.length = 0;
 }
+
+/**
+ * Removes nodes from the graph (one node, or many in one sweep of the node list): their inputs forget these uses,
+ * and the outputs they still produce leave `graph.values` (an output already handed to another producer stays).
+ * Whatever still reads those outputs is the caller's to rewire first.
+ */
+export function removeNode(graph: Graph, nodes: Node | Iterable<Node>): void {
+  const doomed = new Set(nodes instanceof Node ? [nodes] : nodes);
+  if (doomed.size === 0) return;
+  for (const node of doomed) {
+    for (const input of node.inputs) {
+      if (input === undefined) continue;
+      for (let i = input.uses.length - 1; i >= 0; i--) if (doomed.has(input.uses[i]!.node)) input.uses.splice(i, 1);
+    }
+    for (const output of node.outputs) if (output !== undefined && output.producer === node) graph.values.delete(output.name);
+  }
+  // Compacted in place: a spread of a large node list into splice() would overflow the stack.
+  let kept = 0;
+  for (const node of graph.nodes) if (!doomed.has(node)) graph.nodes[kept++] = node;
+  graph.nodes.length = kept;
+}

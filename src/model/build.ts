@@ -4,6 +4,7 @@ import type { Model } from '../ir/model';
 import { TensorData } from '../ir/tensor';
 import { Buffer, Parameter } from '../nn/parameter';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
+import { fuseReluMask } from '../passes/fuse-relu-mask';
 import { lowerBatchNormTraining } from '../passes/lower-batchnorm-training';
 import { Rng } from '../util/rng';
 import { Config, ConfigValue, EntryPoint, ModelDefinition, resolveConfig } from './definition';
@@ -149,10 +150,12 @@ export function buildModel(definition: ModelDefinition, options: BuildOptions = 
 
 /**
  * Last passes before a graph is written: training-mode batch norm lowered to ops every provider runs (after the
- * gradients were built from the fused node), then unused nodes and initializers removed.
+ * gradients were built from the fused node), ReLU gradient masks moved onto the grid of the max pool after the ReLU
+ * (less work on every provider), then unused nodes and initializers removed.
  */
 export function finishGraph(builder: GraphBuilder): void {
   lowerBatchNormTraining(builder);
+  fuseReluMask(builder.graph);
   eliminateDeadNodes(builder.graph);
 }
 

@@ -1,4 +1,4 @@
-import { isReluMasked, once, unbroadcast } from '../autodiff/helpers';
+import { once, unbroadcast } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
 import type { Tensor } from '../dsl/tensor';
 import { DType, dtypeFromCode, isFloatingDType } from '../ir/dtype';
@@ -41,7 +41,7 @@ export const GRADS = {
   Neg: pointwise((_x, _y, g) => F.neg(g)),
   Abs: pointwise((x, _y, g) => F.where(F.less(x(), 0), F.neg(g), g)),
   // The mask comes from the output: the forward Relu can then still fuse into the Conv/Gemm before it.
-  Relu: pointwise((_x, y, g) => (isReluMasked(g) ? g : F.where(F.greater(y(), 0), g, 0))),
+  Relu: pointwise((_x, y, g) => F.where(F.greater(y(), 0), g, 0)),
   Sigmoid: pointwise((_x, y, g) => F.mul(g, F.mul(y(), F.sub(1, y())))),
   Tanh: pointwise((_x, y, g) => F.mul(g, F.sub(1, F.mul(y(), y())))),
   Exp: pointwise((_x, y, g) => F.mul(g, y())),

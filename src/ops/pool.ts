@@ -1,4 +1,4 @@
-import { countOver, markReluMasked, reshapeLike, shapeOf } from '../autodiff/helpers';
+import { countOver, reshapeLike, shapeOf } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
 import type { Tensor } from '../dsl/tensor';
 import { TensorData } from '../ir/tensor';
@@ -118,17 +118,13 @@ const maxPoolGrad: OpRule['grad'] = (ctx) => [() => {
   const y = ctx.output(0);
   const g = ctx.gradOutput(0)!;
   const geo = poolGeometry(ctx);
-  // Fed by a ReLU that nothing else reads: windows whose maximum is 0 hold only zeros of the ReLU, whose rule would
-  // zero their gradient anyway. Dropping it here, on the pooled grid, lets the ReLU rule skip its full-size mask.
-  const afterRelu = x.value.producer?.opType === 'Relu' && x.value.uses.length === 1;
   if (tiles(geo)) {
+    // passes/fuse-relu-mask.ts recognizes this form to move the mask of a ReLU that feeds the pool onto the pooled grid.
     const mask = F.cast(F.equal(x, upsample(y, geo.kernel)), x.dtype);
     // Window sums of the mask = number of tied maxima; average pooling gives it divided by the window size.
     const ties = x.builder.op('AveragePool', [mask], { kernel_shape: geo.kernel, strides: geo.strides }, 'maxPool2d');
-    let share = F.div(F.mul(g, 1 / (geo.kernel[0] * geo.kernel[1])), ties);
-    if (afterRelu) share = F.where(F.greater(y, 0), share, 0);
-    const gx = F.mul(mask, upsample(share, geo.kernel));
-    return afterRelu ? markReluMasked(gx) : gx;
+    const share = F.div(F.mul(g, 1 / (geo.kernel[0] * geo.kernel[1])), ties);
+    return F.mul(mask, upsample(share, geo.kernel));
   }
   const views = im2colViews(padForWindows(x, geo, -Infinity), geo, geo.output[0], geo.output[1]);
   const masks = views.map((v) => F.cast(F.equal(v, y), x.dtype));

@@ -1,4 +1,4 @@
-import type { Graph, Node } from '../ir/graph';
+import { Graph, Node, removeNode } from '../ir/graph';
 
 /**
  * Removes nodes none of whose outputs is used by another node or is a graph output, and initializers nothing
@@ -22,18 +22,8 @@ export function eliminateDeadNodes(graph: Graph): number {
       if (a.type === 'graph' || a.type === 'graphs') for (const name of graph.values.keys()) needed.add(graph.values.get(name)!);
     }
   }
-  const before = graph.nodes.length;
-  const kept = graph.nodes.filter((n) => live.has(n));
-  for (const n of graph.nodes) {
-    if (live.has(n)) continue;
-    n.outputs.forEach((v) => v && graph.values.delete(v.name));
-    n.inputs.forEach((v) => {
-      if (v === undefined) return;
-      const i = v.uses.findIndex((u) => u.node === n);
-      if (i >= 0) v.uses.splice(i, 1);
-    });
-  }
-  graph.nodes.splice(0, graph.nodes.length, ...kept);
+  const dead = graph.nodes.filter((n) => !live.has(n));
+  removeNode(graph, dead);
   for (const name of [...graph.initializers.keys()]) {
     const v = graph.values.get(name);
     if (v !== undefined && !needed.has(v) && !graph.inputs.includes(v)) {
@@ -41,5 +31,5 @@ export function eliminateDeadNodes(graph: Graph): number {
       graph.values.delete(name);
     }
   }
-  return before - kept.length;
+  return dead.length;
 }

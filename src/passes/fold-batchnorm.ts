@@ -1,4 +1,4 @@
-import { Graph, Node, Value } from '../ir/graph';
+import { Graph, Node, removeNode, Value } from '../ir/graph';
 import { TensorData } from '../ir/tensor';
 
 /**
@@ -51,8 +51,7 @@ export function foldBatchNorm(graph: Graph): number {
     layer.outputs[layer.outputs.indexOf(x)] = y;
     y.producer = layer;
     graph.values.delete(x.name);
-    for (const v of bn.inputs.slice(1)) if (v !== undefined) removeUse(v, bn);
-    graph.nodes.splice(graph.nodes.indexOf(bn), 1);
+    removeNode(graph, bn);
     folded++;
   }
   return folded;
@@ -79,10 +78,6 @@ function scaleAlong(data: Float32Array, dims: readonly number[], axis: number, s
   const out = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = data[i]! * s[Math.floor(i / inner) % channels]!;
   return out;
-}
-
-function removeUse(v: Value, node: Node): void {
-  for (let i = v.uses.length - 1; i >= 0; i--) if (v.uses[i]!.node === node) v.uses.splice(i, 1);
 }
 
 function freshName(graph: Graph, base: string): string {

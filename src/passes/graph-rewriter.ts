@@ -1,9 +1,9 @@
-import { Graph, Node, Value } from '../ir/graph';
+import { Graph, Node, removeNode, Value } from '../ir/graph';
 import { TensorData } from '../ir/tensor';
 
 /**
  * The edits that lowering passes share: add nodes and int64 constants under fresh names (`<base>/<tag>_<n>`), make
- * a new node produce an existing value (so that its readers and graph outputs keep their names), drop nodes.
+ * a new node produce an existing value (so that its readers and graph outputs keep their names) and drop the old one.
  */
 export class GraphRewriter {
   private count = 0;
@@ -40,18 +40,6 @@ export class GraphRewriter {
     producer.outputs[producer.outputs.indexOf(fresh)] = old;
     old.producer = producer;
     this.graph.values.delete(fresh.name);
-    this.remove(oldProducer);
-  }
-
-  /** Drops a node (and, with `dropOutputs`, its output values, which nothing reads any more). */
-  remove(node: Node, dropOutputs = false): void {
-    const index = this.graph.nodes.indexOf(node);
-    if (index < 0) return;
-    if (dropOutputs) for (const v of node.outputs) if (v !== undefined) this.graph.values.delete(v.name);
-    for (const input of node.inputs) {
-      if (input === undefined) continue;
-      for (let i = input.uses.length - 1; i >= 0; i--) if (input.uses[i]!.node === node) input.uses.splice(i, 1);
-    }
-    this.graph.nodes.splice(index, 1);
+    removeNode(this.graph, oldProducer);
   }
 }

@@ -1,4 +1,4 @@
-import type { Graph, Node, Value } from '../ir/graph';
+import { Graph, Node, removeNode, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { GraphRewriter } from './graph-rewriter';
 import { topologicalSort } from './topological-sort';
@@ -45,7 +45,8 @@ export function lowerConvToNchwc(model: Model, blockSize: number): number {
         kernel_shape: [kh!, kw!], pads, strides: node.attr('strides', 'ints') ?? [1, 1], dilations: node.attr('dilations', 'ints') ?? [1, 1],
       }, relu !== undefined);
       rewriter.replace(relu ?? node, y);
-      if (relu !== undefined) rewriter.remove(node, true);
+      // The Conv fused into the blocked Conv with the Relu: its output, which only the Relu read, goes too.
+      if (relu !== undefined) removeNode(graph, node);
     } else {
       // W [C_in, C_out, kH, kW]: the gradient dX = conv(dY, flip(W)^T) with pads k - 1 - p.
       const unit = (name: string) => (node.attr(name, 'ints') ?? [1, 1]).every((v) => v === 1);

@@ -1,4 +1,4 @@
-import type { Graph, Node } from '../ir/graph';
+import { Graph, Node, removeNode, replaceAllUsesWith } from '../ir/graph';
 
 /** Ops that are the identity at inference: Identity, and Dropout whose mask nobody reads (eval mode). */
 function isInferenceIdentity(node: Node): boolean {
@@ -29,16 +29,10 @@ export function removeIdentities(graph: Graph): number {
       y.producer = producer;
       graph.values.delete(x.name);
     } else {
-      for (const use of y.uses) {
-        use.node.inputs[use.index] = x;
-        x.uses.push(use);
-      }
-      const own = x.uses.findIndex((u) => u.node === node);
-      if (own >= 0) x.uses.splice(own, 1);
-      graph.values.delete(y.name);
+      replaceAllUsesWith(y, x);
     }
-    node.outputs.slice(1).forEach((v) => v && graph.values.delete(v.name));
-    graph.nodes.splice(graph.nodes.indexOf(node), 1);
+    // Drops y (unless the producer of x took it over above) and an unread Dropout mask.
+    removeNode(graph, node);
     removed++;
   }
   return removed;
