@@ -153,4 +153,28 @@ describe('captioner', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('deepvision train writes the generation graphs, and caption runs them without the graph file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-captioner-cli-'));
+    try {
+      const bin = path.join(__dirname, '..', 'bin', 'deepvision.js');
+      const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 120000, env: { ...process.env, DEEPVISION_CACHE: path.join(dir, 'cache') } });
+      const run = path.join(dir, 'run');
+      const trained = cli('train', path.join(__dirname, '..', 'graphs', 'captioner.ts'), '--data', 'shapes', '--image-size', '16', '--train-size', '128', '--val-size', '32',
+        '--epochs', '1', '--set', 'embedding=8', '--set', 'hidden=16', '--max-length', '18', '--bleu-images', '8', '--out', run, '--no-progress', '--threads', '1');
+      expect(trained.stderr).toBe('');
+      expect(trained.stdout).toMatch(/epoch 1: train loss [\d.]+ \| val loss [\d.]+ next-word top-1 [\d.]+ % BLEU-4 [\d.]+/);
+      for (const f of ['encoder_model.onnx', 'step_model.onnx']) expect(fs.existsSync(path.join(run, f))).toBe(true);
+      // A graph file that would leave a mark if it ran: caption must not need it.
+      const sample = path.join(__dirname, '..', 'web-demo', 'samples', 'star.png');
+      const captioned = cli('caption', run, sample, '--beam', '1', '--graph', path.join(dir, 'missing.ts'));
+      expect(captioned.stderr).toBe('');
+      expect(captioned.stdout).toMatch(/star\.png: [a-z ]*/);
+      // A step model for another vocabulary is an error, not a wrong caption.
+      fs.copyFileSync(path.join(run, 'encoder_model.onnx'), path.join(run, 'step_model.onnx'));
+      expect(cli('caption', run, sample).stderr).toMatch(/^error: .*the captioner's step model lacks inputs token, h, c, features/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -9,6 +9,7 @@ import { Caption, searchCaptions, StepModel } from '../generate/caption-search';
 import { TensorData } from '../ir/tensor';
 import { buildEntryPoint } from '../model/build';
 import type { ModelDefinition } from '../model/definition';
+import { readModelFile } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
 import { UserError } from '../util/user-error';
@@ -30,8 +31,12 @@ export class CaptionModel {
     readonly maxLength: number,
   ) {}
 
-  /** From a training run's folder (best.safetensors) and the model definition it was trained from. */
-  static async fromRun(dir: string, definition: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition): Promise<CaptionModel> {
+  /**
+   * From a training run's folder: its best checkpoint's vocabulary and preprocessing, and the generation graphs the
+   * run wrote (encoder_model.onnx, step_model.onnx: data, no code runs). A run without them (one trained through
+   * the library) is built from its model definition, which `definition` loads.
+   */
+  static async fromRun(dir: string, definition?: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition): Promise<CaptionModel> {
     const file = path.join(dir, 'best.safetensors');
     if (!fs.existsSync(file)) throw new UserError(`${dir} has no best.safetensors: give the folder a \`deepvision train\` run of a captioner wrote`);
     const checkpoint = loadCheckpoint(file);
@@ -47,16 +52,31 @@ export class CaptionModel {
     const normalization = checkpointNormalization(meta, file);
     if (normalization === undefined) throw new UserError(`${file} does not record its input normalization`);
     if (config.vocabularySize !== vocabulary.size) throw new UserError(`${file}: the model's vocabulary size (${String(config.vocabularySize)}) differs from its saved vocabulary's (${vocabulary.size})`);
-    const values = new Map<string, TensorData>();
-    for (const [name, t] of checkpoint.tensors) if (!name.startsWith('optimizer.')) values.set(name, TensorData.fromTyped('float32', [...t.dims], t.data as Float32Array));
-    const model = definition(file, meta);
-    const build = { variant: meta['deepvision.variant'], config, values };
+    const files = ['encoder_model.onnx', 'step_model.onnx'].map((f) => path.join(dir, f));
+    let graphs: Uint8Array[];
+    if (files.every((f) => fs.existsSync(f))) {
+      graphs = files.map((f) => encodeModel(readModelFile(f)));
+    } else {
+      if (definition === undefined) throw new UserError(`${dir} has no encoder_model.onnx and step_model.onnx (written by \`deepvision train\`)`);
+      const values = new Map<string, TensorData>();
+      for (const [name, t] of checkpoint.tensors) if (!name.startsWith('optimizer.')) values.set(name, TensorData.fromTyped('float32', [...t.dims], t.data as Float32Array));
+      const model = definition(file, meta);
+      const build = { variant: meta['deepvision.variant'], config, values };
+      graphs = ['encoder', 'step'].map((entry) => encodeModel(buildEntryPoint(model, entry, build)));
+    }
     const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' };
-    const encoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(model, 'encoder', build)), options);
-    const decoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(model, 'step', build)), options);
-    const size = Number(config.imageSize);
+    let sessions: ort.InferenceSession[];
+    try {
+      sessions = await Promise.all(graphs.map((bytes) => ort.InferenceSession.create(bytes, options)));
+    } catch (err) {
+      throw new UserError(`onnxruntime rejected the captioner in ${dir}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    for (const [session, inputs] of [[sessions[0]!, ['input']], [sessions[1]!, ['token', 'h', 'c', 'features']]] as const) {
+      const missing = inputs.filter((n) => !session.inputNames.includes(n));
+      if (missing.length > 0) throw new UserError(`${dir}: the captioner's ${session === sessions[0] ? 'encoder' : 'step'} model lacks inputs ${missing.join(', ')}`);
+    }
     // Captions the model was trained on had maxLength tokens fed (<start> and the words): that many words at most.
-    return new CaptionModel(vocabulary, encoder, decoder, { size, normalization }, Number(config.maxLength));
+    return new CaptionModel(vocabulary, sessions[0]!, sessions[1]!, { size: Number(config.imageSize), normalization }, Number(config.maxLength));
   }
 
   /** The best captions of one decoded image, best first (beam 1: greedy). */

@@ -3,6 +3,9 @@ import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
 import { loadData } from '../../data/registry';
+import { TensorData } from '../../ir/tensor';
+import { buildEntryPoint } from '../../model/build';
+import { writeModelFile } from '../../onnx/write';
 import { CaptionData, loadCaptionData } from '../../data/captions/load-captions';
 import type { OptimizerConfig } from '../../optim/config';
 import type { Schedule } from '../../optim/schedule';
@@ -276,7 +279,16 @@ export function trainCommand(): Command {
             variant: f.variant, config: checkpointConfig(best.metadata, result.bestCheckpoint), seed, optimizer,
             values, metadata: best.metadata,
           });
-          console.log(`Artifacts (best parameters): ${['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'].map((n) => path.join(outDir, n)).join(', ')}`);
+          const written = ['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'];
+          if (captions !== undefined) {
+            // A captioner's generation graphs, with the best parameters: what `caption` and the page run (no graph file needed).
+            const trained = new Map<string, TensorData>();
+            for (const [name, t] of best.tensors) if (!name.startsWith('optimizer.')) trained.set(name, TensorData.fromTyped('float32', [...t.dims], t.data as Float32Array));
+            const build = { variant: f.variant, config: checkpointConfig(best.metadata, result.bestCheckpoint), values: trained };
+            for (const entry of ['encoder', 'step']) writeModelFile(buildEntryPoint(definition, entry, build), path.join(outDir, `${entry}_model.onnx`));
+            written.push('encoder_model.onnx', 'step_model.onnx');
+          }
+          console.log(`Artifacts (best parameters): ${written.map((n) => path.join(outDir, n)).join(', ')}`);
         }
         // summary.json marks a finished run (sweep skips it) and feeds tables and plots.
         const last = result.history[result.history.length - 1];
