@@ -14,6 +14,7 @@ import type { ModelDefinition } from '../src/model/definition';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { Rng } from '../src/util/rng';
+import { medianRunMs } from './session-timing';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -22,18 +23,6 @@ const flag = (name: string, fallback: number) => {
 };
 const runs = flag('--runs', 10);
 const threads = flag('--threads', os.cpus().length);
-
-async function median(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<number> {
-  for (let i = 0; i < 3; i++) await session.run(feeds);
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await session.run(feeds);
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
 
 async function measure(label: string, definition: ModelDefinition, config: Record<string, number>, batch: number) {
   const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: (process.env.ORT_LEVEL ?? 'extended') as 'extended' };
@@ -50,8 +39,8 @@ async function measure(label: string, definition: ModelDefinition, config: Recor
   void _labels;
   const fwd = await ort.InferenceSession.create(encodeModel(forward.model), options);
   const step = await ort.InferenceSession.create(encodeModel(training.model), options);
-  const forwardMs = await median(fwd, forwardFeeds);
-  const stepMs = await median(step, feeds);
+  const forwardMs = await medianRunMs(fwd, forwardFeeds, runs);
+  const stepMs = await medianRunMs(step, feeds, runs);
   await fwd.release();
   await step.release();
   return { model: label, batch, forwardMs, forwardBackwardMs: stepMs, ratio: stepMs / forwardMs, imagesPerSecond: (batch * 1000) / stepMs };

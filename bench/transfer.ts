@@ -15,6 +15,7 @@ import { buildModel } from '../src/model/build';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { Rng } from '../src/util/rng';
+import { medianRunMs } from './session-timing';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -26,18 +27,6 @@ const batch = flag('--batch', 8);
 const size = flag('--size', 224);
 const shared = process.env.DEEPVISION_SHARED ?? path.resolve(__dirname, '..', '..', 'shared');
 const backbone = path.join(shared, 'models', 'mobilenetv2-7-fp32.onnx');
-
-async function median(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<number> {
-  for (let i = 0; i < 2; i++) await session.run(feeds);
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await session.run(feeds);
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
 
 async function main(): Promise<void> {
   if (!fs.existsSync(backbone)) {
@@ -52,7 +41,7 @@ async function main(): Promise<void> {
   // Frozen: the backbone in eval mode with its weights as constants, as the feature cache runs it.
   const frozen = buildModel(transfer, { config });
   const features = await ort.InferenceSession.create((await modelForCpu(frozen.model)).bytes, options);
-  const featureMs = await median(features, { input });
+  const featureMs = await medianRunMs(features, { input }, runs, 2);
 
   // Fine-tuning: every backbone parameter trains.
   const tuned = { ...config, trainable: 'all' };
@@ -63,9 +52,9 @@ async function main(): Promise<void> {
   const forwardSession = await ort.InferenceSession.create((await modelForCpu(forward.model)).bytes, options);
   const { labels: _labels, ...forwardFeeds } = feeds;
   void _labels;
-  const forwardMs = await median(forwardSession, forwardFeeds);
+  const forwardMs = await medianRunMs(forwardSession, forwardFeeds, runs, 2);
   const trainingSession = await ort.InferenceSession.create((await modelForCpu(training.model)).bytes, options);
-  const trainingMs = await median(trainingSession, feeds);
+  const trainingMs = await medianRunMs(trainingSession, feeds, runs, 2);
   const result = {
     model: 'mobilenetv2-7-fp32 + linear head', batch, size, threads: os.availableParallelism(),
     featureImagesPerSecond: (batch * 1000) / featureMs, fineTuneForwardMs: forwardMs, fineTuneForwardBackwardMs: trainingMs, backwardRatio: trainingMs / forwardMs,

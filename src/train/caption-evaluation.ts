@@ -1,13 +1,14 @@
 import * as ort from 'onnxruntime-node';
 import type { CaptionSplit, EncodedCaptions } from '../data/captions/load-captions';
 import { END, START, Vocabulary } from '../data/captions/vocabulary';
-import { fillBatch, Normalization } from '../data/dataset';
+import type { Normalization } from '../data/dataset';
 import { greedyCaptions, StepModel } from '../generate/caption-search';
 import { TensorData } from '../ir/tensor';
 import { corpusBleu } from '../metrics/bleu';
 import { buildEntryPoint } from '../model/build';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { encodeModel } from '../onnx/write';
+import { CachedFeatures, InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 
 /**
@@ -53,8 +54,8 @@ export interface CaptionEvaluationOptions {
   normalization: Normalization;
   /** Images captioned for BLEU (the first ones of the split; default 500). */
   bleuImages?: number;
-  /** The split's images as a frozen backbone's cached features [images x perImage], fed as `features`. */
-  features?: { values: Float32Array; perImage: number[] };
+  /** The split's images as a frozen backbone's cached features, fed as `features`. */
+  features?: CachedFeatures;
 }
 
 /** Loss and token accuracy of the current parameters on a caption split, and BLEU of greedy captions. */
@@ -66,10 +67,7 @@ export async function evaluateCaptions(
   const t = rows.length - 1;
   const v = o.vocabulary.size;
   const batchSize = 128;
-  const itemDims = o.features ? o.features.perImage : [images.channels, images.height, images.width];
-  const image = itemDims.reduce((a, b) => a * b, 1);
-  const input = new Float32Array(batchSize * image);
-  const labels = new BigInt64Array(batchSize);
+  const batch = new InputBatch(images, o.normalization, batchSize, o.features);
   const loss = new Average();
   let top1 = 0;
   let top5 = 0;
@@ -77,11 +75,8 @@ export async function evaluateCaptions(
   for (let start = 0; start < rows.count; start += batchSize) {
     const n = Math.min(batchSize, rows.count - start);
     const indices = Array.from({ length: n }, (_, i) => start + i);
-    const imageIndices = indices.map((r) => rows.image[r]!);
-    if (o.features) imageIndices.forEach((k, i) => input.set(o.features!.values.subarray(k * image, (k + 1) * image), i * image));
-    else fillBatch(images, imageIndices, o.normalization, input, labels);
     const text = captionFeeds(rows, indices);
-    const feeds: Record<string, ort.Tensor> = { [o.features ? 'features' : 'input']: new ort.Tensor('float32', input.subarray(0, n * image), [n, ...itemDims]), ...text };
+    const feeds: Record<string, ort.Tensor> = { [batch.name]: batch.fill(indices.map((r) => rows.image[r]!)), ...text };
     for (const name of parameterNames) feeds[name] = tensors.get(name)!;
     const out = await session.run(feeds);
     const mask = text.mask.data as Float32Array;
@@ -113,15 +108,12 @@ async function greedyBleu(tensors: Map<string, ort.Tensor>, split: CaptionSplit,
   const step = await ort.InferenceSession.create(encodeModel(buildEntryPoint(o.definition, 'step', build)));
   try {
     const hypotheses: string[][] = [];
-    const batch = 64;
-    const images = split.images;
-    const image = images.channels * images.height * images.width;
-    const input = new Float32Array(batch * image);
-    const labels = new BigInt64Array(batch);
-    for (let start = 0; start < count; start += batch) {
-      const n = Math.min(batch, count - start);
-      fillBatch(images, Array.from({ length: n }, (_, i) => start + i), o.normalization, input, labels);
-      const initial = await encoder.run({ input: new ort.Tensor('float32', input.subarray(0, n * image), [n, images.channels, images.height, images.width]) });
+    const batchSize = 64;
+    // The encoder reads the images themselves (its backbone included).
+    const batch = new InputBatch(split.images, o.normalization, batchSize);
+    for (let start = 0; start < count; start += batchSize) {
+      const n = Math.min(batchSize, count - start);
+      const initial = await encoder.run({ input: batch.fill(Array.from({ length: n }, (_, i) => start + i)) });
       const decoder: StepModel<Record<string, ort.Tensor>> = {
         vocabularySize: o.vocabulary.size,
         async step(tokens, state) {

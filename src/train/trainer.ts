@@ -9,6 +9,7 @@ import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
 import type { CaptionData } from '../data/captions/load-captions';
 import { captionFeeds, evaluateCaptions } from './caption-evaluation';
+import { CachedFeatures, InputBatch } from './input-batch';
 import { computeFeatures, featureBatches, featureModel, findFrozenSplit, withFeaturesInput } from './frozen-features';
 import type { Model } from '../ir/model';
 import { encodeModel } from '../onnx/write';
@@ -389,26 +390,19 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 /** Loss, top-1 and top-5 accuracy of the current parameters on a data set (eval mode). */
 export async function evaluate(
   session: ort.InferenceSession, parameterNames: string[], tensors: Map<string, ort.Tensor>, data: ImageDataset, normalization: Normalization, classes: number,
-  features?: { values: Float32Array; perImage: number[] },
+  features?: CachedFeatures,
 ): Promise<{ loss: number; top1: number; top5: number; confusion: number[][] }> {
   const batchSize = 256;
-  const itemDims = features ? features.perImage : [data.channels, data.height, data.width];
-  const image = itemDims.reduce((a, b) => a * b, 1);
-  const input = new Float32Array(batchSize * image);
-  const labels = new BigInt64Array(batchSize);
+  const batch = new InputBatch(data, normalization, batchSize, features);
+  const labels = batch.labels;
   const loss = new Average();
   let top1 = 0;
   let top5 = 0;
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (let start = 0; start < data.count; start += batchSize) {
     const n = Math.min(batchSize, data.count - start);
-    const indices = Array.from({ length: n }, (_, i) => start + i);
-    if (features) {
-      input.set(features.values.subarray(start * image, (start + n) * image));
-      for (let i = 0; i < n; i++) labels[i] = BigInt(data.labels[start + i]!);
-    } else fillBatch(data, indices, normalization, input, labels);
     const feeds: Record<string, ort.Tensor> = {
-      [features ? 'features' : 'input']: new ort.Tensor('float32', input.subarray(0, n * image), [n, ...itemDims]),
+      [batch.name]: batch.fill(Array.from({ length: n }, (_, i) => start + i)),
       labels: new ort.Tensor('int64', labels.subarray(0, n), [n]),
     };
     for (const name of parameterNames) feeds[name] = tensors.get(name)!;
