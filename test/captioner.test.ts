@@ -98,7 +98,7 @@ describe('captioner', () => {
       const data = await loadCaptionData('shapes', { imageSize: 16, trainSize: 384, valSize: 64, minCount: 1, maxLength: 14, seed: 0, cacheDir: path.join(dir, 'cache') });
       const result = await train({
         definition: captioner, config: { embedding: 16, hidden: 32 }, train: data.train.images, val: data.val.images, captions: data, epochs: 3, batchSize: 32,
-        optimizer: { kind: 'adam' }, learningRate: 0.01, outDir: path.join(dir, 'run'), threads: 1, seed: 1, bleuImages: 64,
+        optimizer: { kind: 'adam' }, learningRate: 0.01, outDir: path.join(dir, 'run'), threads: 1, seed: 1, bleuImages: 64, data: { source: 'shapes' },
       });
       const [first, last] = [result.history[0]!, result.history[2]!];
       expect(last.valLoss).toBeLessThan(first.valLoss);
@@ -120,8 +120,11 @@ describe('captioner', () => {
       expect(printed.caption).toBe(printed.candidates[0]!.caption);
       for (const word of printed.caption.split(' ').filter(Boolean)) expect(data.vocabulary.tokens).toContain(word);
       expect(cli('caption', dir, sample).stderr).toMatch(/^error: .* has no best\.safetensors/);
-      // Commands that handle classifiers only say so.
-      expect(cli('eval', result.bestCheckpoint).stderr).toMatch(/^error: .* is a captioner: `deepvision eval` reports classifiers only so far/);
+      // eval captions validation images and scores them; export says it handles classifiers only so far.
+      const evaluated = cli('eval', result.bestCheckpoint, '--val-size', '16', '--beam', '2');
+      expect(evaluated.stderr).toBe('');
+      expect(evaluated.stdout).toMatch(/^captioner on shapes val \(16 images, beam 2\): BLEU-1 [\d.]+, BLEU-2 [\d.]+, BLEU-3 [\d.]+, BLEU-4 [\d.]+, CIDEr-D [\d.]+$/m);
+      expect(cli('eval', result.bestCheckpoint, '--split', 'test').stderr).toMatch(/^error: shapes has no test split of its own: use --split val$/m);
       // (The library's train writes no artifacts: stand-ins for the files export looks for first.)
       fs.copyFileSync(result.bestCheckpoint, path.join(dir, 'run', 'checkpoint.safetensors'));
       for (const f of ['inference_model.onnx', 'eval_model.onnx']) fs.writeFileSync(path.join(dir, 'run', f), '');

@@ -39,6 +39,18 @@ export class CaptionModel {
   static async fromRun(dir: string, definition?: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition): Promise<CaptionModel> {
     const file = path.join(dir, 'best.safetensors');
     if (!fs.existsSync(file)) throw new UserError(`${dir} has no best.safetensors: give the folder a \`deepvision train\` run of a captioner wrote`);
+    const files = ['encoder_model.onnx', 'step_model.onnx'].map((f) => path.join(dir, f));
+    return CaptionModel.fromCheckpoint(file, files.every((f) => fs.existsSync(f)) ? files : undefined, definition);
+  }
+
+  /**
+   * From a captioner's checkpoint, with its generation graphs read from `graphFiles` (encoder, step) or, without
+   * them, built from the model definition with the checkpoint's parameters.
+   */
+  static async fromCheckpoint(
+    file: string, graphFiles: string[] | undefined, definition?: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition,
+  ): Promise<CaptionModel> {
+    const dir = path.dirname(file);
     const checkpoint = loadCheckpoint(file);
     const meta = checkpoint.metadata;
     if (meta['deepvision.task'] !== 'captioning') throw new UserError(`${file} is not a captioner's checkpoint (for classifiers: deepvision predict)`);
@@ -52,10 +64,9 @@ export class CaptionModel {
     const normalization = checkpointNormalization(meta, file);
     if (normalization === undefined) throw new UserError(`${file} does not record its input normalization`);
     if (config.vocabularySize !== vocabulary.size) throw new UserError(`${file}: the model's vocabulary size (${String(config.vocabularySize)}) differs from its saved vocabulary's (${vocabulary.size})`);
-    const files = ['encoder_model.onnx', 'step_model.onnx'].map((f) => path.join(dir, f));
     let graphs: Uint8Array[];
-    if (files.every((f) => fs.existsSync(f))) {
-      graphs = files.map((f) => encodeModel(readModelFile(f)));
+    if (graphFiles !== undefined) {
+      graphs = graphFiles.map((f) => encodeModel(readModelFile(f)));
     } else {
       if (definition === undefined) throw new UserError(`${dir} has no encoder_model.onnx and step_model.onnx (written by \`deepvision train\`)`);
       const values = new Map<string, TensorData>();

@@ -1,32 +1,38 @@
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadData } from '../../data/registry';
 import { buildEvalGraph } from '../../model/training-graph';
 import { encodeModel } from '../../onnx/write';
 import { checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../train/checkpoint';
 import { evaluate } from '../../train/trainer';
 import { isUserFacing, UserError } from '../errors';
+import { evaluateCaptionerCheckpoint } from '../caption-eval';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
 import { nonNegativeInteger, openFraction, positiveInteger } from '../numeric-options';
 
 export function evalCommand(): Command {
   return new Command('eval')
     .summary('evaluate a checkpoint on a data set')
-    .description('Rebuilds the model a checkpoint was trained from and reports loss, top-1 and top-5 accuracy on the validation split of a data set. The config, variant and data come from the checkpoint; the graph file is the bundled one of its model name, or the one given with --graph: a checkpoint is data and never makes deepvision run a file it names.')
+    .description('Rebuilds the model a checkpoint was trained from and reports loss, top-1 and top-5 accuracy on the validation split of a data set (captioners: corpus BLEU-1..4 and CIDEr-D of beam-search captions against all references). The config, variant and data come from the checkpoint; the graph file is the bundled one of its model name, or the one given with --graph: a checkpoint is data and never makes deepvision run a file it names.')
     .argument('<checkpoint>', 'a best.safetensors or last.safetensors written by `deepvision train`')
     .option('--graph <file>', 'the graph file the checkpoint was trained from (default: the bundled graphs/<model>.ts); graph files are code: pass only files you trust')
     .option('--data <name>', 'data set (default: the one the checkpoint was trained on)')
     .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)', positiveInteger)
     .option('--val-fraction <f>', 'folders: the held-out fraction the model was trained with (same seed gives the same split)', openFraction)
     .option('--seed <n>', 'data seed (default: the training seed)', nonNegativeInteger)
-    .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number }) => {
+    .addOption(new Option('--split <name>', 'captioners: the split to caption (test: the data set\'s own test split, Flickr8k\'s 1,000 images)').choices(['val', 'test']).default('val'))
+    .option('--beam <k>', 'captioners: beam width (1: greedy)', positiveInteger, 3)
+    .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number; split: 'val' | 'test'; beam: number }) => {
       const checkpoint = loadCheckpoint(file);
       const meta = checkpoint.metadata;
-      if (meta['deepvision.task'] === 'captioning') {
-        throw new UserError(`${file} is a captioner: \`deepvision eval\` reports classifiers only so far; its run's metrics.jsonl has the validation loss, next-word accuracy and BLEU of every epoch`);
-      }
       const definition = loadGraphFile(graphFileForCheckpoint(file, meta, f.graph));
+      if (meta['deepvision.task'] === 'captioning') {
+        console.log(await evaluateCaptionerCheckpoint(file, meta, definition, {
+          data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction,
+        }));
+        return;
+      }
       const config = checkpointConfig(meta, file);
       const seed = f.seed ?? recordedNumber(meta, file, 'deepvision.seed', (n) => Number.isSafeInteger(n) && n >= 0) ?? 0;
       const valFraction = f.valFraction ?? recordedNumber(meta, file, 'deepvision.val_fraction', (n) => n > 0 && n < 1);
