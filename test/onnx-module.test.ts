@@ -14,6 +14,7 @@ import { GraphBuilder } from '../src/dsl/builder';
 import { TensorData } from '../src/ir/tensor';
 import { findCutPoints } from '../src/import/cut-points';
 import { buildModel } from '../src/model/build';
+import { formatSummary } from '../src/model/summary';
 import { readModelFile } from '../src/onnx/read';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
@@ -182,6 +183,8 @@ describe('nn.OnnxModule', () => {
     expect(module.notes[0]).toMatch(/int8 QDQ model: 1 quantized weights dequantized to float32, 1 activation quantize\/dequantize pairs removed/);
     const built = buildModel(withHead(file, { head: 0, imageSize: 5 }));
     expect(built.model.graph.nodes.map((n) => n.opType)).not.toContain('QuantizeLinear');
+    // The model summary says what the import changed.
+    expect(formatSummary(built)).toMatch(/^Note: backbone: int8 QDQ model: 1 quantized weights dequantized to float32/m);
     // Equal to the quantized model up to the input's quantization step (0.05 * |weights|).
     const input = Float32Array.from(image(1, 5), (v) => Math.round(v / 0.05) * 0.05);
     expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 5, 5]), await runFile(fs.readFileSync(file), input, [1, 3, 5, 5]))).toBeLessThan(1e-4);

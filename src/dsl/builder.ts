@@ -66,6 +66,8 @@ export class GraphBuilder {
   readonly moduleCalls: ModuleCall[] = [];
   /** New values of state tensors (batch-norm running statistics) computed by a training graph. */
   readonly stateUpdates = new Map<string, Tensor>();
+  /** What modules changed while building, for the summary (an imported model's quantization removed, say). */
+  readonly notes = new Set<string>();
 
   constructor(name: string, mode: BuildMode = 'eval') {
     this.graph = new Graph(name);

@@ -104,6 +104,7 @@ export class OnnxModule extends Module {
     if (declared !== undefined && (declared.length !== x.shape.length || (typeof declared[1] === 'number' && typeof x.shape[1] === 'number' && declared[1] !== x.shape[1]))) {
       throw new ImportError(`${this.imported.source} takes input [${declared.join(', ')}], got [${x.shape.join(', ')}]`);
     }
+    for (const note of this.imported.notes) b.notes.add(`${this.path || this.imported.source}: ${note}`);
     const values = emitImportedGraph(b, this.imported, x, (name) => {
       const p = this.byInitializer.get(name);
       return p !== undefined ? asTensor(p, b) : undefined;

@@ -38,6 +38,8 @@ export interface BuiltModel {
   mode: BuildMode;
   seed: number;
   summary: ModuleCall[];
+  /** What modules changed while building (an imported model's quantization removed, say). */
+  notes: string[];
   parameters: ParameterInfo[];
   /** Initial values of parameters and buffers by name. */
   values: Map<string, TensorData>;
@@ -144,7 +146,7 @@ export function buildModel(definition: ModelDefinition, options: BuildOptions = 
   const model = builder.toModel({ docString: definition.description ?? '', metadata: modelMetadata(definition, trace, options) });
   return {
     model, definition, config: trace.config, variant: options.variant, mode: trace.mode, seed: trace.seed,
-    summary: builder.moduleCalls, parameters: trace.parameters, values: trace.values, stateOutputs,
+    summary: builder.moduleCalls, notes: [...builder.notes], parameters: trace.parameters, values: trace.values, stateOutputs,
   };
 }
 

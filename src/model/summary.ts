@@ -40,5 +40,6 @@ export function formatSummary(built: BuiltModel): string {
     `Buffers (running statistics): ${fmt(buffers)}`,
     `Params + buffers size (MB): ${mb.toFixed(2)}`,
     rule,
+    ...built.notes.map((n) => `Note: ${n}`),
   ].join('\n');
 }
