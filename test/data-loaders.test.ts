@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadImageSet, openSource } from '../src/data/load-image-set';
 import { loadData } from '../src/data/registry';
+import { CIFAR10_CLASSES } from '../src/data/sources/cifar-binary';
 import { dataTest, fixture, sharedDir, sharedFile } from './support/shared';
 
 let tmp: string;
@@ -153,11 +154,21 @@ describe('standard layouts', () => {
 });
 
 describe('real data sets', () => {
-  test('CIFAR-10 binary records equal the lossless PNGs they came from (20 real records, test/fixtures)', async () => {
+  test('CIFAR-10 binary records equal the lossless PNGs they are made of (20 real images, test/fixtures)', async () => {
     const root = path.join(tmp, 'cifar-first20');
     fs.mkdirSync(root);
-    fs.copyFileSync(fixture('cifar10-first20/data_batch_1_first20.bin'), path.join(root, 'data_batch_1.bin'));
-    fs.copyFileSync(fixture('cifar10-first20/data_batch_1_first20.bin'), path.join(root, 'test_batch.bin'));
+    // The official record layout, written here from the first 20 training PNGs: a label byte, then the red, green
+    // and blue planes of 32x32 bytes.
+    const rows = fs.readFileSync(fixture('cifar10-first20/trainLabels.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
+    const records = await Promise.all(rows.map(async ([file, className]) => {
+      const { data } = await sharp(fixture(`cifar10-first20/train/${file}`)).raw().toBuffer({ resolveWithObject: true });
+      const record = Buffer.alloc(3073);
+      record[0] = CIFAR10_CLASSES.indexOf(className!);
+      for (let p = 0; p < 1024; p++) for (let c = 0; c < 3; c++) record[1 + c * 1024 + p] = data[p * 3 + c]!;
+      return record;
+    }));
+    fs.writeFileSync(path.join(root, 'data_batch_1.bin'), Buffer.concat(records));
+    fs.writeFileSync(path.join(root, 'test_batch.bin'), Buffer.concat(records.slice(0, 2)));
     const { train } = await loadImageSet(root, { imageSize: 32, cacheDir });
     expect(train.count).toBe(20);
     const csv = fs.readFileSync(fixture('cifar10-first20/trainLabels.csv'), 'utf8').trim().split('\n');
