@@ -57,6 +57,8 @@ async function runFile(model: string | Uint8Array, input: Float32Array, dims: nu
   return out[output ?? session.outputNames[0]!]!.data as Float32Array;
 }
 
+/** An ONNX float tensor type; string dims are symbolic. */
+const f32 = (dims: (number | string)[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } });
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 const image = (n: number, size: number) => Float32Array.from({ length: n * 3 * size * size }, () => rng.normal());
 
@@ -108,7 +110,6 @@ describe('nn.OnnxModule', () => {
   test('an opset-8 model (Clip and Pad bounds as attributes, BatchNormalization spatial, Dropout ratio) imports to opset-17 forms', async () => {
     const file = path.join(tmp, 'old.onnx');
     const t = (name: string, dims: number[], data: TensorData) => ({ name, dims, dataType: 1, rawData: data.bytes });
-    const f32 = (dims: number[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (d < 0 ? { dimParam: 'N' } : { dimValue: d })) } });
     fs.writeFileSync(file, onnx.ModelProto.encode({
       irVersion: 4,
       opsetImport: [{ domain: '', version: 8 }],
@@ -123,8 +124,8 @@ describe('nn.OnnxModule', () => {
           { name: 'flat', opType: 'Flatten', input: ['d'], output: ['y'] },
         ],
         initializer: [t('w', [2, 3, 3, 3], randn([2, 3, 3, 3])), t('s', [2], randn([2])), t('b', [2], randn([2])), t('m', [2], randn([2])), t('v', [2], TensorData.float32([2], [0.5, 2]))],
-        input: [{ name: 'x', type: { tensorType: f32([-1, 3, 4, 4]) } }],
-        output: [{ name: 'y', type: { tensorType: f32([-1, 32]) } }],
+        input: [{ name: 'x', type: { tensorType: f32(['N', 3, 4, 4]) } }],
+        output: [{ name: 'y', type: { tensorType: f32(['N', 32]) } }],
       },
     }).finish());
     const built = buildModel(withHead(file, { head: 0, imageSize: 4 }));
@@ -137,7 +138,6 @@ describe('nn.OnnxModule', () => {
 
   test('an opset-9 Slice (starts, ends, axes as attributes) imports with them as inputs', async () => {
     const file = path.join(tmp, 'slice9.onnx');
-    const f32 = (dims: (number | string)[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } });
     fs.writeFileSync(file, onnx.ModelProto.encode({
       irVersion: 4,
       opsetImport: [{ domain: '', version: 9 }],
@@ -157,7 +157,6 @@ describe('nn.OnnxModule', () => {
 
   test('an int8 QDQ model imports as float: constant weights dequantized, activation quantize/dequantize pairs removed', async () => {
     const file = path.join(tmp, 'qdq.onnx');
-    const f32 = (dims: (number | string)[]) => ({ elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } });
     const weights = Int8Array.from({ length: 2 * 3 * 3 * 3 }, (_, i) => ((i * 37) % 255) - 127);
     fs.writeFileSync(file, onnx.ModelProto.encode({
       irVersion: 7,

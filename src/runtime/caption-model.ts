@@ -15,7 +15,7 @@ import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../tr
 import { UserError } from '../util/user-error';
 
 /** The decoder state of a captioner's step model, one row per beam. */
-type StepState = Record<'h' | 'c' | 'features', ort.Tensor>;
+export type StepState = Record<'h' | 'c' | 'features', ort.Tensor>;
 
 /**
  * A trained captioner ready to caption images: its encoder and decoder-step graphs built from a training run's best
@@ -95,15 +95,7 @@ export class CaptionModel {
     const { size, normalization } = this.input;
     const input = preprocessImage(image, { resizeShorterSide: size, mean: normalization.mean, std: normalization.std }, 3, size, size);
     const start = await this.encoder.run({ input: new ort.Tensor('float32', input, [1, 3, size, size]) });
-    const decoder = this.decoder;
-    const step: StepModel<StepState> = {
-      vocabularySize: this.vocabulary.size,
-      async step(tokens, state) {
-        const out = await decoder.run({ token: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [tokens.length]), ...state });
-        return { logProbs: out.log_probs!.data as Float32Array, state: { h: out.h_next!, c: out.c_next!, features: state.features } };
-      },
-      select: (state, rows) => ({ h: gatherRows(state.h, rows, 1), c: gatherRows(state.c, rows, 1), features: gatherRows(state.features, rows, 0) }),
-    };
+    const step = decoderSteps(this.decoder, this.vocabulary.size);
     const found = await searchCaptions(step, { h: start.h!, c: start.c!, features: start.features! }, {
       startId: START, endId: END, maxLength: this.maxLength - 1, beam: o.beam ?? 1, lengthPenalty: o.lengthPenalty,
     });
@@ -113,6 +105,21 @@ export class CaptionModel {
   async release(): Promise<void> {
     await Promise.all([this.encoder.release(), this.decoder.release()]);
   }
+}
+
+/**
+ * A captioner's step model (inputs token, h, c, features; outputs log_probs, h_next, c_next) as the search's step
+ * function: rows are beams, reordered by gathering the state's rows.
+ */
+export function decoderSteps(session: ort.InferenceSession, vocabularySize: number): StepModel<StepState> {
+  return {
+    vocabularySize,
+    async step(tokens, state) {
+      const out = await session.run({ token: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [tokens.length]), ...state });
+      return { logProbs: out.log_probs!.data as Float32Array, state: { h: out.h_next!, c: out.c_next!, features: state.features } };
+    },
+    select: (state, rows) => ({ h: gatherRows(state.h, rows, 1), c: gatherRows(state.c, rows, 1), features: gatherRows(state.features, rows, 0) }),
+  };
 }
 
 /** The rows `rows` of a float tensor along `axis` (0: [rows, ...]; 1: [layers, rows, ...]). */

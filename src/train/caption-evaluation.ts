@@ -2,7 +2,8 @@ import * as ort from 'onnxruntime-node';
 import type { CaptionSplit, EncodedCaptions } from '../data/captions/load-captions';
 import { END, START, Vocabulary } from '../data/captions/vocabulary';
 import type { Normalization } from '../data/dataset';
-import { greedyCaptions, StepModel } from '../generate/caption-search';
+import { greedyCaptions } from '../generate/caption-search';
+import { decoderSteps } from '../runtime/caption-model';
 import { TensorData } from '../ir/tensor';
 import { corpusBleu } from '../metrics/bleu';
 import { buildEntryPoint } from '../model/build';
@@ -114,16 +115,7 @@ async function greedyBleu(tensors: Map<string, ort.Tensor>, split: CaptionSplit,
     for (let start = 0; start < count; start += batchSize) {
       const n = Math.min(batchSize, count - start);
       const initial = await encoder.run({ input: batch.fill(Array.from({ length: n }, (_, i) => start + i)) });
-      const decoder: StepModel<Record<string, ort.Tensor>> = {
-        vocabularySize: o.vocabulary.size,
-        async step(tokens, state) {
-          const out = await step.run({ token: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [tokens.length]), h: state.h!, c: state.c!, features: state.features! });
-          return { logProbs: out.log_probs!.data as Float32Array, state: { h: out.h_next!, c: out.c_next!, features: state.features! } };
-        },
-        select: () => {
-          throw new Error('greedy decoding reorders no rows');
-        },
-      };
+      const decoder = decoderSteps(step, o.vocabulary.size);
       const ids = await greedyCaptions(decoder, { h: initial.h!, c: initial.c!, features: initial.features! }, n, { startId: START, endId: END, maxLength: split.encoded.length - 2 });
       for (const row of ids) hypotheses.push(o.vocabulary.decodeTokens(row));
     }
