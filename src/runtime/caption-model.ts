@@ -5,7 +5,8 @@ import * as ort from 'onnxruntime-node';
 import { Vocabulary, END, START } from '../data/captions/vocabulary';
 import type { Normalization } from '../data/dataset';
 import { Pixels, preprocessImage } from '../export/image-preprocessing';
-import { Caption, searchCaptions, StepModel } from '../generate/caption-search';
+import { Caption, searchCaptions } from '../generate/caption-search';
+import { DecoderState, decoderSteps, stepModelProblem } from '../generate/decoder-steps';
 import { TensorData } from '../ir/tensor';
 import { buildEntryPoint } from '../model/build';
 import type { ModelDefinition } from '../model/definition';
@@ -13,9 +14,6 @@ import { readModelFile } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
 import { UserError } from '../util/user-error';
-
-/** The decoder state of a captioner's step model, one row per beam. */
-export type StepState = Record<'h' | 'c' | 'features', ort.Tensor>;
 
 /**
  * A trained captioner ready to caption images: its encoder and decoder-step graphs built from a training run's best
@@ -82,10 +80,9 @@ export class CaptionModel {
     } catch (err) {
       throw new UserError(`onnxruntime rejected the captioner in ${dir}: ${(err as Error).message.split('\n')[0]}`);
     }
-    for (const [session, inputs] of [[sessions[0]!, ['input']], [sessions[1]!, ['token', 'h', 'c', 'features']]] as const) {
-      const missing = inputs.filter((n) => !session.inputNames.includes(n));
-      if (missing.length > 0) throw new UserError(`${dir}: the captioner's ${session === sessions[0] ? 'encoder' : 'step'} model lacks inputs ${missing.join(', ')}`);
-    }
+    if (!sessions[0]!.inputNames.includes('input')) throw new UserError(`${dir}: the captioner's encoder model has no input \`input\``);
+    const problem = stepModelProblem(sessions[1]!, sessions[0]!.outputNames);
+    if (problem !== undefined) throw new UserError(`${dir}: ${problem}`);
     // Captions the model was trained on had maxLength tokens fed (<start> and the words): that many words at most.
     return new CaptionModel(vocabulary, sessions[0]!, sessions[1]!, { size: Number(config.imageSize), normalization }, Number(config.maxLength));
   }
@@ -95,8 +92,8 @@ export class CaptionModel {
     const { size, normalization } = this.input;
     const input = preprocessImage(image, { resizeShorterSide: size, mean: normalization.mean, std: normalization.std }, 3, size, size);
     const start = await this.encoder.run({ input: new ort.Tensor('float32', input, [1, 3, size, size]) });
-    const step = decoderSteps(this.decoder, this.vocabulary.size);
-    const found = await searchCaptions(step, { h: start.h!, c: start.c!, features: start.features! }, {
+    const step = decoderSteps(this.decoder, this.vocabulary.size, ort.Tensor);
+    const found = await searchCaptions<DecoderState>(step, start, {
       startId: START, endId: END, maxLength: this.maxLength - 1, beam: o.beam ?? 1, lengthPenalty: o.lengthPenalty,
     });
     return found.map((c) => ({ ...c, text: this.vocabulary.decode(c.tokens) }));
@@ -105,34 +102,4 @@ export class CaptionModel {
   async release(): Promise<void> {
     await Promise.all([this.encoder.release(), this.decoder.release()]);
   }
-}
-
-/**
- * A captioner's step model (inputs token, h, c, features; outputs log_probs, h_next, c_next) as the search's step
- * function: rows are beams, reordered by gathering the state's rows.
- */
-export function decoderSteps(session: ort.InferenceSession, vocabularySize: number): StepModel<StepState> {
-  return {
-    vocabularySize,
-    async step(tokens, state) {
-      const out = await session.run({ token: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [tokens.length]), ...state });
-      return { logProbs: out.log_probs!.data as Float32Array, state: { h: out.h_next!, c: out.c_next!, features: state.features } };
-    },
-    select: (state, rows) => ({ h: gatherRows(state.h, rows, 1), c: gatherRows(state.c, rows, 1), features: gatherRows(state.features, rows, 0) }),
-  };
-}
-
-/** The rows `rows` of a float tensor along `axis` (0: [rows, ...]; 1: [layers, rows, ...]). */
-function gatherRows(t: ort.Tensor, rows: readonly number[], axis: 0 | 1): ort.Tensor {
-  const dims = [...t.dims];
-  const data = t.data as Float32Array;
-  const outer = axis === 0 ? 1 : dims[0]!;
-  const count = dims[axis]!;
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(outer * rows.length * inner);
-  for (let o = 0; o < outer; o++) {
-    rows.forEach((r, i) => out.set(data.subarray((o * count + r) * inner, (o * count + r + 1) * inner), (o * rows.length + i) * inner));
-  }
-  dims[axis] = rows.length;
-  return new ort.Tensor('float32', out, dims);
 }

@@ -3,7 +3,7 @@ import type { CaptionSplit, EncodedCaptions } from '../data/captions/load-captio
 import { END, START, Vocabulary } from '../data/captions/vocabulary';
 import type { Normalization } from '../data/dataset';
 import { greedyCaptions } from '../generate/caption-search';
-import { decoderSteps } from '../runtime/caption-model';
+import { decoderSteps } from '../generate/decoder-steps';
 import { TensorData } from '../ir/tensor';
 import { corpusBleu } from '../metrics/bleu';
 import { buildEntryPoint } from '../model/build';
@@ -115,8 +115,8 @@ async function greedyBleu(tensors: Map<string, ort.Tensor>, split: CaptionSplit,
     for (let start = 0; start < count; start += batchSize) {
       const n = Math.min(batchSize, count - start);
       const initial = await encoder.run({ input: batch.fill(Array.from({ length: n }, (_, i) => start + i)) });
-      const decoder = decoderSteps(step, o.vocabulary.size);
-      const ids = await greedyCaptions(decoder, { h: initial.h!, c: initial.c!, features: initial.features! }, n, { startId: START, endId: END, maxLength: split.encoded.length - 2 });
+      const decoder = decoderSteps(step, o.vocabulary.size, ort.Tensor);
+      const ids = await greedyCaptions(decoder, initial, n, { startId: START, endId: END, maxLength: split.encoded.length - 2 });
       for (const row of ids) hypotheses.push(o.vocabulary.decodeTokens(row));
     }
     return corpusBleu(hypotheses, split.references.slice(0, count)).bleu;
