@@ -5,7 +5,9 @@
  *
  * Default: a small CNN encoder trained with the decoder (the `shapes` captions). The `reference` variant is the
  * reference study's decoder (Linear + BatchNorm to an embedding of 256, LSTM of 512) on a pretrained ONNX backbone's
- * pooled features (`--set backbone=FILE`, frozen).
+ * pooled features (`--set backbone=FILE`, frozen). The `attention` variant is Show, Attend and Tell's decoder: at each
+ * word it attends over the regions of the backbone's spatial `feature_map` (7x7 = 49 for MobileNetV2 at 224 px; the
+ * small CNN's 4x4 map without a backbone) and reads their weighted sum beside the word.
  *
  * Graphs: training (`input` images, `captions` [N, T] = the caption from <start>, predicting `targets` [N, T] = the
  * caption to <end>), and for generation two entry points: `encoder` (image -> its features and the LSTM state after
@@ -25,6 +27,10 @@ export type CaptionerConfig = {
   output: string;
   /** Where the image enters the LSTM: 'first' (Show and Tell: its first input only) or 'every' (also beside each word). */
   inject: string;
+  /** 'lstm' (the image as a vector, Show and Tell) or 'attention' (over regions of a feature map, Show, Attend and Tell). */
+  decoder: string;
+  /** Attention: the size of its hidden layer (the regions' and the state's projections). */
+  attentionSize: number;
 };
 
 class SmallEncoder extends nn.Module {
@@ -35,12 +41,43 @@ class SmallEncoder extends nn.Module {
     super();
     const block = (cin: number, cout: number) => [new nn.Conv2d(cin, cout, 3, { padding: 1 }), new nn.BatchNorm2d(cout), new nn.ReLU(), new nn.MaxPool2d(2)];
     // No global pooling: captions say where things are ("in the top left corner"), so the map keeps its layout.
-    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96), new nn.Flatten());
+    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96));
     this.project = new nn.Linear(96 * Math.floor(c.imageSize / 8) ** 2, c.embedding);
   }
 
   forward(images: Tensor): Tensor {
-    return this.project.forward(this.features.forward(images));
+    return this.project.forward(F.flatten(this.features.forward(images)));
+  }
+}
+
+/** The image as a map of regions [N, C, H, W]: the small CNN's last block, or a pretrained backbone's output. */
+class MapEncoder extends nn.Module {
+  readonly features?: nn.Sequential;
+  readonly backbone?: nn.OnnxModule;
+  /** Channels C and regions H x W of the map. */
+  readonly channels: number;
+  readonly regions: number;
+
+  constructor(c: CaptionerConfig) {
+    super();
+    let shape: readonly (number | string)[];
+    if (c.backbone === '') {
+      const block = (cin: number, cout: number) => [new nn.Conv2d(cin, cout, 3, { padding: 1 }), new nn.BatchNorm2d(cout), new nn.ReLU(), new nn.MaxPool2d(2)];
+      this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96));
+      shape = [1, 96, Math.floor(c.imageSize / 8), Math.floor(c.imageSize / 8)];
+    } else {
+      this.backbone = new nn.OnnxModule(c.backbone, { output: c.output });
+      shape = this.backbone.outputShape([1, 3, c.imageSize, c.imageSize]);
+      if (shape.length !== 4) throw new Error(`the attention decoder needs a spatial map [N, C, H, W] from the backbone; its output '${c.output}' is [${shape.join(', ')}] (try --set output=feature_map)`);
+    }
+    this.channels = Number(shape[1]);
+    this.regions = Number(shape[2]) * Number(shape[3]);
+  }
+
+  /** Regions as rows: [N, C, H, W] -> [N, H*W, C]. */
+  forward(images: Tensor): Tensor {
+    const map = this.features !== undefined ? this.features.forward(images) : this.backbone!.forward(images);
+    return F.transpose(F.reshape(map, [0, this.channels, this.regions]), [0, 2, 1]);
   }
 }
 
@@ -116,14 +153,87 @@ export class Captioner extends nn.Module {
   }
 }
 
+/**
+ * Show, Attend and Tell (Xu et al. 2015), soft attention: the LSTM's state starts from the mean region; at each step
+ * additive attention over the regions (given the state) yields a context vector, gated by the state, that enters
+ * the LSTM beside the previous word; the new state predicts the next word. Unrolled over the caption for training.
+ */
+export class AttentionCaptioner extends nn.Module {
+  readonly encoder: MapEncoder;
+  readonly regions: nn.Linear;
+  readonly initH: nn.Linear;
+  readonly initC: nn.Linear;
+  readonly attention: nn.AdditiveAttention;
+  readonly gate: nn.Linear;
+  readonly embed: nn.Embedding;
+  readonly cell: nn.LSTMCell;
+  readonly classifier: nn.Linear;
+
+  constructor(readonly c: CaptionerConfig) {
+    super();
+    this.encoder = new MapEncoder(c);
+    // Regions projected to the embedding's size: the context vector is as wide as a word.
+    this.regions = new nn.Linear(this.encoder.channels, c.embedding);
+    this.initH = new nn.Linear(c.embedding, c.hidden);
+    this.initC = new nn.Linear(c.embedding, c.hidden);
+    this.attention = new nn.AdditiveAttention(c.embedding, c.hidden, c.attentionSize);
+    this.gate = new nn.Linear(c.hidden, c.embedding);
+    this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: 0 });
+    this.cell = new nn.LSTMCell(2 * c.embedding, c.hidden);
+    this.classifier = new nn.Linear(c.hidden, c.vocabularySize);
+  }
+
+  /** Regions [N, R, E], their attention keys [N, R, A] (projected once per image) and the starting state [N, H]. */
+  encode(images: Tensor): Tensor[] {
+    const features = this.regions.forward(this.encoder.forward(images));
+    const mean = F.reduceMean(features, [1], false);
+    return [features, this.attention.projectFeatures(features), F.tanh(this.initH.forward(mean)), F.tanh(this.initC.forward(mean))];
+  }
+
+  /** One word: logits [N, V], the new state, and where the model looked [N, R]. */
+  private decode(word: Tensor, h: Tensor, c: Tensor, features: Tensor, keys: Tensor): { logits: Tensor; h: Tensor; c: Tensor; weights: Tensor } {
+    const { context, weights } = this.attention.forward(features, h, { projectedFeatures: keys });
+    // The gate lets the state decide how much of the image a word needs (little for "a", "the").
+    const gated = F.mul(F.sigmoid(this.gate.forward(h)), context);
+    const next = this.cell.forward(F.concat([word, gated], 1), h, c);
+    return { logits: this.classifier.forward(next.h), h: next.h, c: next.c, weights };
+  }
+
+  /** Teacher forcing, one step per caption token: logits [N, T, vocabulary]. */
+  forward(images: Tensor, captions: Tensor): Tensor {
+    let [features, keys, h, c] = this.encode(images) as [Tensor, Tensor, Tensor, Tensor];
+    const embedded = this.embed.forward(captions);
+    const logits: Tensor[] = [];
+    for (let t = 0; t < this.c.maxLength; t++) {
+      const word = F.squeeze(F.slice(embedded, [t], [t + 1], [1]), [1]);
+      const out = this.decode(word, h, c, features, keys);
+      logits.push(F.unsqueeze(out.logits, [1]));
+      ({ h, c } = out);
+    }
+    return F.concat(logits, 1);
+  }
+
+  step(token: Tensor, h: Tensor, c: Tensor, features: Tensor, keys: Tensor): Tensor[] {
+    const out = this.decode(this.embed.forward(token), h, c, features, keys);
+    return [F.logSoftmax(out.logits, -1), out.h, out.c, out.weights];
+  }
+}
+
+type AnyCaptioner = Captioner | AttentionCaptioner;
+const attending = (c: CaptionerConfig) => c.decoder === 'attention';
+
 export default defineModel<CaptionerConfig>({
   name: 'captioner',
   description: 'Show and Tell captioner: image encoder -> LSTM decoder',
   task: 'captioning',
-  defaults: { vocabularySize: 1000, maxLength: 16, imageSize: 32, embedding: 128, hidden: 256, backbone: '', output: 'features', inject: 'every' },
+  defaults: {
+    vocabularySize: 1000, maxLength: 16, imageSize: 32, embedding: 128, hidden: 256, backbone: '', output: 'features', inject: 'every', decoder: 'lstm', attentionSize: 256,
+  },
   variants: {
     // The reference study's decoder on MobileNetV2's pooled features.
     reference: { imageSize: 224, embedding: 256, hidden: 512, inject: 'first' },
+    // Show, Attend and Tell on a backbone's spatial map (or the small CNN's 4x4 map without --set backbone).
+    attention: { decoder: 'attention', output: 'feature_map' },
   },
   inputs: (c) => [
     { name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] },
@@ -131,22 +241,35 @@ export default defineModel<CaptionerConfig>({
   ],
   // A pretrained backbone's statistics; the small CNN learns from the data's own.
   normalization: (c) => (c.backbone === '' ? undefined : { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }),
-  create: (c) => new Captioner(c),
+  create: (c) => (attending(c) ? new AttentionCaptioner(c) : new Captioner(c)),
+  // The generation graphs' contract is in src/generate/decoder-steps.ts: the encoder's outputs are the step's state.
   entryPoints: {
     encoder: {
       inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
-      outputs: ['features', 'h', 'c'],
-      run: (model, images) => (model as Captioner).encode(images!),
+      outputs: (c) => (attending(c) ? ['features', 'keys', 'h', 'c'] : ['features', 'h', 'c']),
+      run: (model, images) => (model as AnyCaptioner).encode(images!),
     },
     step: {
-      inputs: (c) => [
-        { name: 'token', dtype: 'int64', shape: ['batch'] },
-        { name: 'h', shape: [1, 'batch', c.hidden] },
-        { name: 'c', shape: [1, 'batch', c.hidden] },
-        { name: 'features', shape: ['batch', c.embedding] },
-      ],
-      outputs: ['log_probs', 'h_next', 'c_next'],
-      run: (model, token, h, c, features) => (model as Captioner).step(token!, h!, c!, features!),
+      inputs: (c) => {
+        if (!attending(c)) {
+          return [
+            { name: 'token', dtype: 'int64', shape: ['batch'] },
+            { name: 'h', shape: [1, 'batch', c.hidden] },
+            { name: 'c', shape: [1, 'batch', c.hidden] },
+            { name: 'features', shape: ['batch', c.embedding] },
+          ];
+        }
+        // The number of regions depends on the encoder (and image size): a symbolic dimension.
+        return [
+          { name: 'token', dtype: 'int64', shape: ['batch'] },
+          { name: 'h', shape: ['batch', c.hidden] },
+          { name: 'c', shape: ['batch', c.hidden] },
+          { name: 'features', shape: ['batch', 'regions', c.embedding] },
+          { name: 'keys', shape: ['batch', 'regions', c.attentionSize] },
+        ];
+      },
+      outputs: (c) => (attending(c) ? ['log_probs', 'h_next', 'c_next', 'attention'] : ['log_probs', 'h_next', 'c_next']),
+      run: (model, token, h, c, features, keys) => (model instanceof AttentionCaptioner ? model.step(token!, h!, c!, features!, keys!) : (model as Captioner).step(token!, h!, c!, features!)),
     },
   },
 });

@@ -16,6 +16,8 @@ import { buildTrainingGraph } from '../src/model/training-graph';
 import { train } from '../src/train/trainer';
 import { writeSmallBackbone } from './support/small-backbone';
 import { encodeModel } from '../src/onnx/write';
+import { searchCaptions } from '../src/generate/caption-search';
+import { decoderSteps } from '../src/generate/decoder-steps';
 import { Rng } from '../src/util/rng';
 
 const config = { vocabularySize: 12, maxLength: 5, imageSize: 16, embedding: 8, hidden: 10 };
@@ -179,5 +181,62 @@ describe('captioner', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('captioner, attention variant (Show, Attend and Tell)', () => {
+  // The small CNN's map of a 16-px image: 2x2 = 4 regions.
+  const attention = { ...config, decoder: 'attention', attentionSize: 6 };
+
+  test('the training graph unrolls one attention step per token; gradients match finite differences', async () => {
+    const small = { ...attention, embedding: 4, hidden: 5, attentionSize: 3 };
+    const graph = buildTrainingGraph(captioner, { config: small, seed: 2 });
+    expect(graph.trainable).toEqual(expect.arrayContaining(['regions.weight', 'initH.weight', 'attention.featureProjection.weight', 'attention.score.weight', 'gate.weight', 'cell.weight_hh', 'classifier.weight']));
+    const feeds: Record<string, ort.Tensor> = { ...batch(1) };
+    for (const [name, value] of graph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
+    const decoder = graph.trainable.filter((n) => !n.startsWith('encoder.'));
+    const report = await checkGradientGraph(encodeModel(graph.model), feeds, decoder, { sample: 3, largest: 2, seed: 4, eps: 1e-3 });
+    if (!report.ok) console.log(report);
+    expect(report.ok).toBe(true);
+  });
+
+  test('encoder + decoder steps give the forward pass\'s log-probabilities token by token, with attention weights that sum to 1', async () => {
+    const forward = buildModel(captioner, { config: attention, seed: 3 });
+    const values = forward.values;
+    const encoderModel = buildEntryPoint(captioner, 'encoder', { config: attention, seed: 3 });
+    expect(encoderModel.graph.outputs.map((o) => o.name)).toEqual(['features', 'keys', 'h', 'c']);
+    const encoder = await ort.InferenceSession.create(encodeModel(encoderModel));
+    const step = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'step', { config: attention, seed: 3, values })));
+    expect(step.outputNames).toEqual(['log_probs', 'h_next', 'c_next', 'attention']);
+    const full = await ort.InferenceSession.create(encodeModel(forward.model));
+    const feeds = batch(5);
+    const logits = (await full.run({ input: feeds.input, captions: feeds.captions })).logits!.data as Float32Array;
+    const encoded = await encoder.run({ input: feeds.input });
+    expect(encoded.features!.dims).toEqual([N, 4, attention.embedding]);
+    let { h, c } = encoded;
+    const V = attention.vocabularySize;
+    for (let t = 0; t < attention.maxLength; t++) {
+      const token = new ort.Tensor('int64', BigInt64Array.from({ length: N }, (_, n) => (feeds.captions.data as BigInt64Array)[n * attention.maxLength + t]!), [N]);
+      const out = await step.run({ token, h: h!, c: c!, features: encoded.features!, keys: encoded.keys! });
+      const logProbs = out.log_probs!.data as Float32Array;
+      for (let n = 0; n < N; n++) {
+        const row = logits.subarray((n * attention.maxLength + t) * V, (n * attention.maxLength + t + 1) * V);
+        const max = Math.max(...row);
+        const z = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
+        for (let v = 0; v < V; v++) expect(Math.abs(logProbs[n * V + v]! - (row[v]! - z))).toBeLessThan(1e-5);
+        const weights = (out.attention!.data as Float32Array).subarray(n * 4, (n + 1) * 4);
+        expect(Math.abs(weights.reduce((s, w) => s + w, 0) - 1)).toBeLessThan(1e-5);
+      }
+      ({ h_next: h, c_next: c } = out);
+    }
+    // Beam search through the generic step driver: beams are rows along each state's batch axis (here axis 0).
+    const one = await encoder.run({ input: new ort.Tensor('float32', (feeds.input.data as Float32Array).slice(0, 3 * 16 * 16), [1, 3, 16, 16]) });
+    const found = await searchCaptions(decoderSteps(step, V, ort.Tensor), one, { startId: 1, endId: 2, maxLength: 4, beam: 3 });
+    expect(found.length).toBeGreaterThan(0);
+    for (const caption of found) {
+      expect(caption.attention).toHaveLength(Math.min(caption.tokens.length + 1, 5));
+      for (const w of caption.attention!) expect(Math.abs(w.reduce((s, x) => s + x, 0) - 1)).toBeLessThan(1e-5);
+    }
+    await Promise.all([encoder.release(), step.release(), full.release()]);
   });
 });

@@ -113,11 +113,12 @@ export function buildEntryPoint(
   if (entry === undefined) throw new Error(`model '${definition.name}' has no entry point '${name}' (it has: ${Object.keys(definition.entryPoints ?? {}).join(', ') || 'none'})`);
   const trace = traceModel(definition, { ...options, mode: 'eval', parameters: 'initializers' }, undefined, entry);
   const { builder, outputs } = trace;
-  if (outputs.length !== entry.outputs.length) throw new Error(`entry point '${name}' of model '${definition.name}' names ${entry.outputs.length} outputs but returned ${outputs.length}`);
+  const names = entry.outputs(trace.config);
+  if (outputs.length !== names.length) throw new Error(`entry point '${name}' of model '${definition.name}' names ${names.length} outputs but returned ${outputs.length}`);
   for (const [param, data] of options.values ?? []) {
     if (builder.graph.initializers.has(param)) builder.graph.initializers.set(param, data);
   }
-  outputs.forEach((t, i) => builder.output(entry.outputs[i]!, t));
+  outputs.forEach((t, i) => builder.output(names[i]!, t));
   finishGraph(builder);
   return builder.toModel({ docString: `${definition.description ?? definition.name} (${name})`, metadata: modelMetadata(definition, trace, options, { 'deepvision.graph': name }) });
 }

@@ -48,7 +48,8 @@ export interface ModelDefinition<C extends Config = Config> {
 /** A graph of a model other than its forward pass: its inputs, how to compute its outputs from the module tree, their names. */
 export interface EntryPoint<C extends Config = Config> {
   inputs(config: C): InputSpec[];
-  outputs: string[];
+  /** The outputs' names, in the order `run` returns them. */
+  outputs(config: C): string[];
   run(model: Module, ...inputs: Tensor[]): Tensor[];
 }
 
