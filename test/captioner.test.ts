@@ -122,15 +122,11 @@ describe('captioner', () => {
       expect(printed.caption).toBe(printed.candidates[0]!.caption);
       for (const word of printed.caption.split(' ').filter(Boolean)) expect(data.vocabulary.tokens).toContain(word);
       expect(cli('caption', dir, sample).stderr).toMatch(/^error: .* has no best\.safetensors/);
-      // eval captions validation images and scores them; export says it handles classifiers only so far.
+      // eval captions validation images and scores them.
       const evaluated = cli('eval', result.bestCheckpoint, '--val-size', '16', '--beam', '2');
       expect(evaluated.stderr).toBe('');
       expect(evaluated.stdout).toMatch(/^captioner on shapes val \(16 images, beam 2\): BLEU-1 [\d.]+, BLEU-2 [\d.]+, BLEU-3 [\d.]+, BLEU-4 [\d.]+, CIDEr-D [\d.]+$/m);
       expect(cli('eval', result.bestCheckpoint, '--split', 'test').stderr).toMatch(/^error: shapes has no test split of its own: use --split val$/m);
-      // (The library's train writes no artifacts: stand-ins for the files export looks for first.)
-      fs.copyFileSync(result.bestCheckpoint, path.join(dir, 'run', 'checkpoint.safetensors'));
-      for (const f of ['inference_model.onnx', 'eval_model.onnx']) fs.writeFileSync(path.join(dir, 'run', f), '');
-      expect(cli('export', path.join(dir, 'run'), '--out', path.join(dir, 'x')).stderr).toMatch(/^error: .* is a captioner: exporting its encoder and decoder step/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -175,6 +171,8 @@ describe('captioner', () => {
       const captioned = cli('caption', run, sample, '--beam', '1', '--graph', path.join(dir, 'missing.ts'));
       expect(captioned.stderr).toBe('');
       expect(captioned.stdout).toMatch(/star\.png: [a-z ]*/);
+      expect(cli('caption', run, sample, '--attention-map', path.join(dir, 'a.png')).stderr).toMatch(/^error: --attention-map: .* is not an attention captioner/);
+      expect(cli('caption', run, sample, '--attention-map', path.join(dir, 'a.jpg')).stderr).toMatch(/^error: --attention-map writes a PNG/);
       // A step model for another vocabulary is an error, not a wrong caption.
       fs.copyFileSync(path.join(run, 'encoder_model.onnx'), path.join(run, 'step_model.onnx'));
       expect(cli('caption', run, sample).stderr).toMatch(/^error: .*the captioner's step model has no input `token`/);
@@ -238,5 +236,30 @@ describe('captioner, attention variant (Show, Attend and Tell)', () => {
       for (const w of caption.attention!) expect(Math.abs(w.reduce((s, x) => s + x, 0) - 1)).toBeLessThan(1e-5);
     }
     await Promise.all([encoder.release(), step.release(), full.release()]);
+  });
+
+  test('deepvision train --variant attention, then caption --attention-map draws one panel per word', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-attention-cli-'));
+    try {
+      const bin = path.join(__dirname, '..', 'bin', 'deepvision.js');
+      const cli = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', timeout: 120000, env: { ...process.env, DEEPVISION_CACHE: path.join(dir, 'cache') } });
+      const run = path.join(dir, 'run');
+      const trained = cli('train', path.join(__dirname, '..', 'graphs', 'captioner.ts'), '--variant', 'attention', '--data', 'shapes', '--image-size', '16', '--train-size', '128',
+        '--val-size', '32', '--epochs', '1', '--set', 'embedding=8', '--set', 'hidden=16', '--set', 'attentionSize=8', '--max-length', '18', '--bleu-images', '8', '--out', run, '--no-progress', '--threads', '1');
+      expect(trained.stderr).toBe('');
+      const sample = path.join(__dirname, '..', 'web-demo', 'samples', 'star.png');
+      const map = path.join(dir, 'map.png');
+      const captioned = cli('caption', run, sample, '--beam', '2', '--json', '--attention-map', map);
+      expect(captioned.stderr).toBe('');
+      const words = (JSON.parse(captioned.stdout) as { caption: string }).caption.split(' ').filter(Boolean);
+      // Panels of 160 px, five to a row, each with a 22-px label: the size tells how many words were drawn.
+      const png = fs.readFileSync(map);
+      const [width, height] = [png.readUInt32BE(16), png.readUInt32BE(20)];
+      const panels = words.length + 1;
+      expect(width).toBe(160 * Math.min(5, panels));
+      expect(height).toBe(182 * Math.ceil(panels / 5));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

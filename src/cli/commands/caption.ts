@@ -1,6 +1,10 @@
 import { Command } from 'commander';
 import { DEFAULT_MAX_PIXELS, decodeImage, MAX_PIXELS_VARIABLE, maxPixelsFromEnvironment } from '../../data/decode-image';
+import * as path from 'node:path';
+import { renderAttentionMap } from '../../plot/attention-map';
 import { CaptionModel } from '../../runtime/caption-model';
+import { writeFileAtomic } from '../../util/atomic-write';
+import { UserError } from '../../util/user-error';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
 import { nonNegativeNumber, positiveInteger } from '../numeric-options';
 
@@ -17,15 +21,27 @@ export function captionCommand(): Command {
     .option('--length-penalty <alpha>', 'rank captions by log-probability / length^alpha (0: shorter captions win)', nonNegativeNumber, 0.7)
     .option('--graph <file>', 'the graph file the captioner was trained from (default: the bundled graphs/<model>.ts); graph files are code: pass only files you trust')
     .option('--json', 'print one JSON object per image', false)
+    .option('--attention-map <file.png>', 'attention captioners (--variant attention): draw where the model looked for each word of the best caption (several images: one file each, named <file>-<image>.png)')
     .addHelpText('after', '\nExamples:\n  deepvision caption models/captioner-shapes web-demo/samples/star.png\n  deepvision caption models/captioner-flickr8k photo.jpg --beam 5 --json')
-    .action(async (dir: string, images: string[], f: { beam: number; lengthPenalty: number; graph?: string; json: boolean }) => {
-      const model = await CaptionModel.fromRun(dir, (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)));
+    .action(async (dir: string, images: string[], f: { beam: number; lengthPenalty: number; graph?: string; json: boolean; attentionMap?: string }) => {
+      if (f.attentionMap !== undefined && path.extname(f.attentionMap).toLowerCase() !== '.png') throw new UserError(`--attention-map writes a PNG: give a file name ending in .png, not ${f.attentionMap}`);
+      const model = await CaptionModel.fromDirectory(dir, (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)));
       let failed = 0;
       try {
         for (const file of images) {
           try {
-            const captions = await model.caption(await decodeImage(file, { maxPixels: maxPixelsFromEnvironment() }), { beam: f.beam, lengthPenalty: f.lengthPenalty });
+            const image = await decodeImage(file, { maxPixels: maxPixelsFromEnvironment() });
+            const captions = await model.caption(image, { beam: f.beam, lengthPenalty: f.lengthPenalty });
             const best = captions[0];
+            if (f.attentionMap !== undefined && best !== undefined) {
+              if (best.attention === undefined) throw new UserError(`--attention-map: ${dir} is not an attention captioner (train one with --variant attention)`);
+              const words = model.vocabulary.decodeTokens(best.tokens);
+              // The last map is the one under which the model chose to stop.
+              if (best.attention.length > words.length) words.push('<end>');
+              const out = images.length === 1 ? f.attentionMap : f.attentionMap.replace(/\.png$/i, `-${path.parse(file).name}.png`);
+              writeFileAtomic(out, await renderAttentionMap(image, words, best.attention.slice(0, words.length), { inputSize: model.input.size }));
+              if (!f.json) console.error(`attention map: ${out}`);
+            }
             if (f.json) console.log(JSON.stringify({ image: file, caption: best?.text ?? '', candidates: captions.map((c) => ({ caption: c.text, logProb: c.logProb, score: c.score })) }));
             else console.log(`${file}: ${best?.text ?? '(no caption)'}`);
           } catch (err) {
