@@ -233,7 +233,7 @@ export default defineModel<CaptionerConfig>({
     // The reference study's decoder on MobileNetV2's pooled features.
     reference: { imageSize: 224, embedding: 256, hidden: 512, inject: 'first' },
     // Show, Attend and Tell on a backbone's spatial map (or the small CNN's 4x4 map without --set backbone).
-    attention: { decoder: 'attention', output: 'feature_map' },
+    attention: { decoder: 'attention', output: 'feature_map', imageSize: 224, embedding: 256, hidden: 512, attentionSize: 256 },
   },
   inputs: (c) => [
     { name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] },
