@@ -1,6 +1,7 @@
 /**
  * The web demo in a real browser (Debian's chromium driven by playwright-core) against `deepvision serve`'s
- * server: the page's top 5 must equal `deepvision predict`'s for the same exported model and image.
+ * server: the page's top 5 must equal `deepvision predict`'s for the same exported model and image, and its caption
+ * `deepvision caption`'s for the same exported captioner.
  */
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
@@ -9,12 +10,15 @@ import * as path from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { demoServerOptions, startStaticServer } from '../src/serve/static-server';
+import type { CaptionerCard } from '../src/export/captioner-card';
+import { trainAndExportCaptioner } from './support/exported-captioner';
 import { cli, trainAndExport } from './support/exported-model';
 import { dataTest, fixture, sharedFile } from './support/shared';
 
 const CHROMIUM = '/usr/bin/chromium';
 let tmp: string;
 let trained: ReturnType<typeof trainAndExport>;
+let captioner: ReturnType<typeof trainAndExportCaptioner>;
 let server: http.Server;
 let url: string;
 let browser: Browser;
@@ -28,6 +32,11 @@ beforeAll(async () => {
   // A model whose card points at a file that does not exist: the page must say so.
   fs.mkdirSync(path.join(trained.modelsDir, 'broken'));
   fs.writeFileSync(path.join(trained.modelsDir, 'broken', 'model.json'), fs.readFileSync(path.join(trained.modelDir, 'model.json'), 'utf8').replace('"model.onnx"', '"missing.onnx"'));
+  // A captioner beside the classifiers, and one whose step model is missing.
+  captioner = trainAndExportCaptioner(tmp, trained.modelsDir);
+  fs.mkdirSync(path.join(trained.modelsDir, 'broken-captioner'));
+  fs.copyFileSync(path.join(captioner.modelDir, 'encoder.onnx'), path.join(trained.modelsDir, 'broken-captioner', 'encoder.onnx'));
+  fs.writeFileSync(path.join(trained.modelsDir, 'broken-captioner', 'model.json'), fs.readFileSync(path.join(captioner.modelDir, 'model.json'), 'utf8').replace('"step.onnx"', '"missing.onnx"'));
   fs.rmSync(path.join(trained.modelsDir, 'index.json'));
   const demo = demoServerOptions();
   ({ server, url } = await startStaticServer({ ...demo, mounts: { '/models/': trained.modelsDir, ...demo.mounts }, port: 0 }));
@@ -37,7 +46,7 @@ beforeAll(async () => {
   });
   page = await browser.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  await page.goto(`${url}?model=small`);
+  await page.goto(`${url}?model=small&captioner=captioner`);
   await page.waitForSelector('#results[data-state="ready"]', { state: 'attached', timeout: 60000 });
 });
 
@@ -88,6 +97,51 @@ test('a JPEG (resized and center-cropped from 4:3) and a generated sample agree 
   expectSamePredictions(await upload(jpeg), predict(jpeg));
   const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
   expectSamePredictions(await upload(sample), predict(sample));
+});
+
+/** The page's caption of an image (uploaded, or a sample's button clicked) once it is written for that image. */
+async function pageCaption(file: string, how: 'upload' | 'sample' = 'upload'): Promise<string> {
+  if (how === 'sample') await page.click(`#samples button:has(img[src="samples/${path.basename(file)}"])`);
+  else await page.setInputFiles('#file-input', file);
+  const name = JSON.stringify(path.basename(file));
+  await page.waitForSelector(`#caption[data-state="done"][data-image=${name}], #caption[data-state="error"]`, { state: 'attached', timeout: 60000 });
+  if (await page.getAttribute('#caption', 'data-state') === 'error') throw new Error(`the page shows a caption error: ${await page.textContent('#caption')}`);
+  return (await page.getAttribute('#caption', 'data-caption'))!;
+}
+
+function cliCaption(file: string): string {
+  const card = JSON.parse(fs.readFileSync(path.join(captioner.modelDir, 'model.json'), 'utf8')) as CaptionerCard;
+  const r = cli(tmp, 'caption', captioner.modelDir, file, '--beam', String(card.generation.beam), '--length-penalty', String(card.generation.lengthPenalty), '--json');
+  if (r.status !== 0) throw new Error(r.stderr);
+  return (JSON.parse(r.stdout) as { caption: string }).caption;
+}
+
+test('captioners are listed apart from the classifiers', async () => {
+  expect(await page.$$eval('#model-select option', (o) => o.map((x) => (x as unknown as { value: string }).value))).toEqual(['broken', 'small']);
+  expect(await page.$$eval('#captioner-select option', (o) => o.map((x) => (x as unknown as { value: string }).value))).toEqual(['broken-captioner', 'captioner']);
+  expect(await page.$eval('#captioner-select', (s) => (s as unknown as { value: string }).value)).toBe('captioner');
+});
+
+test('a sample and an uploaded photo: the page\'s caption equals deepvision caption\'s, beside the top 5', async () => {
+  const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
+  const shown = await pageCaption(sample, 'sample');
+  expect(shown).toMatch(/^[a-z]+( [a-z]+)+$/);
+  expect(shown).toBe(cliCaption(sample));
+  expect(await page.$$eval('#results li', (items) => items.length)).toBe(5);
+  expect(await page.textContent('#caption-timing')).toMatch(/^Caption: [\d.]+ ms \(beam 3, log-probability -[\d.]+\)$/);
+  const png = path.join(tmp, 'photo-for-caption.png');
+  await sharp(fixture('photos/val_1.JPEG')).png().toFile(png);
+  expect(await pageCaption(png)).toBe(cliCaption(png));
+  expect(pageErrors).toEqual([]);
+});
+
+test('a captioner that fails to load says so in the caption\'s place', async () => {
+  await page.selectOption('#captioner-select', 'broken-captioner');
+  await page.waitForSelector('#caption[data-state="error"]', { state: 'attached', timeout: 30000 });
+  expect(await page.textContent('#caption')).toMatch(/^Could not load captioner 'broken-captioner': .*missing\.onnx: HTTP 404$/);
+  await page.selectOption('#captioner-select', 'captioner');
+  await page.waitForSelector('#caption[data-state="done"]', { state: 'attached', timeout: 60000 });
+  expect(pageErrors).toEqual([]);
 });
 
 test('a file that is not an image shows an error on the page', async () => {

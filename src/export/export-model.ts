@@ -10,17 +10,16 @@ import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { foldBatchNorm } from '../passes/fold-batchnorm';
 import { removeIdentities } from '../passes/remove-identities';
-import { describeWriteFailure, writeFileAtomic, WriteError } from '../util/atomic-write';
+import { writeFileAtomic } from '../util/atomic-write';
 import { Rng } from '../util/rng';
 import { UserError } from '../util/user-error';
+import { ExportError } from './export-error';
 import { storeWeightsAsFloat16 } from './float16-weights';
 import type { ModelCard } from './model-card';
-import { updateModelIndex } from './model-index';
+import { FileWriter, publish } from './publish';
 
-export class ExportError extends UserError {}
-
-/** Writes one whole file (or throws); export's only way of writing, so that tests can make it fail. */
-export type FileWriter = (file: string, data: Uint8Array | string) => void;
+export { ExportError } from './export-error';
+export type { FileWriter } from './publish';
 
 export interface ExportOptions {
   fp16?: boolean;
@@ -68,7 +67,7 @@ export async function exportModel(modelDir: string, outDir: string, o: ExportOpt
   const checkpoint = readCheckpoint(checkpointFile);
   const meta = checkpoint.metadata;
   if (meta['deepvision.task'] === 'captioning') {
-    throw new ExportError(`${modelDir} is a captioner: exporting its encoder and decoder step for the page is not supported yet (its checkpoints and training artifacts are complete)`);
+    throw new ExportError(`${modelDir} is a captioner: it exports as an encoder and a decoder step (exportCaptioner in export-captioner.ts, which \`deepvision export\` runs for captioners)`);
   }
 
   const model = readModelFile(inferenceFile);
@@ -144,7 +143,7 @@ function readCheckpoint(file: string): ReturnType<typeof readSafetensors> {
 }
 
 /** [channels, height, width] of an image input whose batch dimension may be anything. */
-function imageDims(shape: readonly (number | string)[] | undefined, file: string, name: string): [number, number, number] {
+export function imageDims(shape: readonly (number | string)[] | undefined, file: string, name: string): [number, number, number] {
   const dims = shape?.slice(1);
   if (shape === undefined || shape.length !== 4 || !dims!.every((d): d is number => typeof d === 'number')) {
     throw new ExportError(`${file}: input '${name}' must be [batch, channels, height, width] with static image dims`);
@@ -279,7 +278,7 @@ async function compareWithEval(
 }
 
 /** onnxruntime's first line says what it refused; the rest is its internal detail. */
-function firstLine(err: unknown): string {
+export function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
 }
 
@@ -313,96 +312,4 @@ function argmax(a: Float32Array, offset: number, length: number): number {
   let best = 0;
   for (let i = 1; i < length; i++) if (a[offset + i]! > a[offset + best]!) best = i;
   return best;
-}
-
-/**
- * Puts `files` into `outDir` and refreshes the models index beside it, all or nothing. The files are first written
- * into a hidden folder next to `outDir` (where a full disk shows up); only renames follow, which need no space. A
- * new `outDir` is that folder renamed; in an existing one the previous files are moved aside, kept until the index
- * is written, and moved back on failure. Folders this call created are removed again when it fails.
- */
-function publish(outDir: string, files: Record<string, Uint8Array | string>, write: FileWriter): void {
-  const target = path.resolve(outDir);
-  const parent = path.dirname(target);
-  let existed: boolean;
-  try {
-    existed = fs.statSync(target).isDirectory();
-    if (!existed) throw new ExportError(`--out ${outDir} is a file, not a folder`);
-  } catch (err) {
-    if (err instanceof ExportError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new WriteError(describeWriteFailure(err, outDir));
-    existed = false;
-  }
-  let createdFrom: string | undefined;
-  let stage: string | undefined;
-  const undo: (() => void)[] = [];
-  try {
-    try {
-      createdFrom = fs.mkdirSync(parent, { recursive: true });
-      stage = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.export-`));
-    } catch (err) {
-      throw new WriteError(describeWriteFailure(err, outDir));
-    }
-    for (const [name, data] of Object.entries(files)) writeAs(write, path.join(stage, name), path.join(outDir, name), data);
-    if (!existed) {
-      move(stage, target, outDir);
-      stage = undefined;
-      undo.push(() => fs.rmSync(target, { recursive: true, force: true }));
-    } else {
-      for (const name of Object.keys(files)) {
-        const final = path.join(target, name);
-        const previous = path.join(stage, `${name}.previous`);
-        if (fs.existsSync(final)) {
-          move(final, previous, path.join(outDir, name));
-          undo.push(() => fs.renameSync(previous, final));
-        }
-        move(path.join(stage, name), final, path.join(outDir, name));
-        undo.push(() => fs.rmSync(final, { force: true }));
-      }
-    }
-    updateModelIndex(parent, (file, data) => writeAs(write, file, file, data));
-  } catch (err) {
-    for (const step of undo.reverse()) {
-      try {
-        step();
-      } catch {
-        // Best effort: a rollback step that fails leaves the other ones to run.
-      }
-    }
-    if (stage !== undefined) fs.rmSync(stage, { recursive: true, force: true });
-    if (createdFrom !== undefined) removeEmptyFolders(parent, createdFrom);
-    throw err;
-  }
-  if (stage !== undefined) fs.rmSync(stage, { recursive: true, force: true });
-}
-
-/** Writes a staged file; a failure is reported under the name the user asked for, not the hidden stage's. */
-function writeAs(write: FileWriter, staged: string, shown: string, data: Uint8Array | string): void {
-  try {
-    write(staged, data);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== undefined) throw new WriteError(describeWriteFailure(err, shown));
-    if (err instanceof UserError) throw new WriteError(err.message.split(staged).join(shown));
-    throw err;
-  }
-}
-
-function move(from: string, to: string, shown: string): void {
-  try {
-    fs.renameSync(from, to);
-  } catch (err) {
-    throw new WriteError(describeWriteFailure(err, shown));
-  }
-}
-
-/** Removes `dir` and its parents up to `top` (which mkdirSync created), each only if empty. */
-function removeEmptyFolders(dir: string, top: string): void {
-  for (let d = dir; ; d = path.dirname(d)) {
-    try {
-      fs.rmdirSync(d);
-    } catch {
-      return;
-    }
-    if (d === top || path.dirname(d) === d) return;
-  }
 }

@@ -38,18 +38,27 @@ export interface ModelCard {
 
 /** Checks the fields a runtime relies on; returns a list of problems (empty when the card is usable). */
 export function modelCardProblems(card: unknown): string[] {
-  const problems: string[] = [];
   const c = card as Partial<ModelCard> | null;
   if (typeof c !== 'object' || c === null) return ['model.json is not a JSON object'];
+  // A captioner's card (captioner-card.ts) has no single model and no labels: say what it is instead.
+  if ((c as { task?: unknown }).task === 'captioning') return ["it is a captioner's card (task 'captioning'): caption images with `deepvision caption`"];
+  const problems: string[] = [];
   if (c.format !== 'deepvision-model-card') problems.push("'format' is not 'deepvision-model-card'");
   if (typeof c.file !== 'string' || c.file === '') problems.push("'file' is missing");
-  const shape = c.input?.shape;
+  problems.push(...inputProblems(c.input));
+  if (!Array.isArray(c.labels) || c.labels.length === 0) problems.push("'labels' is missing");
+  return problems;
+}
+
+/** The problems of a card's `input` (shape and preprocessing), shared by every kind of card. */
+export function inputProblems(input: Partial<ModelCard['input']> | undefined): string[] {
+  const problems: string[] = [];
+  const shape = input?.shape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) problems.push("'input.shape' must be [channels, height, width]");
-  const p = c.input?.preprocessing;
+  const p = input?.preprocessing;
   const channels = Array.isArray(shape) ? shape[0] : 3;
   if (!p || !(p.resizeShorterSide > 0)) problems.push("'input.preprocessing.resizeShorterSide' is missing");
   if (!p || !Array.isArray(p.mean) || p.mean.length !== channels) problems.push(`'input.preprocessing.mean' needs ${channels} values`);
   if (!p || !Array.isArray(p.std) || p.std.length !== channels || p.std.some((s) => !(s > 0))) problems.push(`'input.preprocessing.std' needs ${channels} positive values`);
-  if (!Array.isArray(c.labels) || c.labels.length === 0) problems.push("'labels' is missing");
   return problems;
 }

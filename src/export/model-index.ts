@@ -8,6 +8,8 @@ export interface ModelIndexEntry {
   name: string;
   dataset: string;
   top1?: number;
+  /** 'captioning' for a captioner (the page captions with it); absent for a classifier, as in older indexes. */
+  task?: 'captioning';
 }
 
 /**
@@ -27,8 +29,12 @@ export function listModels(modelsDir: string): ModelIndexEntry[] {
     const cardFile = path.join(modelsDir, id, 'model.json');
     if (!fs.existsSync(cardFile)) continue;
     try {
-      const card = JSON.parse(fs.readFileSync(cardFile, 'utf8')) as { name?: string; training?: { dataset?: string; validation?: { top1?: number } } };
-      entries.push({ id, name: card.name ?? id, dataset: card.training?.dataset ?? 'unknown', ...(card.training?.validation?.top1 !== undefined ? { top1: card.training.validation.top1 } : {}) });
+      const card = JSON.parse(fs.readFileSync(cardFile, 'utf8')) as { name?: string; task?: unknown; training?: { dataset?: string; validation?: { top1?: number } } };
+      entries.push({
+        id, name: card.name ?? id, dataset: card.training?.dataset ?? 'unknown',
+        ...(card.training?.validation?.top1 !== undefined ? { top1: card.training.validation.top1 } : {}),
+        ...(card.task === 'captioning' ? { task: 'captioning' as const } : {}),
+      });
     } catch {
       // An unreadable card is skipped here; the page reports it when that model is opened.
     }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Vocabulary, END, START } from '../data/captions/vocabulary';
 import type { Normalization } from '../data/dataset';
+import { CaptionerCard, captionerCardProblems, isCaptionerCard, stepVocabularyProblem } from '../export/captioner-card';
 import { Pixels, preprocessImage } from '../export/image-preprocessing';
 import { Caption, searchCaptions } from '../generate/caption-search';
 import { DecoderState, decoderSteps, stepModelProblem } from '../generate/decoder-steps';
@@ -15,39 +16,73 @@ import { encodeModel } from '../onnx/write';
 import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
 import { UserError } from '../util/user-error';
 
+/** Loads the model definition of a checkpoint whose run folder lacks the generation graphs. */
+export type DefinitionLoader = (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition;
+
+/** What a captioner is made of, read from a training run or an exported folder, before onnxruntime sees it. */
+export interface CaptionerParts {
+  vocabulary: Vocabulary;
+  /** The encoder (`input` -> the decoder's starting state) and one decoder step, as ONNX bytes. */
+  encoder: Uint8Array;
+  step: Uint8Array;
+  imageSize: number;
+  normalization: Normalization;
+  /** Longest caption in words. */
+  maxLength: number;
+  /** The checkpoint's metadata, when the parts come from one. */
+  metadata?: Record<string, string>;
+}
+
 /**
- * A trained captioner ready to caption images: its encoder and decoder-step graphs built from a training run's best
- * checkpoint (the same entry points the trainer's validation BLEU uses), the vocabulary saved with it, and the
- * preprocessing `predict` uses.
+ * A trained captioner ready to caption images: its encoder and decoder-step graphs (from a training run's best
+ * checkpoint, or exported by `deepvision export`), the vocabulary saved with it, and the preprocessing `predict` uses.
  */
 export class CaptionModel {
   private constructor(
     readonly vocabulary: Vocabulary,
     private readonly encoder: ort.InferenceSession,
     private readonly decoder: ort.InferenceSession,
-    private readonly input: { size: number; normalization: Normalization },
+    readonly input: { size: number; normalization: Normalization },
     readonly maxLength: number,
   ) {}
+
+  /** An exported captioner's folder (model.json) or a training run's (best.safetensors). */
+  static async fromDirectory(dir: string, definition?: DefinitionLoader): Promise<CaptionModel> {
+    return fs.existsSync(path.join(dir, 'model.json')) ? CaptionModel.fromExported(dir) : CaptionModel.fromRun(dir, definition);
+  }
 
   /**
    * From a training run's folder: its best checkpoint's vocabulary and preprocessing, and the generation graphs the
    * run wrote (encoder_model.onnx, step_model.onnx: data, no code runs). A run without them (one trained through
    * the library) is built from its model definition, which `definition` loads.
    */
-  static async fromRun(dir: string, definition?: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition): Promise<CaptionModel> {
-    const file = path.join(dir, 'best.safetensors');
-    if (!fs.existsSync(file)) throw new UserError(`${dir} has no best.safetensors: give the folder a \`deepvision train\` run of a captioner wrote`);
-    const files = ['encoder_model.onnx', 'step_model.onnx'].map((f) => path.join(dir, f));
-    return CaptionModel.fromCheckpoint(file, files.every((f) => fs.existsSync(f)) ? files : undefined, definition);
+  static async fromRun(dir: string, definition?: DefinitionLoader): Promise<CaptionModel> {
+    return CaptionModel.fromParts(CaptionModel.readRun(dir, definition), dir);
   }
 
   /**
    * From a captioner's checkpoint, with its generation graphs read from `graphFiles` (encoder, step) or, without
    * them, built from the model definition with the checkpoint's parameters.
    */
-  static async fromCheckpoint(
-    file: string, graphFiles: string[] | undefined, definition?: (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition,
-  ): Promise<CaptionModel> {
+  static async fromCheckpoint(file: string, graphFiles: string[] | undefined, definition?: DefinitionLoader): Promise<CaptionModel> {
+    return CaptionModel.fromParts(CaptionModel.readCheckpoint(file, graphFiles, definition), path.dirname(file));
+  }
+
+  /** From a folder `deepvision export` wrote for a captioner: model.json and the two ONNX files it names. */
+  static async fromExported(dir: string): Promise<CaptionModel> {
+    return CaptionModel.fromParts(CaptionModel.readExported(dir), dir);
+  }
+
+  /** A training run's parts (see fromRun). */
+  static readRun(dir: string, definition?: DefinitionLoader): CaptionerParts {
+    const file = path.join(dir, 'best.safetensors');
+    if (!fs.existsSync(file)) throw new UserError(`${dir} has no best.safetensors (a captioner's training run) and no model.json (a captioner exported by \`deepvision export\`)`);
+    const files = ['encoder_model.onnx', 'step_model.onnx'].map((f) => path.join(dir, f));
+    return CaptionModel.readCheckpoint(file, files.every((f) => fs.existsSync(f)) ? files : undefined, definition);
+  }
+
+  /** A checkpoint's parts (see fromCheckpoint). */
+  static readCheckpoint(file: string, graphFiles: string[] | undefined, definition?: DefinitionLoader): CaptionerParts {
     const dir = path.dirname(file);
     const checkpoint = loadCheckpoint(file);
     const meta = checkpoint.metadata;
@@ -73,18 +108,57 @@ export class CaptionModel {
       const build = { variant: meta['deepvision.variant'], config, values };
       graphs = ['encoder', 'step'].map((entry) => encodeModel(buildEntryPoint(model, entry, build)));
     }
+    // Captions the model was trained on had maxLength tokens fed (<start> and the words): that many words at most.
+    return {
+      vocabulary, encoder: graphs[0]!, step: graphs[1]!, imageSize: Number(config.imageSize), normalization,
+      maxLength: Number(config.maxLength) - 1, metadata: meta,
+    };
+  }
+
+  /** An exported folder's parts: its card checked, the ONNX files it names read (and validated) as data. */
+  static readExported(dir: string): CaptionerParts {
+    const cardFile = path.join(dir, 'model.json');
+    let card: unknown;
+    try {
+      card = JSON.parse(fs.readFileSync(cardFile, 'utf8'));
+    } catch (err) {
+      throw new UserError(`${cardFile} is not readable JSON (${(err as Error).message.split('\n')[0]})`);
+    }
+    if (!isCaptionerCard(card)) throw new UserError(`${cardFile} is not a captioner's card (for classifiers: deepvision predict)`);
+    const problems = captionerCardProblems(card);
+    if (problems.length > 0) throw new UserError(`${cardFile}: ${problems.join('; ')}`);
+    const c = card as CaptionerCard;
+    const [encoder, step] = [c.files.encoder, c.files.step].map((name) => {
+      const file = path.join(dir, name);
+      if (!fs.existsSync(file)) throw new UserError(`${file} is missing (${cardFile} names it): export the captioner again`);
+      return encodeModel(readModelFile(file));
+    });
+    const [, height, width] = c.input.shape;
+    if (height !== width || c.input.preprocessing.resizeShorterSide !== height) throw new UserError(`${cardFile}: a captioner's input is a square image resized to its side, not [${c.input.shape}] from ${c.input.preprocessing.resizeShorterSide} pixels`);
+    return {
+      vocabulary: Vocabulary.fromJSON(c.vocabulary), encoder: encoder!, step: step!, imageSize: height,
+      normalization: { mean: c.input.preprocessing.mean, std: c.input.preprocessing.std }, maxLength: c.generation.maxLength,
+    };
+  }
+
+  /** Sessions for the parts, checked against the generation contract; `where` names them in errors. */
+  static async fromParts(parts: CaptionerParts, where: string): Promise<CaptionModel> {
     const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' };
     let sessions: ort.InferenceSession[];
     try {
-      sessions = await Promise.all(graphs.map((bytes) => ort.InferenceSession.create(bytes, options)));
+      sessions = await Promise.all([parts.encoder, parts.step].map((bytes) => ort.InferenceSession.create(bytes, options)));
     } catch (err) {
-      throw new UserError(`onnxruntime rejected the captioner in ${dir}: ${(err as Error).message.split('\n')[0]}`);
+      throw new UserError(`onnxruntime rejected the captioner in ${where}: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (!sessions[0]!.inputNames.includes('input')) throw new UserError(`${dir}: the captioner's encoder model has no input \`input\``);
-    const problem = stepModelProblem(sessions[1]!, sessions[0]!.outputNames);
-    if (problem !== undefined) throw new UserError(`${dir}: ${problem}`);
-    // Captions the model was trained on had maxLength tokens fed (<start> and the words): that many words at most.
-    return new CaptionModel(vocabulary, sessions[0]!, sessions[1]!, { size: Number(config.imageSize), normalization }, Number(config.maxLength));
+    const [encoder, step] = sessions as [ort.InferenceSession, ort.InferenceSession];
+    const problem = !encoder.inputNames.includes('input')
+      ? "the captioner's encoder model has no input `input`"
+      : stepModelProblem(step, encoder.outputNames) ?? stepVocabularyProblem(step, parts.vocabulary.size);
+    if (problem !== undefined) {
+      await Promise.all(sessions.map((s) => s.release()));
+      throw new UserError(`${where}: ${problem}`);
+    }
+    return new CaptionModel(parts.vocabulary, encoder, step, { size: parts.imageSize, normalization: parts.normalization }, parts.maxLength);
   }
 
   /** The best captions of one decoded image, best first (beam 1: greedy). */
@@ -94,7 +168,7 @@ export class CaptionModel {
     const start = await this.encoder.run({ input: new ort.Tensor('float32', input, [1, 3, size, size]) });
     const step = decoderSteps(this.decoder, this.vocabulary.size, ort.Tensor);
     const found = await searchCaptions<DecoderState>(step, start, {
-      startId: START, endId: END, maxLength: this.maxLength - 1, beam: o.beam ?? 1, lengthPenalty: o.lengthPenalty,
+      startId: START, endId: END, maxLength: this.maxLength, beam: o.beam ?? 1, lengthPenalty: o.lengthPenalty,
     });
     return found.map((c) => ({ ...c, text: this.vocabulary.decode(c.tokens) }));
   }

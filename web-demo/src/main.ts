@@ -1,12 +1,23 @@
 /**
- * The web demo: pick an exported model, give it an image, see the top-5 classes. Preprocessing and softmax come
- * from the same module `deepvision predict` uses, so the page and the CLI agree to the last digit that matters.
+ * The web demo: pick an exported model, give it an image, see the top-5 classes, and a caption when a captioner is
+ * exported beside the classifiers. Preprocessing and softmax come from the same module `deepvision predict` uses,
+ * and the caption from the same search as `deepvision caption`, so the page and the CLI agree.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { Pixels, Prediction, preprocessImage, topK } from '../../src/export/image-preprocessing';
 import { ModelCard, modelCardProblems } from '../../src/export/model-card';
+import { captionImage, LoadedCaptioner, loadCaptioner, releaseCaptioner } from './caption';
 
 declare const ort: typeof OrtWeb;
+
+/** An entry of models/index.json (model-index.ts writes it; that module reads folders, so it is not bundled). */
+interface ModelIndexEntry {
+  id: string;
+  name: string;
+  dataset: string;
+  top1?: number;
+  task?: 'captioning';
+}
 
 interface LoadedModel {
   id: string;
@@ -27,10 +38,26 @@ const imageName = $<HTMLParagraphElement>('image-name');
 const results = $<HTMLOListElement>('results');
 const timing = $<HTMLParagraphElement>('timing');
 const providerLine = $<HTMLParagraphElement>('provider');
+const captionerControls = $<HTMLDivElement>('captioner-controls');
+const captionerSelect = $<HTMLSelectElement>('captioner-select');
+const captionSection = $<HTMLDivElement>('caption-section');
+const captionBox = $<HTMLParagraphElement>('caption');
+const captionTiming = $<HTMLParagraphElement>('caption-timing');
 
 let current: LoadedModel | undefined;
 let lastImage: { pixels: Pixels; name: string } | undefined;
 let loading: Promise<LoadedModel | undefined> = Promise.resolve(undefined);
+let captioner: Promise<LoadedCaptioner | undefined> = Promise.resolve(undefined);
+/** Counts the images given: a caption finished for an earlier one is not shown. */
+let imageSerial = 0;
+let inferenceQueue: Promise<unknown> = Promise.resolve();
+
+/** One model run at a time: onnxruntime-web's wasm backend is not safe for overlapping runs. */
+function exclusive<T>(work: () => Promise<T>): Promise<T> {
+  const result = inferenceQueue.then(work, work);
+  inferenceQueue = result.catch(() => undefined);
+  return result;
+}
 
 function showError(message: string): void {
   errorBox.textContent = message;
@@ -136,7 +163,7 @@ async function classify(): Promise<void> {
     const [c, h, w] = model.card.input.shape;
     const input = preprocessImage(lastImage.pixels, model.card.input.preprocessing, c, h, w);
     const started = performance.now();
-    const out = await model.session.run({ [model.card.input.name]: new ort.Tensor('float32', input, [1, c, h, w]) });
+    const out = await exclusive(() => model.session.run({ [model.card.input.name]: new ort.Tensor('float32', input, [1, c, h, w]) }));
     const elapsed = performance.now() - started;
     const logits = out[model.card.output.name];
     if (!logits) throw new Error(`the model has no output '${model.card.output.name}'`);
@@ -164,20 +191,68 @@ function render(predictions: Prediction[]): void {
   }));
 }
 
+function showCaption(state: 'waiting' | 'loading-model' | 'ready' | 'running' | 'done' | 'error', text: string): void {
+  captionBox.dataset.state = state;
+  captionBox.textContent = text;
+  if (state !== 'done') {
+    delete captionBox.dataset.caption;
+    delete captionBox.dataset.image;
+    captionTiming.textContent = '';
+  }
+}
+
+/** Captions the current image with the current captioner; a failure is shown in the caption's place. */
+async function caption(): Promise<void> {
+  const serial = imageSerial;
+  const model = await captioner;
+  const image = lastImage;
+  if (!model || !image || serial !== imageSerial) return;
+  showCaption('running', 'Writing a caption…');
+  try {
+    const found = await exclusive(() => captionImage(model, image.pixels));
+    if (serial !== imageSerial) return;
+    showCaption('done', found.text === '' ? '(an empty caption)' : found.text);
+    captionBox.dataset.caption = found.text;
+    captionBox.dataset.image = image.name;
+    const { beam } = model.card.generation;
+    captionTiming.textContent = `Caption: ${found.milliseconds.toFixed(1)} ms (${beam === 1 ? 'greedy' : `beam ${beam}`}, log-probability ${found.logProb.toFixed(2)})`;
+  } catch (err) {
+    if (serial === imageSerial) showCaption('error', `Captioning failed: ${(err as Error).message}`);
+  }
+}
+
+async function switchCaptioner(id: string): Promise<void> {
+  const previous = await captioner;
+  showCaption('loading-model', 'Loading the captioner…');
+  captioner = loadCaptioner(id).catch((err: unknown) => {
+    showCaption('error', `Could not load captioner '${id}': ${(err as Error).message}`);
+    return undefined;
+  });
+  const loaded = await captioner;
+  if (previous && previous !== loaded) void releaseCaptioner(previous);
+  if (!loaded) return;
+  showCaption('ready', lastImage ? '' : 'Choose an image to caption it.');
+  await caption();
+}
+
 async function useImage(blob: Blob, name: string): Promise<void> {
+  imageSerial++;
   clearError();
   results.replaceChildren();
   timing.textContent = '';
   imageName.textContent = name;
+  if (!captionSection.hidden) showCaption('waiting', '');
   try {
     lastImage = { pixels: await decode(blob, name), name };
   } catch (err) {
     lastImage = undefined;
     showError((err as Error).message);
+    if (!captionSection.hidden) showCaption('error', 'No caption: the image could not be read.');
     return;
   }
   current = await loading;
   await classify();
+  await caption();
 }
 
 async function start(): Promise<void> {
@@ -222,15 +297,27 @@ async function start(): Promise<void> {
     samples.textContent = 'no samples found';
   }
 
-  let models: { id: string; name: string; dataset: string; top1?: number }[] = [];
+  let listed: ModelIndexEntry[] = [];
   try {
-    models = (await fetchJson<{ models: typeof models }>('models/index.json')).models;
+    listed = (await fetchJson<{ models: ModelIndexEntry[] }>('models/index.json')).models;
   } catch (err) {
     showError(`Could not list the models: ${(err as Error).message}`);
   }
+  const wantedCaptioner = new URLSearchParams(location.search).get('captioner');
+  const captioners = listed.filter((m) => m.task === 'captioning');
+  if (captioners.length > 0) {
+    captionerSelect.replaceChildren(...captioners.map((m) => new Option(`${m.name} (${m.dataset})`, m.id)));
+    if (wantedCaptioner && captioners.some((m) => m.id === wantedCaptioner)) captionerSelect.value = wantedCaptioner;
+    captionerControls.hidden = false;
+    captionSection.hidden = false;
+    captionerSelect.addEventListener('change', () => void switchCaptioner(captionerSelect.value));
+    void switchCaptioner(captionerSelect.value);
+  }
+  // Index entries without a task are classifiers (indexes written before captioners could be exported).
+  const models = listed.filter((m) => m.task === undefined);
   if (models.length === 0) {
-    modelSelect.replaceChildren(new Option('no models exported yet'));
-    if (errorBox.hidden) showError('No models yet: run `deepvision export models/RUN --out web-demo/models/NAME` and reload.');
+    modelSelect.replaceChildren(new Option(captioners.length > 0 ? 'no classifiers exported yet' : 'no models exported yet'));
+    if (errorBox.hidden && captioners.length === 0) showError('No models yet: run `deepvision export models/RUN --out web-demo/models/NAME` and reload.');
     return;
   }
   modelSelect.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.dataset}${m.top1 !== undefined ? `, ${(100 * m.top1).toFixed(1)} %` : ''})`, m.id)));

@@ -1,7 +1,12 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
+import { captionerCheckpoint, exportCaptioner } from '../../export/export-captioner';
 import { exportModel } from '../../export/export-model';
 import { helpText } from '../help-text';
+import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
+import { nonNegativeNumber, positiveInteger } from '../numeric-options';
+
+interface ExportFlags { out: string; fp16: boolean; beam: number; lengthPenalty: number; graph?: string }
 
 export function exportCommand(): Command {
   return new Command('export')
@@ -12,12 +17,20 @@ export function exportCommand(): Command {
       'folded into the preceding convolution, unused nodes and initializers pruned, and a dynamic batch dimension.',
       'Before writing, its outputs are compared with the trained eval model (float32: within 1e-4).',
       '',
+      'A captioner (graphs/captioner.ts) exports as encoder.onnx and step.onnx (one decoder step) with a model.json that',
+      'holds its vocabulary and the search the page runs (--beam, --length-penalty); both models are compared with the',
+      'run\'s. The web demo captions images with it beside the classifier; `deepvision caption DIR` reads the folder too.',
+      '',
       'Example: deepvision export models/cnn-shapes --out web-demo/models/cnn-shapes',
     ]))
-    .argument('<model-dir>', 'a training output folder (inference_model.onnx, eval_model.onnx, checkpoint.safetensors)')
-    .requiredOption('--out <dir>', 'folder to write model.onnx and model.json to (its parent gets an index.json of all models)')
+    .argument('<model-dir>', 'a training output folder (inference_model.onnx, eval_model.onnx, checkpoint.safetensors; a captioner\'s: best.safetensors)')
+    .requiredOption('--out <dir>', 'folder to write the model and model.json to (its parent gets an index.json of all models)')
     .option('--fp16', 'store weights as float16 (half the download; computation stays float32)', false)
-    .action(async (modelDir: string, f: { out: string; fp16: boolean }) => {
+    .option('--beam <k>', 'captioners: the beam width the page searches with', positiveInteger, 3)
+    .option('--length-penalty <alpha>', 'captioners: the page ranks captions by log-probability / length^alpha', nonNegativeNumber, 0.7)
+    .option('--graph <file>', 'captioners whose run has no encoder_model.onnx and step_model.onnx: the graph file to build them from; graph files are code: pass only files you trust')
+    .action(async (modelDir: string, f: ExportFlags) => {
+      if (captionerCheckpoint(modelDir) !== undefined) return exportCaptionerFolder(modelDir, f);
       const r = await exportModel(modelDir, f.out, { fp16: f.fp16 });
       const mb = (r.card.bytes / 1e6).toFixed(2);
       console.log(`Exported ${r.card.name}: ${r.card.parameters.toLocaleString('en-US')} parameters, ${mb} MB (${r.card.precision}), ${r.card.labels.length} classes, input [${r.card.input.shape}]`);
@@ -25,4 +38,16 @@ export function exportCommand(): Command {
       console.log(`  checked against the eval model: max |difference| ${r.maxDifference.toExponential(2)}, top-1 agrees on ${r.top1Agreement.agree}/${r.top1Agreement.total} inputs`);
       console.log(`  ${path.relative(process.cwd(), r.modelFile)}, ${path.relative(process.cwd(), r.cardFile)}`);
     });
+}
+
+async function exportCaptionerFolder(runDir: string, f: ExportFlags): Promise<void> {
+  const r = await exportCaptioner(runDir, f.out, {
+    fp16: f.fp16, beam: f.beam, lengthPenalty: f.lengthPenalty,
+    definition: (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)),
+  });
+  const c = r.card;
+  console.log(`Exported captioner ${c.name}: ${c.parameters.toLocaleString('en-US')} parameters, ${(c.bytes / 1e6).toFixed(2)} MB (${c.precision}), ${c.vocabulary.tokens.length} tokens, captions of up to ${c.generation.maxLength} words, input [${c.input.shape}], beam ${c.generation.beam}`);
+  console.log(`  folded ${r.foldedBatchNorms} batch normalizations into convolutions; ${r.removedNodes} nodes fewer than the run's encoder and step models`);
+  console.log(`  checked against the run's models: max |difference| ${r.maxDifference.toExponential(2)}`);
+  console.log(`  ${[r.encoderFile, r.stepFile, r.cardFile].map((file) => path.relative(process.cwd(), file)).join(', ')}`);
 }
