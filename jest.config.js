@@ -6,7 +6,7 @@
  */
 const END_TO_END = [
   'train-shapes', 'trainer', 'transfer', 'captioner', 'reliability', 'cli', 'browser', 'webgpu', 'webgpu-training', 'sweep',
-  'export', 'export-hostile', 'backbone-gradients', 'device',
+  'export', 'export-hostile', 'export-captioner', 'backbone-gradients', 'device', 'browser-teach', 'teach',
 ];
 
 module.exports = {

@@ -3,6 +3,7 @@ import { buildCommand } from './commands/build';
 import { captionCommand } from './commands/caption';
 import { evalCommand } from './commands/eval';
 import { exportCommand } from './commands/export';
+import { exportTeachCommand } from './commands/export-teach';
 import { inspectCommand } from './commands/inspect';
 import { plotCommand } from './commands/plot';
 import { predictCommand } from './commands/predict';
@@ -26,6 +27,7 @@ export function program(): Command {
     .addCommand(transferCommand((argv) => program().parseAsync(argv, { from: 'user' })))
     .addCommand(evalCommand())
     .addCommand(exportCommand())
+    .addCommand(exportTeachCommand())
     .addCommand(predictCommand())
     .addCommand(captionCommand())
     .addCommand(plotCommand())

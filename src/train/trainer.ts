@@ -24,6 +24,7 @@ import * as F from '../dsl/functional';
 import { DROPOUT_NOISE } from '../dsl/functional';
 import { CheckpointContents, checkpointBest, checkpointConfusion, checkTensorsMatch, loadCheckpoint, saveCheckpoint, TrainingPosition } from './checkpoint';
 import { DeviceLossSum } from './device-loss-sum';
+import { TrainingStep } from './training-step';
 import { Average, topKCorrect } from './metrics';
 import { isUserFacing, UserError } from '../util/user-error';
 import { describeWriteFailure, removeStaleTempFiles, writeFileAtomic } from '../util/atomic-write';
@@ -183,12 +184,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const evalSession = await ort.InferenceSession.create(await forSession(evalModel), located(evalModel, ['loss', 'logits']));
   const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
   const download = onGpu ? await hostCopier([...graph.values.keys(), ...optimizer.stateNames.map((n) => `optimizer.${n}`)], shapeOf, sessionOptions) : undefined;
-  /** Replaces a state tensor, releasing the GPU buffer of the one it replaces. */
-  const replace = (name: string, t: ort.Tensor) => {
-    const old = tensors.get(name);
-    if (old !== undefined && old !== t && old.location === 'gpu-buffer') old.dispose();
-    tensors.set(name, t);
-  };
+  // One update (training graph, then optimizer graph) is driven by the module the page's Teach mode shares.
+  const trainingStep = new TrainingStep(trainSession, optimizerSession, {
+    inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
+    trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
+  }, ort.Tensor);
 
   // All state that training changes, by name: parameters, buffers, optimizer slots.
   const tensors = new Map<string, ort.Tensor>();
@@ -305,7 +305,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         [inputName]: new ort.Tensor('float32', assembled.input, [n, ...inputDims]),
         ...(captionRows === undefined ? { labels: new ort.Tensor('int64', assembled.labels, [n]) } : captionFeeds(captionRows, order.slice(batch * o.batchSize, batch * o.batchSize + n))),
       };
-      for (const p of graph.parameters) if (trainInputs.has(p.name)) feeds[p.name] = tensors.get(p.name)!;
       for (const v of noiseInputs) {
         if (!trainInputs.has(v.name)) continue;
         // Dropout noise from a stream named after the update number: a resumed run draws the same masks.
@@ -313,7 +312,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const dims = v.shape!.map((d, i) => (i === 0 ? n : Number(d)));
         feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rngNoise.next()), dims);
       }
-      const out = await trainSession.run(feeds);
+      const out = await trainingStep.gradients(tensors, feeds);
       const step = position.step + 1;
       if (lossSum === undefined) {
         const loss = (out.loss!.data as Float32Array)[0]!;
@@ -324,20 +323,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         out.loss!.dispose();
       }
       const lr = learningRateAt(o.learningRate, step, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps });
-      const optFeeds: Record<string, ort.Tensor> = {
-        learning_rate: new ort.Tensor('float32', Float32Array.from([lr]), [1]),
-        step: new ort.Tensor('int64', BigInt64Array.from([BigInt(step)]), [1]),
-      };
-      for (const p of paramSpecs) {
-        optFeeds[p.name] = tensors.get(p.name)!;
-        optFeeds[`${p.name}_grad`] = out[`${p.name}_grad`]!;
-      }
-      for (const name of optimizer.stateNames) optFeeds[name] = tensors.get(`optimizer.${name}`)!;
-      const updated = await optimizerSession.run(optFeeds);
-      for (const p of paramSpecs) replace(p.name, updated[`${p.name}_updated`]!);
-      for (const name of optimizer.stateNames) replace(`optimizer.${name}`, updated[`${name}_updated`]!);
-      for (const [buffer, output] of graph.stateOutputs) replace(buffer, out[output]!);
-      if (onGpu) for (const p of paramSpecs) out[`${p.name}_grad`]!.dispose();
+      await trainingStep.update(tensors, out, lr, step);
       position = { ...position, step, batch: batch + 1 };
       if (lossSum !== undefined && (lossSum.updates >= LOSS_READ_INTERVAL || batch + 1 === batchesPerEpoch)) await readLosses(batch);
       seen += n;

@@ -1,0 +1,71 @@
+/**
+ * teach.json: what the page's Teach mode needs to train a new head on a frozen backbone: the backbone as a feature
+ * model, one set of head artifacts (training, optimizer, evaluation, inference graphs and initial parameters) per
+ * class count, the preprocessing, and the training defaults. Written by `deepvision export-teach`; pure data,
+ * shared by the CLI and the page.
+ */
+import type { ModelCard } from './model-card';
+import type { OptimizerConfig } from '../optim/config';
+
+export interface TeachHead {
+  /** How many classes this head has (its logits' width). */
+  classes: number;
+  /** Folder of the head's files, relative to teach.json (a plain name). */
+  folder: string;
+  /** Inputs `features`, `labels`, parameters; outputs `loss` and `<param>_grad` (write-artifacts.ts's contract). */
+  training: string;
+  /** Inputs `learning_rate`, `step`, parameters, gradients, slots; outputs `<input>_updated`. */
+  optimizer: string;
+  /** Inputs as the training graph's; outputs `loss` and `logits` (eval mode). */
+  eval: string;
+  /** Inputs `features` and the parameters; output `logits`: the head of the downloadable model. */
+  inference: string;
+  /** The parameters in the order their initial values lie in `init` (float32, little-endian, back to back). */
+  parameters: { name: string; shape: number[] }[];
+  init: string;
+}
+
+export interface TeachBundleCard {
+  format: 'deepvision-teach-bundle';
+  version: 1;
+  name: string;
+  /** The backbone's file name and the value it was cut at. */
+  backbone: { file: string; cut: string; parameters: number };
+  /** Input `input` [batch, ...input.shape], output `features` [batch, features]. */
+  featureModel: string;
+  input: ModelCard['input'];
+  features: number;
+  heads: TeachHead[];
+  optimizer: OptimizerConfig;
+  /** Defaults the page starts from. */
+  training: { learningRate: number; epochs: number; batchSize: number; heldOutFraction: number };
+  producer: string;
+  exportedAt: string;
+}
+
+/** The class counts a bundle ships heads for by default. */
+export const MIN_CLASSES = 2;
+export const MAX_CLASSES = 10;
+
+/** A plain file or folder name: a card must not point the page at other paths of the site. */
+export const isPlainName = (name: unknown): name is string => typeof name === 'string' && /^[\w.-]+$/.test(name) && !/^\.+$/.test(name);
+
+/** Checks the fields the page relies on; returns a list of problems (empty when the card is usable). */
+export function teachCardProblems(card: unknown): string[] {
+  const c = card as Partial<TeachBundleCard> | null;
+  if (typeof c !== 'object' || c === null) return ['teach.json is not a JSON object'];
+  const problems: string[] = [];
+  if (c.format !== 'deepvision-teach-bundle') problems.push("'format' is not 'deepvision-teach-bundle'");
+  if (!isPlainName(c.featureModel)) problems.push("'featureModel' must be a plain file name");
+  const shape = c.input?.shape;
+  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) problems.push("'input.shape' must be [channels, height, width]");
+  if (!(Number.isInteger(c.features) && c.features! > 0)) problems.push("'features' must be a positive integer");
+  if (!Array.isArray(c.heads) || c.heads.length === 0) problems.push("'heads' is missing");
+  for (const h of c.heads ?? []) {
+    const files = [h.folder, h.training, h.optimizer, h.eval, h.inference, h.init];
+    if (!Number.isInteger(h.classes) || h.classes < 2 || !files.every(isPlainName) || !Array.isArray(h.parameters)) {
+      problems.push(`head ${JSON.stringify(h.classes)} is incomplete or names files outside its folder`);
+    }
+  }
+  return problems;
+}

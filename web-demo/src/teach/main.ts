@@ -1,0 +1,343 @@
+/**
+ * The Teach page: the user names classes and gives each a few images; the page computes their features with the
+ * bundle's frozen backbone, trains the bundle's head for that many classes with its training and optimizer graphs
+ * (the shared TrainingStep, as the Node trainer), shows the loss and held-out accuracy per epoch, classifies new
+ * images, and offers the taught model as model.onnx + model.json.
+ */
+import { topK } from '../../../src/export/image-preprocessing';
+import { heldOutSplit, selectRows, EpochReport, FeatureSet, HeadTrainer } from '../../../src/train/teach-session';
+import { isPlainName } from '../../../src/export/teach-card';
+import { SHAPE_CLASSES } from '../../../src/data/shapes';
+import { TeachBundle } from './bundle';
+import { decodeImage, sampleShapes, TeachImage, thumbnail } from './images';
+import { chooseProvider, configureRuntime } from './runtime';
+import { installTestHooks } from './test-hooks';
+
+interface TeachClass {
+  row: HTMLElement;
+  name: HTMLInputElement;
+  images: TeachImage[];
+}
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const classList = $<HTMLDivElement>('classes');
+const addClassButton = $<HTMLButtonElement>('add-class');
+const samplesButton = $<HTMLButtonElement>('use-samples');
+const trainButton = $<HTMLButtonElement>('train');
+const stopButton = $<HTMLButtonElement>('stop');
+const epochsInput = $<HTMLInputElement>('epochs-input');
+const lrInput = $<HTMLInputElement>('lr-input');
+const batchInput = $<HTMLInputElement>('batch-input');
+const errorBox = $<HTMLDivElement>('error');
+const notices = $<HTMLParagraphElement>('notices');
+const statusLine = $<HTMLParagraphElement>('status');
+const epochRows = document.querySelector<HTMLTableSectionElement>('#epochs tbody')!;
+const speedLine = $<HTMLParagraphElement>('speed');
+const bundleInfo = $<HTMLParagraphElement>('bundle-info');
+const classifyInput = $<HTMLInputElement>('classify-input');
+const predictions = $<HTMLOListElement>('predictions');
+const downloads = $<HTMLParagraphElement>('downloads');
+const downloadModel = $<HTMLAnchorElement>('download-model');
+const downloadCard = $<HTMLAnchorElement>('download-card');
+
+const classes: TeachClass[] = [];
+/** Features of each image, computed once (an image keeps its features when the classes are trained again). */
+const featureCache = new WeakMap<TeachImage, Float32Array>();
+let bundle: TeachBundle | undefined;
+let taught: { trainer: HeadTrainer; labels: string[] } | undefined;
+let busy = false;
+let stopRequested = false;
+let downloadUrls: string[] = [];
+/** The features and labels of the last training run (all images, before the split), for the tests' hooks. */
+let lastSet: FeatureSet | undefined;
+
+function setStatus(state: string, text: string): void {
+  statusLine.dataset.state = state;
+  statusLine.textContent = text;
+}
+
+function showError(message: string): void {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+}
+
+function clearMessages(): void {
+  errorBox.hidden = true;
+  errorBox.textContent = '';
+  notices.textContent = '';
+}
+
+/** Lets the browser draw between steps of long work. */
+const nextFrame = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+function updateButtons(): void {
+  const maxClasses = bundle ? Math.max(...bundle.classCounts) : 10;
+  addClassButton.disabled = busy || classes.length >= maxClasses;
+  samplesButton.disabled = busy || bundle === undefined;
+  trainButton.disabled = busy || bundle === undefined;
+  stopButton.disabled = !busy;
+  classifyInput.disabled = busy || taught === undefined;
+  for (const c of classes) for (const b of c.row.querySelectorAll('button')) b.disabled = busy;
+}
+
+function addClass(name: string, images: TeachImage[] = []): TeachClass {
+  const row = Object.assign(document.createElement('div'), { className: 'class-row' });
+  const header = document.createElement('header');
+  const nameInput = Object.assign(document.createElement('input'), { className: 'class-name', value: name, placeholder: 'class name', maxLength: 60 });
+  const count = Object.assign(document.createElement('span'), { className: 'count' });
+  const files = Object.assign(document.createElement('input'), { type: 'file', accept: 'image/*', multiple: true, className: 'class-files' });
+  const add = Object.assign(document.createElement('button'), { type: 'button', className: 'add-images', textContent: 'Add images' });
+  const remove = Object.assign(document.createElement('button'), { type: 'button', className: 'remove', textContent: '×', title: 'remove this class' });
+  const thumbs = Object.assign(document.createElement('div'), { className: 'thumbs' });
+  header.append(nameInput, count, add, remove);
+  row.append(header, files, thumbs);
+  classList.append(row);
+  const c: TeachClass = { row, name: nameInput, images: [] };
+  classes.push(c);
+  const refresh = () => {
+    count.textContent = `${c.images.length} image${c.images.length === 1 ? '' : 's'}`;
+    row.dataset.images = String(c.images.length);
+  };
+  const addImages = (list: TeachImage[]) => {
+    c.images.push(...list);
+    thumbs.append(...list.map((image) => thumbnail(image)));
+    refresh();
+  };
+  const addFiles = async (fileList: FileList | null | undefined) => {
+    if (!fileList || fileList.length === 0) return;
+    clearMessages();
+    const decoded: TeachImage[] = [];
+    const refused: string[] = [];
+    for (const file of Array.from(fileList)) {
+      try {
+        decoded.push(await decodeImage(file, file.name));
+      } catch (err) {
+        refused.push((err as Error).message);
+      }
+    }
+    addImages(decoded);
+    if (refused.length > 0) showError(`${refused.join('; ')}: skipped. Give images (JPEG, PNG, WebP, GIF).`);
+    row.dataset.loaded = String(Number(row.dataset.loaded ?? 0) + 1);
+  };
+  add.addEventListener('click', () => files.click());
+  files.addEventListener('change', () => {
+    void addFiles(files.files).finally(() => (files.value = ''));
+  });
+  row.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    row.classList.add('over');
+  });
+  row.addEventListener('dragleave', () => row.classList.remove('over'));
+  row.addEventListener('drop', (e) => {
+    e.preventDefault();
+    row.classList.remove('over');
+    void addFiles(e.dataTransfer?.files);
+  });
+  remove.addEventListener('click', () => {
+    classes.splice(classes.indexOf(c), 1);
+    row.remove();
+    updateButtons();
+  });
+  addImages(images);
+  updateButtons();
+  return c;
+}
+
+/** What stops training from starting, as one message for the user; undefined when all is well. */
+function inputProblem(): string | undefined {
+  const counts = bundle!.classCounts;
+  const [min, max] = [Math.min(...counts), Math.max(...counts)];
+  if (classes.length < min) return `Teaching needs at least ${min} classes; there ${classes.length === 1 ? 'is 1' : `are ${classes.length}`}. Add a class.`;
+  if (classes.length > max) return `This backbone's bundle has heads for at most ${max} classes; there are ${classes.length}.`;
+  if (bundle!.head(classes.length) === undefined) return `This backbone's bundle has no head for ${classes.length} classes (it has ${counts.join(', ')}).`;
+  const names = classes.map((c) => c.name.value.trim());
+  const unnamed = names.findIndex((n) => n === '');
+  if (unnamed >= 0) return `Class ${unnamed + 1} has no name.`;
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) return `Two classes are named '${twice}': give each class its own name.`;
+  const empty = classes.find((c) => c.images.length === 0);
+  if (empty !== undefined) return `Class '${empty.name.value.trim()}' has no images: add at least 2 (3 or more is better).`;
+  return undefined;
+}
+
+function settings(): { epochs: number; learningRate: number; batchSize: number } | string {
+  const epochs = Number(epochsInput.value);
+  const learningRate = Number(lrInput.value);
+  const batchSize = Number(batchInput.value);
+  if (!Number.isInteger(epochs) || epochs < 1 || epochs > 500) return 'Epochs must be a whole number from 1 to 500.';
+  if (!(learningRate > 0 && learningRate < 10)) return 'The learning rate must be a number above 0 (for example 0.003).';
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 256) return 'The batch size must be a whole number from 1 to 256.';
+  return { epochs, learningRate, batchSize };
+}
+
+function addEpochRow(r: EpochReport): void {
+  const tr = document.createElement('tr');
+  tr.dataset.epoch = String(r.epoch);
+  tr.dataset.trainLoss = String(r.trainLoss);
+  tr.dataset.heldOutLoss = String(r.heldOutLoss);
+  tr.dataset.heldOutAccuracy = String(r.heldOutAccuracy);
+  const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
+  const num = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
+  for (const text of [String(r.epoch), num(r.trainLoss), num(r.heldOutLoss), pct(r.heldOutAccuracy)]) tr.append(Object.assign(document.createElement('td'), { textContent: text }));
+  epochRows.append(tr);
+}
+
+async function train(): Promise<void> {
+  if (busy || bundle === undefined) return;
+  clearMessages();
+  const problem = inputProblem();
+  const s = settings();
+  if (problem !== undefined || typeof s === 'string') {
+    showError(problem ?? (s as string));
+    setStatus('invalid', 'Fix the classes or settings above, then train.');
+    return;
+  }
+  busy = true;
+  stopRequested = false;
+  updateButtons();
+  try {
+    const labels = classes.map((c) => c.name.value.trim());
+    const images = classes.flatMap((c, label) => c.images.map((image) => ({ image, label })));
+    const missing = images.filter((x) => !featureCache.has(x.image)).map((x) => x.image);
+    const width = bundle.card.features;
+    const started = performance.now();
+    if (missing.length > 0) {
+      setStatus('features', `Computing features: 0 / ${missing.length} images`);
+      const computed = await bundle.features(missing, async (done) => {
+        setStatus('features', `Computing features: ${done} / ${missing.length} images`);
+        await nextFrame();
+      });
+      missing.forEach((image, i) => featureCache.set(image, computed.slice(i * width, (i + 1) * width)));
+    }
+    const featureMs = missing.length > 0 ? (performance.now() - started) / missing.length : undefined;
+    const all: FeatureSet = { features: new Float32Array(images.length * width), labels: Int32Array.from(images, (x) => x.label), width };
+    images.forEach((x, i) => all.features.set(featureCache.get(x.image)!, i * width));
+    lastSet = all;
+    const split = heldOutSplit(all.labels, bundle.card.training.heldOutFraction, 0);
+    setStatus('training', `Training on ${split.train.length} images, ${split.heldOut.length} held out…`);
+    epochRows.replaceChildren();
+    taught = undefined;
+    revokeDownloads();
+    const trainer = await bundle.trainer(bundle.head(labels.length)!);
+    const trainStarted = performance.now();
+    const reports = await trainer.train(selectRows(all, split.train), selectRows(all, split.heldOut), {
+      ...s, seed: 0, shouldStop: () => stopRequested,
+      onEpoch: async (r) => {
+        addEpochRow(r);
+        setStatus('training', `Epoch ${r.epoch} / ${s.epochs}`);
+        await nextFrame();
+      },
+    });
+    const trainSeconds = (performance.now() - trainStarted) / 1000;
+    const stepSeconds = reports.reduce((t, r) => t + r.seconds, 0);
+    const last = reports[reports.length - 1];
+    taught = { trainer, labels };
+    speedLine.dataset.featureMs = String(featureMs ?? '');
+    speedLine.dataset.trainSeconds = String(trainSeconds);
+    speedLine.dataset.stepsPerSecond = String(trainer.updates / stepSeconds);
+    speedLine.textContent = `${featureMs !== undefined ? `Features: ${featureMs.toFixed(1)} ms per image. ` : ''}`
+      + `Training: ${reports.length} epochs, ${trainer.updates} updates in ${trainSeconds.toFixed(2)} s with evaluation `
+      + `(${(trainer.updates / stepSeconds).toFixed(0)} updates/s). Provider: ${bundle.provider.description}.`;
+    const accuracy = last && Number.isFinite(last.heldOutAccuracy) ? `, held-out accuracy ${(100 * last.heldOutAccuracy).toFixed(1)} %` : ' (no image held out: add more images per class)';
+    setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : 'Trained'} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
+    await offerDownload(trainer, labels, last, images.length);
+  } catch (err) {
+    showError(`Training failed: ${(err as Error).message}`);
+    setStatus('error', 'Training failed.');
+  } finally {
+    busy = false;
+    updateButtons();
+  }
+}
+
+function revokeDownloads(): void {
+  for (const url of downloadUrls) URL.revokeObjectURL(url);
+  downloadUrls = [];
+  downloads.hidden = true;
+}
+
+async function offerDownload(trainer: HeadTrainer, labels: string[], last: EpochReport | undefined, images: number): Promise<void> {
+  const { model, card } = await bundle!.taughtModel(trainer, labels, last, images);
+  revokeDownloads();
+  downloadModel.href = URL.createObjectURL(new Blob([model], { type: 'application/octet-stream' }));
+  downloadCard.href = URL.createObjectURL(new Blob([`${JSON.stringify(card, null, 2)}\n`], { type: 'application/json' }));
+  downloadUrls = [downloadModel.href, downloadCard.href];
+  downloadModel.textContent = `model.onnx (${(model.byteLength / 1e6).toFixed(1)} MB)`;
+  downloads.hidden = false;
+}
+
+async function classify(file: File): Promise<void> {
+  if (taught === undefined || bundle === undefined) return;
+  clearMessages();
+  predictions.dataset.state = 'running';
+  predictions.replaceChildren();
+  try {
+    const image = await decodeImage(file, file.name);
+    const features = await bundle.features([image]);
+    const logits = await taught.trainer.logits(features, bundle.card.features);
+    predictions.replaceChildren(...topK(logits, taught.labels, Math.min(5, taught.labels.length)).map((p) => {
+      const li = Object.assign(document.createElement('li'), { textContent: `${p.label}: ${(100 * p.probability).toFixed(2)} %` });
+      li.dataset.label = p.label;
+      li.dataset.probability = String(p.probability);
+      return li;
+    }));
+    predictions.dataset.state = 'done';
+  } catch (err) {
+    showError(`Could not classify: ${(err as Error).message}`);
+    predictions.dataset.state = 'error';
+  }
+}
+
+function useSamples(): void {
+  if (busy || bundle === undefined) return;
+  clearMessages();
+  for (const c of classes) c.row.remove();
+  classes.splice(0, classes.length);
+  // Generated at most 64 pixels a side (the shapes' own detail); preprocessing scales them to the backbone's input.
+  const size = Math.min(64, bundle.card.input.shape[1]);
+  const picked: (typeof SHAPE_CLASSES)[number][] = ['circle', 'triangle', 'star'];
+  for (const [name, images] of sampleShapes(picked, 10, size)) addClass(name, images);
+  setStatus('ready', 'Sample shapes loaded: 3 classes of 10 images. Press Train.');
+}
+
+async function start(): Promise<void> {
+  configureRuntime();
+  addClassButton.addEventListener('click', () => addClass(`class ${classes.length + 1}`));
+  samplesButton.addEventListener('click', useSamples);
+  trainButton.addEventListener('click', () => void train());
+  stopButton.addEventListener('click', () => (stopRequested = true));
+  classifyInput.addEventListener('change', () => {
+    const file = classifyInput.files?.[0];
+    if (file) void classify(file).finally(() => (classifyInput.value = ''));
+  });
+  addClass('class 1');
+  addClass('class 2');
+  const name = new URLSearchParams(location.search).get('bundle') ?? 'teach';
+  if (!isPlainName(name)) {
+    showError(`?bundle= must name a folder under models/, got '${name}'`);
+    setStatus('error', 'No backbone.');
+    return;
+  }
+  const base = `models/${name}/`;
+  try {
+    const provider = await chooseProvider();
+    bundle = await TeachBundle.load(base, provider);
+    installTestHooks(bundle, () => taught?.trainer, () => lastSet);
+  } catch (err) {
+    showError(`Could not load the Teach bundle at ${base}: ${(err as Error).message}. Make one with \`deepvision export-teach BACKBONE.onnx --out web-demo/models/${name}\`.`);
+    setStatus('error', 'No backbone.');
+    updateButtons();
+    return;
+  }
+  const c = bundle.card;
+  const counts = bundle.classCounts;
+  bundleInfo.textContent = `Backbone: ${c.backbone.file}, cut at '${c.backbone.cut}' (${c.features} features per ${c.input.shape[1]}×${c.input.shape[2]} image, frozen); `
+    + `heads for ${Math.min(...counts)} to ${Math.max(...counts)} classes; ${bundle.provider.description}.`;
+  epochsInput.value = String(c.training.epochs);
+  lrInput.value = String(c.training.learningRate);
+  batchInput.value = String(c.training.batchSize);
+  setStatus('ready', 'Name your classes and add images to each (or use the sample shapes), then press Train.');
+  updateButtons();
+}
+
+void start();
