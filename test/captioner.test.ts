@@ -123,8 +123,14 @@ describe('captioner', () => {
       for (const word of printed.caption.split(' ').filter(Boolean)) expect(data.vocabulary.tokens).toContain(word);
       expect(cli('caption', dir, sample).stderr).toMatch(/^error: .* has no best\.safetensors/);
       // eval captions validation images and scores them.
-      const evaluated = cli('eval', result.bestCheckpoint, '--val-size', '16', '--beam', '2');
-      expect(evaluated.stderr).toBe('');
+      const gallery = path.join(dir, 'gallery.png');
+      const evaluated = cli('eval', result.bestCheckpoint, '--val-size', '16', '--beam', '2', '--gallery', gallery, '--gallery-size', '6');
+      expect(evaluated.stderr).toBe(`gallery: ${gallery}\n`);
+      // Six panels of 200 px, four to a row with 12-px gaps: two rows.
+      const png = fs.readFileSync(gallery);
+      expect(png.readUInt32BE(16)).toBe(12 + 4 * 212);
+      expect(png.readUInt32BE(20)).toBeGreaterThan(12 + 2 * 212);
+      expect(cli('eval', result.bestCheckpoint, '--gallery', path.join(dir, 'g.svg')).stderr).toMatch(/^error: --gallery writes a PNG/);
       expect(evaluated.stdout).toMatch(/^captioner on shapes val \(16 images, beam 2\): BLEU-1 [\d.]+, BLEU-2 [\d.]+, BLEU-3 [\d.]+, BLEU-4 [\d.]+, CIDEr-D [\d.]+$/m);
       expect(cli('eval', result.bestCheckpoint, '--split', 'test').stderr).toMatch(/^error: shapes has no test split of its own: use --split val$/m);
     } finally {

@@ -4,9 +4,11 @@ import type { ImageDataset } from '../data/dataset';
 import type { Pixels } from '../export/image-preprocessing';
 import { corpusBleu } from '../metrics/bleu';
 import { ciderD } from '../metrics/cider';
+import { renderCaptionGallery } from '../plot/caption-gallery';
 import type { ModelDefinition } from '../model/definition';
 import { CaptionModel } from '../runtime/caption-model';
 import { checkpointConfig } from '../train/checkpoint';
+import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 
 export interface CaptionEvalOptions {
@@ -16,6 +18,9 @@ export interface CaptionEvalOptions {
   beam: number;
   seed?: number;
   valFraction?: number;
+  /** Draw the first `gallerySize` images with their generated and first reference captions to this PNG. */
+  gallery?: string;
+  gallerySize?: number;
 }
 
 /**
@@ -23,6 +28,7 @@ export interface CaptionEvalOptions {
  * and scores them against all their references (corpus BLEU-1..4, CIDEr-D).
  */
 export async function evaluateCaptionerCheckpoint(file: string, meta: Record<string, string>, definition: ModelDefinition, o: CaptionEvalOptions): Promise<string> {
+  if (o.gallery !== undefined && path.extname(o.gallery).toLowerCase() !== '.png') throw new UserError(`--gallery writes a PNG: give a file name ending in .png, not ${o.gallery}`);
   const config = checkpointConfig(meta, file);
   const dataName = o.data ?? meta['deepvision.data'] ?? 'shapes';
   const data = await loadCaptionData(dataName, {
@@ -44,6 +50,11 @@ export async function evaluateCaptionerCheckpoint(file: string, meta: Record<str
     await model.release();
   }
   const references = split.references.slice(0, count);
+  if (o.gallery !== undefined) {
+    const items = hypotheses.slice(0, o.gallerySize ?? 12).map((words, i) => ({ image: pixelsOf(split.images, i), generated: words.join(' '), reference: split.captions[i]![0] ?? '' }));
+    writeFileAtomic(o.gallery, await renderCaptionGallery(items));
+    console.error(`gallery: ${o.gallery}`);
+  }
   const { bleu } = corpusBleu(hypotheses, references);
   const cider = ciderD(hypotheses, references).score;
   const scores = bleu.map((b, k) => `BLEU-${k + 1} ${b.toFixed(3)}`).join(', ');

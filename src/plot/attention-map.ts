@@ -4,6 +4,7 @@
  * embedded PNGs and text, rasterized by sharp (as the charts are).
  */
 import sharp from 'sharp';
+import { escapeXml } from './svg';
 import { Pixels, resizeToPlanar } from '../export/image-preprocessing';
 
 export interface AttentionMapOptions {
@@ -52,8 +53,4 @@ export async function renderAttentionMap(image: Pixels, words: readonly string[]
   const height = rows * (panel + label);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>${panels.join('')}</svg>`;
   return sharp(Buffer.from(svg)).png({ compressionLevel: 9 }).toBuffer();
-}
-
-function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }

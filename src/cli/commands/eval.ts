@@ -23,13 +23,15 @@ export function evalCommand(): Command {
     .option('--seed <n>', 'data seed (default: the training seed)', nonNegativeInteger)
     .addOption(new Option('--split <name>', 'captioners: the split to caption (test: the data set\'s own test split, Flickr8k\'s 1,000 images)').choices(['val', 'test']).default('val'))
     .option('--beam <k>', 'captioners: beam width (1: greedy)', positiveInteger, 3)
-    .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number; split: 'val' | 'test'; beam: number }) => {
+    .option('--gallery <file.png>', 'captioners: also draw the first images of the split with their generated caption (bold) and a reference caption (grey)')
+    .option('--gallery-size <n>', 'captioners: images in the gallery', positiveInteger, 12)
+    .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number; split: 'val' | 'test'; beam: number; gallery?: string; gallerySize: number }) => {
       const checkpoint = loadCheckpoint(file);
       const meta = checkpoint.metadata;
       const definition = loadGraphFile(graphFileForCheckpoint(file, meta, f.graph));
       if (meta['deepvision.task'] === 'captioning') {
         console.log(await evaluateCaptionerCheckpoint(file, meta, definition, {
-          data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction,
+          data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction, gallery: f.gallery, gallerySize: f.gallerySize,
         }));
         return;
       }
