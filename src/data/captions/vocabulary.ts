@@ -56,7 +56,7 @@ export class Vocabulary {
     const byCount = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const kept = byCount.filter(([word, n]) => n >= minCount && isToken(word)).map(([word]) => word);
     if (kept.length === 0) {
-      const top = byCount[0];
+      const top = byCount.find(([word]) => isToken(word));
       throw new VocabularyError(top === undefined
         ? `the vocabulary is empty: the ${captionCount} training captions have no words`
         : `the vocabulary is empty: no word occurs at least ${minCount} times in the ${captionCount} training captions (the most frequent, '${top[0]}', occurs ${top[1]} times); lower --min-count`);
