@@ -6,7 +6,8 @@ export type OptionValue = string | number | boolean | null | Record<string, stri
 /**
  * A sweep file: options shared by every run (`base`), a grid whose cartesian product makes runs, and/or explicit
  * runs. Keys are `deepvision train` options (`lr`, `augment`, `val-fraction`, `variant`, ...) plus `graph` (the
- * graph file) and `set` (an object of config values). Relative paths are resolved from the sweep file's folder.
+ * graph file) and `set` (an object of config values). Relative paths are resolved from the sweep file's folder (in
+ * `set`, values that start with ./ or ../).
  */
 export interface SweepSpec {
   name?: string;
@@ -56,6 +57,10 @@ export function planSweep(spec: SweepSpec, specDir: string): PlannedRun[] {
     for (const key of Object.keys(p.options)) {
       const v = p.options[key];
       if (PATH_OPTIONS.has(key) && typeof v === 'string' && v !== 'shapes') p.options[key] = path.resolve(specDir, v);
+      // Config values written as relative paths ("./x", "../x": a backbone file) are the sweep file's too.
+      if (key === 'set' && v !== null && typeof v === 'object') {
+        p.options[key] = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === 'string' && /^\.\.?\//.test(x) ? path.resolve(specDir, x) : x]));
+      }
     }
   }
   return planned;
