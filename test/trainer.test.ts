@@ -7,6 +7,7 @@ import cnn from '../graphs/cnn';
 import mlp from '../graphs/mlp';
 import { generateShapes } from '../src/data/shapes';
 import { readSafetensors } from '../src/io/safetensors';
+import { readRunSummary, RunSummaryError } from '../src/train/run-summary';
 import { train, TrainOptions } from '../src/train/trainer';
 import { removeStaleTempFiles, writeFileAtomic } from '../src/util/atomic-write';
 
@@ -63,6 +64,25 @@ describe('trainer', () => {
     expect(metadata['deepvision.model']).toBe('mlp');
     expect(JSON.parse(metadata['deepvision.classes']!)).toHaveLength(10);
     expect(Number(metadata['deepvision.step'])).toBeGreaterThan(0);
+  });
+
+  test('a library call leaves summary.json, the same record deepvision train leaves and the sweep reads', () => {
+    const summary = readRunSummary(path.join(tmp, 'full'))!;
+    expect(Object.keys(summary)).toEqual(['model', 'variant', 'data', 'classes', 'stopped', 'epochs', 'best', 'last', 'confusion', 'augmentation', 'optimizer', 'lr', 'batchSize', 'seconds']);
+    expect(summary).toMatchObject({
+      model: 'mlp', variant: null, data: 'shapes', classes: trainSet.classNames, stopped: 'completed', epochs: 3, augmentation: 'none', optimizer: 'sgd', lr: 0.05, batchSize: 32,
+    });
+    expect(summary.last!.epoch).toBe(3);
+    expect(summary.best!.valLoss).toBeLessThanOrEqual(summary.last!.valLoss);
+    expect(summary.confusion!.flat().reduce((a, b) => a + b, 0)).toBe(valSet.count);
+    expect(summary.seconds).toBeGreaterThan(0);
+    // A resumed run's summary replaces the one its first sitting left.
+    expect(readRunSummary(path.join(tmp, 'part'))!.stopped).toBe('completed');
+    expect(readRunSummary(path.join(tmp, 'no-such-run'))).toBeUndefined();
+    const bad = path.join(tmp, 'bad-summary');
+    writeFileAtomic(path.join(bad, 'summary.json'), JSON.stringify({ ...summary, stopped: 'paused' }));
+    expect(() => readRunSummary(bad)).toThrow(RunSummaryError);
+    expect(() => readRunSummary(bad)).toThrow(/summary\.json is not a summary written by deepvision train: 'stopped' is invalid \("paused"\)/);
   });
 
   test('a NaN loss stops training with a clear message and leaves the last good checkpoint intact', async () => {

@@ -1,5 +1,5 @@
 import type { EpochMetrics } from '../train/trainer';
-import type { RunSummary } from './run-record';
+import type { RunSummary } from '../train/run-summary';
 import type { PlannedRun } from './grid';
 
 export interface RunOutcome {

@@ -3,23 +3,8 @@ import * as path from 'node:path';
 import type { EpochMetrics } from '../train/trainer';
 import { UserError } from '../util/user-error';
 
-/** What `deepvision train` leaves in its output folder at the end of a run (summary.json). */
-export interface RunSummary {
-  model: string;
-  variant: string | null;
-  data: string;
-  classes: string[];
-  stopped: 'completed' | 'early-stopping' | 'interrupted' | 'max-steps';
-  epochs: number;
-  best: EpochMetrics | null;
-  last: EpochMetrics | null;
-  confusion: number[][] | null;
-  augmentation: string;
-  optimizer: string;
-  lr: number;
-  batchSize: number;
-  seconds: number;
-}
+// `deepvision plot` reads summaries through this module too; the one definition is the trainer's.
+export { readRunSummary as readSummary } from '../train/run-summary';
 
 export class RunRecordError extends UserError {}
 
@@ -44,16 +29,6 @@ export function readMetrics(file: string): EpochMetrics[] {
     byEpoch.set(m.epoch, m);
   });
   return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
-}
-
-export function readSummary(dir: string): RunSummary | undefined {
-  const file = path.join(dir, 'summary.json');
-  if (!fs.existsSync(file)) return undefined;
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as RunSummary;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A run folder or a metrics.jsonl path -> the run's name, folder and metrics file. */

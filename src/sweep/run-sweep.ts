@@ -7,7 +7,8 @@ import { writeFileAtomic } from '../util/atomic-write';
 import type { PlannedRun } from './grid';
 import { trainArguments } from './grid';
 import { bestAccuracy, bestRun, resultsCsv, resultsMarkdown, RunOutcome } from './report';
-import { readMetrics, readSummary } from './run-record';
+import { readRunSummary } from '../train/run-summary';
+import { readMetrics } from './run-record';
 
 export interface SweepOptions {
   outDir: string;
@@ -24,7 +25,7 @@ const FAILED = 'failed.json';
 /** What is known of a run from its folder: finished, failed earlier, interrupted (resumable) or not started. */
 export function runOutcome(run: PlannedRun, outDir: string): RunOutcome {
   const dir = path.join(outDir, run.name);
-  const summary = readSummary(dir);
+  const summary = readRunSummary(dir);
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const metrics = fs.existsSync(metricsFile) ? readMetrics(metricsFile) : undefined;
   if (summary && summary.stopped !== 'interrupted') return { run, status: 'done', summary, metrics };

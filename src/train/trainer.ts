@@ -28,6 +28,7 @@ import { TrainingStep } from './training-step';
 import { Average, topKCorrect } from './metrics';
 import { isUserFacing, UserError } from '../util/user-error';
 import { describeWriteFailure, removeStaleTempFiles, writeFileAtomic } from '../util/atomic-write';
+import { summarizeRun, writeRunSummary } from './run-summary';
 
 export interface TrainOptions {
   definition: ModelDefinition;
@@ -72,6 +73,8 @@ export interface TrainOptions {
   augment?: AugmentConfig;
   /** What --data named (recorded in checkpoints, so `deepvision eval` finds the same data and split). */
   data?: { source: string; valFraction?: number };
+  /** How summary.json names the data (default: `data.source`, else the training set's name); the CLI passes --data as typed. */
+  dataLabel?: string;
   /** Worker threads that assemble and augment batches ahead of training (default 0: on the trainer's thread). */
   workers?: number;
   /** Training images (a fixed seeded sample) on which train accuracy is measured each epoch, in eval mode (default 2,000). */
@@ -142,7 +145,8 @@ export class TrainingError extends UserError {}
 /**
  * Trains a classifier with the generated training graph and optimizer graph in onnxruntime-node: seeded
  * shuffling, validation every epoch (loss, top-1, top-5), best and last checkpoints, early stopping, exact resume,
- * a NaN guard and a clean stop on request. Metrics are appended to `<outDir>/metrics.jsonl`.
+ * a NaN guard and a clean stop on request. Metrics are appended to `<outDir>/metrics.jsonl`; when the run ends
+ * (finished, stopped early or on request) `<outDir>/summary.json` records it (see RunSummary).
  */
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const classes = o.train.classNames.length;
@@ -370,6 +374,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
   }
   await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), lossSum?.release(), pipeline?.close()]);
+  // Last, once checkpoints and metrics are on disk: the sweep counts a run whose summary is not 'interrupted' as done.
+  writeRunSummary(o.outDir, summarizeRun(o, { history, best, stopped, confusion }));
   return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, confusion, tensors };
 }
 

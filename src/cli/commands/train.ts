@@ -15,11 +15,11 @@ import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
 import { checkpointConfig, loadCheckpoint } from '../../train/checkpoint';
+import { SUMMARY_FILE } from '../../train/run-summary';
 import { chooseDevice, describeChoice, DeviceRequest } from '../../runtime/device';
 import { nchwcBlockSize } from '../../runtime/nchwc';
 import { describeAugmentation } from '../../data/augment';
 import { resolveConfig } from '../../model/definition';
-import { writeFileAtomic } from '../../util/atomic-write';
 import { addAugmentOptions, AugmentFlags, augmentFromFlags } from '../augment-flags';
 import { applyConfigFile } from '../config-file';
 
@@ -229,7 +229,7 @@ export function trainCommand(): Command {
           patience: f.patience === undefined ? undefined : num('patience', f.patience, positiveInt),
           seed, threads: num('threads', f.threads, (n) => Number.isInteger(n) && n >= 0), outDir, resume: f.resume, graphFile, augment, workers,
           trainAccuracySample: num('train-eval-size', f.trainEvalSize, (n) => Number.isInteger(n) && n >= 0),
-          data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) },
+          data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) }, dataLabel: f.data,
           executionProviders: choice.executionProviders, graphOptimizationLevel: f.graphOptimization, blockedConvolutions: f.blockedConv,
           shouldStop: () => stopRequested,
           cacheFeatures: f.featureCache, cacheDir: f.cacheDir, onNotice: (m) => console.warn(m), captions,
@@ -290,15 +290,7 @@ export function trainCommand(): Command {
           }
           console.log(`Artifacts (best parameters): ${written.map((n) => path.join(outDir, n)).join(', ')}`);
         }
-        // summary.json marks a finished run (sweep skips it) and feeds tables and plots.
-        const last = result.history[result.history.length - 1];
-        writeFileAtomic(path.join(outDir, 'summary.json'), `${JSON.stringify({
-          model: definition.name, variant: f.variant ?? null, data: f.data, classes: captions === undefined ? data.train.classNames : [], stopped: result.stopped,
-          epochs: last?.epoch ?? 0, best: result.best ?? null, last: last ?? null, confusion: result.confusion ?? null,
-          augmentation: describeAugmentation(augment), optimizer: f.optimizer, lr, batchSize,
-          seconds: result.history.reduce((t, m) => t + m.seconds, 0),
-        }, null, 2)}\n`);
-        console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}, summary: ${path.join(outDir, 'summary.json')}`);
+        console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}, summary: ${path.join(outDir, SUMMARY_FILE)}`);
       } finally {
         bar?.stop();
         process.off('SIGINT', onSigint);
