@@ -1,19 +1,22 @@
 /**
  * Teach bundles (deepvision export-teach) and the Teach session in Node: the bundle's head graphs train exactly as
- * the Node trainer trains the same transfer model on cached features, the taught model assembled from the bundle is
- * one ordinary ONNX model, and the folder is written all or nothing.
+ * the Node trainer trains the same transfer model on cached features, a run's whole model fine-tunes exactly as the
+ * Node trainer updates it, the taught and fine-tuned models assembled from the bundle are ordinary ONNX models, and
+ * the folder is written all or nothing.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { defineModel, nn } from '../src';
+import { writeTrainingArtifacts } from '../src/artifacts/write-artifacts';
 import { loadGraphFile } from '../src/cli/load-graph';
-import { fillBatch, ImageDataset } from '../src/data/dataset';
-import type { TeachBundleCard } from '../src/export/teach-card';
+import { channelStatistics, fillBatch, ImageDataset } from '../src/data/dataset';
+import type { TeachBundleCard, TeachHead, TeachWholeModel } from '../src/export/teach-card';
 import { teachCardProblems } from '../src/export/teach-card';
 import { writeTeachBundle } from '../src/export/teach-bundle';
-import { heldOutSplit, HeadTrainer } from '../src/train/teach-session';
-import { spliceHead } from '../src/export/teach-splice';
+import { heldOutSplit, TeachTrainer } from '../src/train/teach-session';
+import { bindInputs, spliceHead } from '../src/export/teach-splice';
 import { decodeModel } from '../src/onnx/read';
 import { train } from '../src/train/trainer';
 import type { TensorClass } from '../src/train/training-step';
@@ -47,18 +50,20 @@ function randomImages(): ImageDataset {
   };
 }
 
-async function headTrainer(classes: number): Promise<{ trainer: HeadTrainer; release: () => Promise<void> }> {
-  const head = card.heads.find((h) => h.classes === classes)!;
-  const dir = path.join(bundle, head.folder);
+/** A trainer in onnxruntime-node for a head or the whole model of a bundle folder. */
+async function trainerOf<M extends TeachHead | TeachWholeModel>(dir: string, m: M, o: ConstructorParameters<typeof TeachTrainer>[4]): Promise<{ trainer: TeachTrainer<M>; release: () => Promise<void> }> {
+  const folder = path.join(dir, m.folder);
   const sessions = {
-    training: await ort.InferenceSession.create(path.join(dir, head.training)),
-    optimizer: await ort.InferenceSession.create(path.join(dir, head.optimizer)),
-    eval: await ort.InferenceSession.create(path.join(dir, head.eval)),
+    training: await ort.InferenceSession.create(path.join(folder, m.training)),
+    optimizer: await ort.InferenceSession.create(path.join(folder, m.optimizer)),
+    eval: await ort.InferenceSession.create(path.join(folder, m.eval)),
   };
-  const init = fs.readFileSync(path.join(dir, head.init));
-  const trainer = new HeadTrainer(head, sessions, init.buffer.slice(init.byteOffset, init.byteOffset + init.byteLength), ort.Tensor as unknown as TensorClass);
+  const init = fs.readFileSync(path.join(folder, m.init));
+  const trainer = new TeachTrainer(m, sessions, init.buffer.slice(init.byteOffset, init.byteOffset + init.byteLength), ort.Tensor as unknown as TensorClass, o);
   return { trainer, release: async () => void (await Promise.all(Object.values(sessions).map((s) => s.release()))) };
 }
+
+const headTrainer = (classes: number) => trainerOf(bundle, card.heads.find((h) => h.classes === classes)!, { classes });
 
 test('the bundle: a feature model, heads with training, optimizer, eval and inference graphs, and a card the page accepts', () => {
   expect(teachCardProblems(card)).toEqual([]);
@@ -154,4 +159,99 @@ test('export-teach refuses a cut that does not exist, a missing backbone and a f
   expect(r.status).toBe(1);
   expect(r.stderr.trim().split('\n')).toHaveLength(1);
   expect(r.stderr).toMatch(/^error: .*no_such_value/);
+});
+
+/** A small classifier with batch norm (buffers) and dropout (noise inputs): what fine-tuning the whole model must handle. */
+const tinyNet = defineModel({
+  name: 'tiny-net', defaults: { numClasses: 3, imageSize: 9 },
+  inputs: () => [{ name: 'input', shape: ['batch', 3, 9, 9] }],
+  create: () => new nn.Sequential(
+    new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2),
+    new nn.Flatten(), new nn.Dropout(0.5), new nn.Linear(4 * 4 * 4, 3),
+  ),
+});
+
+/** A run folder of tinyNet at its seeded initial values, as `deepvision train` writes one (artifacts and checkpoint). */
+function writeRun(dir: string, images: ImageDataset): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeTrainingArtifacts(tinyNet, dir, {
+    config: { numClasses: 3, imageSize: 9 }, seed: 0, optimizer: { kind: 'adam' },
+    metadata: { 'deepvision.normalization': JSON.stringify(channelStatistics(images)), 'deepvision.classes': JSON.stringify(images.classNames) },
+  });
+}
+
+describe('a bundle made from a training run', () => {
+  let run: string;
+  let out: string;
+  let whole: TeachBundleCard;
+  const images = randomImages();
+
+  beforeAll(async () => {
+    run = path.join(tmp, 'tiny-run');
+    writeRun(run, images);
+    out = path.join(tmp, 'run-bundle');
+    whole = (await writeTeachBundle(transfer, out, { backbone: run, classCounts: [3] })).card;
+  });
+
+  test('ships the run\'s whole model: its graphs, its trained state, its classes, dropout noise, and heads on its trained layers', () => {
+    expect(teachCardProblems(whole)).toEqual([]);
+    const w = whole.wholeModel!;
+    expect(w.labels).toEqual(['a', 'b', 'c']);
+    expect(w.parameters.map((p) => p.name)).toEqual(expect.arrayContaining(['0.weight', '1.running_mean', '6.weight', '6.bias']));
+    expect(w.noise).toEqual([{ name: expect.stringMatching(/^dropout_noise\./), shape: [64] }]);
+    expect(w.defaults).toEqual({ learningRate: 0.0005, epochs: 10, batchSize: 8 });
+    const values = w.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    expect(fs.statSync(path.join(out, w.folder, w.init)).size).toBe(4 * values);
+    for (const f of ['training_model.onnx', 'optimizer_model.onnx', 'eval_model.onnx']) expect(fs.readFileSync(path.join(out, w.folder, f))).toEqual(fs.readFileSync(path.join(run, f)));
+    expect(whole.input.preprocessing).toEqual({ resizeShorterSide: 9, ...channelStatistics(images) });
+    expect(whole.backbone.file).toBe('tiny-run');
+    expect(whole.heads.map((h) => h.classes)).toEqual([3]);
+  });
+
+  test('two fine-tuning updates of the bundle\'s whole model equal the Node trainer\'s first two updates of the same model on the same batches', async () => {
+    const normalization = channelStatistics(images);
+    const result = await train({
+      definition: tinyNet, config: { numClasses: 3, imageSize: 9 }, train: images, val: images, epochs: 1, batchSize: 12, maxSteps: 2,
+      optimizer: { kind: 'adam' }, learningRate: 0.01, outDir: path.join(tmp, 'tiny-train'), threads: 1, seed: 0, trainAccuracySample: 0,
+    });
+    // The trainer's batches: its seeded shuffle of the 24 images, 12 at a time.
+    const order = new Rng('train/0').shuffle([...Array(24).keys()]);
+    const input = new Float32Array(24 * 3 * 81);
+    fillBatch(images, order, normalization, input, new BigInt64Array(24));
+    const rows = { features: input, labels: Int32Array.from(order, (i) => images.labels[i]!), width: 3 * 81 };
+    const w = whole.wholeModel!;
+    const { trainer, release } = await trainerOf(out, w, { classes: 3, input: { name: 'input', dims: [3, 9, 9] } });
+    for (const step of [1, 2]) {
+      const batch = [...Array(12).keys()].map((i) => (step - 1) * 12 + i);
+      await trainer.step.run(trainer.state, trainer.batch(rows, batch, { step, seed: 0 }), 0.01, step);
+    }
+    let max = 0;
+    for (const [name, t] of trainer.state) {
+      const expected = result.tensors.get(name)!.data as Float32Array;
+      (t.data as Float32Array).forEach((v, i) => (max = Math.max(max, Math.abs(v - expected[i]!))));
+    }
+    expect(trainer.state.size).toBe(result.tensors.size);
+    expect(max).toBeLessThanOrEqual(1e-5);
+
+    // Bound to its inference graph, the fine-tuned state computes what the eval graph computes.
+    const bound = new Set(w.inferenceParameters);
+    const state = w.parameters.filter((p) => bound.has(p.name)).map((p) => ({ name: p.name, dims: p.shape, data: trainer.state.get(p.name)!.data as Float32Array }));
+    const model = bindInputs(fs.readFileSync(path.join(out, w.folder, w.inference)), state);
+    expect(decodeModel(model).graph.inputs.map((v) => v.name)).toEqual(['input']);
+    const session = await ort.InferenceSession.create(model);
+    const logits = (await session.run({ input: new ort.Tensor('float32', input.slice(0, 4 * 243), [4, 3, 9, 9]) })).logits!.data as Float32Array;
+    const viaEval = await trainer.logits(input.slice(0, 4 * 243), 243);
+    logits.forEach((v, i) => expect(Math.abs(v - viaEval[i]!)).toBeLessThanOrEqual(1e-5));
+    await Promise.all([session.release(), release()]);
+  });
+
+  test('a folder that is not a finished run is refused in one line naming the missing file', async () => {
+    const partial = path.join(tmp, 'partial-run');
+    fs.mkdirSync(partial);
+    fs.writeFileSync(path.join(partial, 'last.safetensors'), '');
+    await expect(writeTeachBundle(transfer, path.join(tmp, 'z'), { backbone: partial })).rejects.toThrow(/partial-run is not a finished deepvision training run: training_model.onnx is missing/);
+    const r = cli(tmp, 'export-teach', partial, '--out', path.join(tmp, 'z'));
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
 });

@@ -5,26 +5,31 @@ import * as ort from 'onnxruntime-node';
 import type { Model } from '../ir/model';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
-import { decodeModel, readModelFile } from '../onnx/read';
+import { readModelFile } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import type { OptimizerConfig } from '../optim/config';
 import { buildOptimizerGraph } from '../optim/optimizer-graph';
-import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { findCutPoints } from '../import/cut-points';
 import { featureModel, findFrozenSplit, withFeaturesInput } from '../train/frozen-features';
 import { describeWriteFailure, writeFileAtomic, WriteError } from '../util/atomic-write';
 import { Rng } from '../util/rng';
 import { isUserFacing, UserError } from '../util/user-error';
 import { MAX_CLASSES, MIN_CLASSES, TeachBundleCard, TeachHead } from './teach-card';
+import { TeachExportError } from './teach-error';
 import { spliceHead } from './teach-splice';
+import { concatFloats, isTrainingRun, logitsGraph, readWholeModel, WholeModelOptions } from './teach-whole-model';
 
-export class TeachExportError extends UserError {}
+export { TeachExportError } from './teach-error';
 
 /** Writes one whole file (or throws); the bundle's only way of writing, so that tests can make it fail. */
 export type FileWriter = (file: string, data: Uint8Array | string) => void;
 
 export interface TeachBundleOptions {
-  /** The pretrained ONNX model and the value to cut it at (default `features`, else the input of its last Gemm/MatMul). */
+  /**
+   * The pretrained ONNX model, or a `deepvision train` run folder (its trained model is then the backbone, its
+   * normalization the default, and the bundle also ships the whole model for fine-tuning); and the value to cut it
+   * at (default `features`, else the input of its last Gemm/MatMul).
+   */
   backbone: string;
   cut?: string;
   /** Input size in pixels (default: the backbone's own input size, else 224). */
@@ -41,6 +46,8 @@ export interface TeachBundleOptions {
   heldOutFraction?: number;
   /** Seed of the heads' initial parameters. */
   seed?: number;
+  /** Fine-tuning defaults of a run's whole model. */
+  wholeModel?: WholeModelOptions;
   writeFile?: FileWriter;
 }
 
@@ -50,6 +57,8 @@ export interface TeachBundleReport {
   bytes: number;
   /** Largest |spliced model - eval model| of the logits over the verification images. */
   maxDifference: number;
+  /** The same for a run's whole model with its state bound (undefined for a backbone file). */
+  wholeModelDifference?: number;
 }
 
 /**
@@ -65,7 +74,10 @@ const DEFAULTS = { optimizer: { kind: 'adam' } as OptimizerConfig, learningRate:
  * features, and its initial parameters; then teach.json. A head spliced onto the feature model is checked against
  * the whole model's eval graph before anything is written, and the folder is written all or nothing.
  */
-export async function writeTeachBundle(definition: ModelDefinition, outDir: string, o: TeachBundleOptions): Promise<TeachBundleReport> {
+export async function writeTeachBundle(definition: ModelDefinition, outDir: string, options: TeachBundleOptions): Promise<TeachBundleReport> {
+  const whole = isTrainingRun(options.backbone) ? await readWholeModel(options.backbone, options.wholeModel) : undefined;
+  // A run's trained model is the backbone, normalized as the run normalized its images.
+  const o = whole === undefined ? options : { ...options, backbone: whole.inferenceFile, mean: options.mean ?? whole.normalization.mean, std: options.std ?? whole.normalization.std };
   if (!fs.existsSync(o.backbone) || !fs.statSync(o.backbone).isFile()) throw new TeachExportError(`backbone not found: ${o.backbone}`);
   if (path.basename(path.resolve(outDir)) === '') throw new TeachExportError(`--out ${outDir}: give a folder for the bundle, not the file system's root`);
   const counts = [...new Set(o.classCounts ?? Array.from({ length: MAX_CLASSES - MIN_CLASSES + 1 }, (_, i) => MIN_CLASSES + i))].sort((a, b) => a - b);
@@ -104,7 +116,7 @@ export async function writeTeachBundle(definition: ModelDefinition, outDir: stri
     const trainModel = withFeaturesInput(training.model, split);
     const headEval = withFeaturesInput(evalModel, evalSplit);
     const optimizer = buildOptimizerGraph(training.trainableSpecs, o.optimizer ?? DEFAULTS.optimizer);
-    const head = encodeModel(inferenceHead(headEval));
+    const head = encodeModel(logitsGraph(headEval));
     const state = trainModel.graph.inputs.map((v) => v.name).filter((name) => training.values.has(name));
     files[`${folder}/training_model.onnx`] = encodeModel(trainModel);
     files[`${folder}/optimizer_model.onnx`] = encodeModel(optimizer.model);
@@ -125,7 +137,7 @@ export async function writeTeachBundle(definition: ModelDefinition, outDir: stri
     format: 'deepvision-teach-bundle',
     version: 1,
     name: path.basename(path.resolve(outDir)),
-    backbone: { file: path.basename(o.backbone), cut, parameters: features!.backboneParameters },
+    backbone: { file: whole === undefined ? path.basename(o.backbone) : path.basename(path.resolve(options.backbone)), cut, parameters: features!.backboneParameters },
     featureModel: 'feature_model.onnx',
     input: { name: 'input', shape: [3, imageSize, imageSize], preprocessing: { resizeShorterSide: imageSize, mean, std } },
     features: features!.perImage,
@@ -135,13 +147,15 @@ export async function writeTeachBundle(definition: ModelDefinition, outDir: stri
       learningRate: o.learningRate ?? DEFAULTS.learningRate, epochs: o.epochs ?? DEFAULTS.epochs,
       batchSize: o.batchSize ?? DEFAULTS.batchSize, heldOutFraction: o.heldOutFraction ?? DEFAULTS.heldOutFraction,
     },
+    ...(whole !== undefined ? { wholeModel: whole.card } : {}),
     producer: `deepvision ${features!.model.producerVersion}`,
     exportedAt: new Date().toISOString(),
   };
+  Object.assign(files, whole?.files ?? {});
   files['teach.json'] = `${JSON.stringify(card, null, 2)}\n`;
   publish(outDir, files, o.writeFile ?? writeFileAtomic);
   const bytes = Object.values(files).reduce((n, f) => n + (typeof f === 'string' ? Buffer.byteLength(f) : f.byteLength), 0);
-  return { card, cardFile: path.join(outDir, 'teach.json'), bytes, maxDifference };
+  return { card, cardFile: path.join(outDir, 'teach.json'), bytes, maxDifference, ...(whole !== undefined ? { wholeModelDifference: whole.maxDifference } : {}) };
 }
 
 function readBackbone(file: string): Model {
@@ -182,32 +196,6 @@ function buildGraphs(definition: ModelDefinition, config: Record<string, ConfigV
     if (isUserFacing(err)) throw err;
     throw new TeachExportError(`cannot build a head on ${backbone} cut at '${cut}': ${(err as Error).message.split('\n')[0]}`);
   }
-}
-
-/** The evaluation head reduced to its logits: inputs `features` and the parameters. */
-function inferenceHead(evalModel: Model): Model {
-  const copy = decodeModel(encodeModel(evalModel));
-  const g = copy.graph;
-  const logits = g.outputs.find((v) => v.name === 'logits')!;
-  g.outputs.splice(0, g.outputs.length, logits);
-  eliminateDeadNodes(g);
-  const used = new Set(g.nodes.flatMap((n) => n.inputs.filter((v) => v !== undefined).map((v) => v!.name)));
-  for (const v of [...g.inputs]) {
-    if (used.has(v.name)) continue;
-    g.inputs.splice(g.inputs.indexOf(v), 1);
-    g.values.delete(v.name);
-  }
-  return copy;
-}
-
-function concatFloats(parts: readonly Float32Array[]): Uint8Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return new Uint8Array(out.buffer);
 }
 
 /**

@@ -25,6 +25,37 @@ export interface TeachHead {
   init: string;
 }
 
+/**
+ * A trained classifier (a `deepvision train` run) whose every parameter the page fine-tunes on images of its own
+ * classes: the run's training, optimizer and evaluation graphs as they are, its trained state, and an inference
+ * graph taking that state as inputs, which the page turns into the downloadable model.
+ */
+export interface TeachWholeModel {
+  folder: string;
+  /** Inputs `input` [batch, ...input.shape], `labels`, the state, dropout noise; outputs `loss`, `<param>_grad`, `<buffer>_updated`. */
+  training: string;
+  optimizer: string;
+  /** The run's optimizer settings (the graph's); slots start at zero and the update count at 1. */
+  optimizerConfig: OptimizerConfig;
+  eval: string;
+  /** Inputs `input` and the state named in `inferenceParameters`; output `logits`. */
+  inference: string;
+  inferenceParameters: string[];
+  /** The model's class names, in logit order. */
+  labels: string[];
+  /** The state the graphs read (parameters, then buffers such as batch-norm statistics), in the order of `init`. */
+  parameters: { name: string; shape: number[] }[];
+  init: string;
+  /** Dropout noise inputs of the training graph and their shapes after the batch (uniform [0, 1), drawn per update as the trainer draws it). */
+  noise: { name: string; shape: number[] }[];
+  /** The trainable parameters (those with a gradient) and their count. */
+  trainable: number;
+  /** Defaults the page's fine-tuning starts from. */
+  defaults: { learningRate: number; epochs: number; batchSize: number };
+  /** The run's last validation result, if it recorded one (what fine-tuning starts from). */
+  validation?: { top1: number; epoch: number };
+}
+
 export interface TeachBundleCard {
   format: 'deepvision-teach-bundle';
   version: 1;
@@ -39,6 +70,8 @@ export interface TeachBundleCard {
   optimizer: OptimizerConfig;
   /** Defaults the page starts from. */
   training: { learningRate: number; epochs: number; batchSize: number; heldOutFraction: number };
+  /** Present when the bundle was made from a training run: the whole model, for fine-tuning all its parameters. */
+  wholeModel?: TeachWholeModel;
   producer: string;
   exportedAt: string;
 }
@@ -65,6 +98,15 @@ export function teachCardProblems(card: unknown): string[] {
     const files = [h.folder, h.training, h.optimizer, h.eval, h.inference, h.init];
     if (!Number.isInteger(h.classes) || h.classes < 2 || !files.every(isPlainName) || !Array.isArray(h.parameters)) {
       problems.push(`head ${JSON.stringify(h.classes)} is incomplete or names files outside its folder`);
+    }
+  }
+  const w = c.wholeModel;
+  if (w !== undefined) {
+    const files = typeof w === 'object' && w !== null ? [w.folder, w.training, w.optimizer, w.eval, w.inference, w.init] : [undefined];
+    if (!files.every(isPlainName) || !Array.isArray(w.parameters) || !Array.isArray(w.noise) || !Array.isArray(w.inferenceParameters)) {
+      problems.push("'wholeModel' is incomplete or names files outside its folder");
+    } else if (!Array.isArray(w.labels) || w.labels.length < 2 || !w.labels.every((l) => typeof l === 'string')) {
+      problems.push("'wholeModel.labels' must list at least 2 class names");
     }
   }
   return problems;

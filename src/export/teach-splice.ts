@@ -1,8 +1,9 @@
 /**
  * The taught model as one ONNX file, assembled in the page without a protobuf library: the feature model's graph
  * (its `features` output dropped) followed by the head's nodes and output, with the trained parameters as
- * initializers. Works on the wire format's top level only (field tags and lengths), so any valid model's bytes
- * pass through untouched; Node's export-teach runs the same code to check the result against the eval model.
+ * initializers; and a fine-tuned whole model, its state inputs bound to initializers the same way. Works on the
+ * wire format's top level only (field tags and lengths), so any valid model's bytes pass through untouched; Node's
+ * export-teach runs the same code to check the result against the eval model.
  */
 
 /** A float32 initializer to add. */
@@ -16,6 +17,8 @@ export interface SpliceTensor {
 const MODEL_GRAPH = 7;
 const GRAPH_NODE = 1;
 const GRAPH_INITIALIZER = 5;
+const GRAPH_INPUT = 11;
+const VALUE_INFO_NAME = 1;
 const GRAPH_OUTPUT = 12;
 const TENSOR_DIMS = 1;
 const TENSOR_DATA_TYPE = 2;
@@ -49,6 +52,33 @@ export function spliceHead(backbone: Uint8Array, head: Uint8Array, tensors: read
   for (const t of tensors) body.push(lengthDelimited(GRAPH_INITIALIZER, tensorProto(t)));
   const graph = lengthDelimited(MODEL_GRAPH, concat(body));
   return concat(model.map((f) => (f.number === MODEL_GRAPH ? graph : f.bytes)));
+}
+
+/**
+ * `model` with the graph inputs named in `tensors` turned into initializers holding their values: a graph that takes
+ * its parameters as inputs (the page's fine-tuned whole model) becomes one that takes only the image.
+ */
+export function bindInputs(model: Uint8Array, tensors: readonly SpliceTensor[]): Uint8Array<ArrayBuffer> {
+  const top = fields(model, 'the model');
+  const graphs = top.filter((f) => f.number === MODEL_GRAPH);
+  if (graphs.length !== 1) throw new Error(`the model has ${graphs.length} graphs`);
+  const bound = new Set(tensors.map((t) => t.name));
+  const body: Uint8Array[] = [];
+  const inputs = new Set<string>();
+  for (const f of fields(graphs[0]!.payload!, 'the model\'s graph')) {
+    if (f.number === GRAPH_INPUT) {
+      const name = fields(f.payload!, 'a graph input').find((g) => g.number === VALUE_INFO_NAME);
+      const text = name?.payload === undefined ? '' : new TextDecoder().decode(name.payload);
+      inputs.add(text);
+      if (bound.has(text)) continue;
+    }
+    body.push(f.bytes);
+  }
+  const unknown = [...bound].filter((name) => !inputs.has(name));
+  if (unknown.length > 0) throw new Error(`the model has no input ${unknown.slice(0, 3).map((n) => `'${n}'`).join(', ')} to bind`);
+  for (const t of tensors) body.push(lengthDelimited(GRAPH_INITIALIZER, tensorProto(t)));
+  const graph = lengthDelimited(MODEL_GRAPH, concat(body));
+  return concat(top.map((f) => (f.number === MODEL_GRAPH ? graph : f.bytes)));
 }
 
 /** The top-level fields of a message, in order. */

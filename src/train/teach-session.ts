@@ -1,15 +1,33 @@
 /**
- * Teaching a head in the page (and in Node, for tests and the bench): a seeded held-out split per class, epochs of
- * shuffled batches of cached backbone features, each update driven by the shared TrainingStep, and the held-out
- * loss and accuracy after every epoch. It imports only onnxruntime-common's types; the caller passes its runtime's
- * sessions and Tensor class.
+ * Teaching in the page (and in Node, for tests and the bench): a seeded held-out split per class, epochs of shuffled
+ * batches, each update driven by the shared TrainingStep, and the held-out loss and accuracy after every epoch. The
+ * rows are cached backbone features when a new head is taught, preprocessed images when a whole model is
+ * fine-tuned. It imports only onnxruntime-common's types; the caller passes its runtime's sessions and Tensor class.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { Rng } from '../util/rng';
 import { StepGraphs, stepGraphsOf, stepProblem, TensorClass, TrainingStep } from './training-step';
-import type { TeachHead } from '../export/teach-card';
 
-/** Images as backbone features: `count` rows of `width` floats, and a class index per row. */
+/** What a trainer needs of a head or a whole model of a Teach bundle (TeachHead and TeachWholeModel both are). */
+export interface TrainableSpec {
+  /** The state the graphs read, in the order of the init file's values. */
+  parameters: readonly { name: string; shape: readonly number[] }[];
+  /** The init file's name (for messages). */
+  init: string;
+  /** Dropout noise inputs of the training graph and their shapes after the batch dimension. */
+  noise?: readonly { name: string; shape: readonly number[] }[];
+}
+
+/** Rows the graphs read: their input's name and a row's dims (default `features` [width]). */
+export interface RowInput {
+  name: string;
+  dims?: readonly number[];
+}
+
+/** Rows per run of the evaluation graph: bounds memory on large held-out sets of whole images. */
+const EVAL_BATCH = 32;
+
+/** Images as rows of the graphs' input (backbone features or preprocessed pixels): `width` floats each, and a class index per row. */
 export interface FeatureSet {
   features: Float32Array;
   labels: Int32Array;
@@ -67,8 +85,8 @@ export function selectRows(set: FeatureSet, indices: readonly number[]): Feature
   return { features, labels, width: set.width };
 }
 
-/** A head's training state: its parameters from the bundle's init file, its optimizer slots at zero. */
-export function initialState(head: TeachHead, init: ArrayBuffer, graphs: StepGraphs, TensorOf: TensorClass): Map<string, Tensor> {
+/** A head's or a model's training state: its parameters (and buffers) from the bundle's init file, its optimizer slots at zero. */
+export function initialState(head: TrainableSpec, init: ArrayBuffer, graphs: StepGraphs, TensorOf: TensorClass): Map<string, Tensor> {
   const state = new Map<string, Tensor>();
   const values = new Float32Array(init);
   let at = 0;
@@ -80,39 +98,58 @@ export function initialState(head: TeachHead, init: ArrayBuffer, graphs: StepGra
   }
   if (at !== values.length) throw new Error(`the head's ${head.init} has ${values.length - at} values more than its parameters`);
   for (const slot of graphs.slots) {
-    const param = head.parameters.find((p) => slot.startsWith(`${p.name}.`));
+    // The longest name that prefixes the slot's: `a.b` and `a.b.c` may both be parameters.
+    const param = head.parameters.filter((p) => slot.startsWith(`${p.name}.`)).sort((a, b) => b.name.length - a.name.length)[0];
     if (param === undefined) throw new Error(`optimizer slot '${slot}' belongs to no parameter of the head`);
     state.set(`optimizer.${slot}`, new TensorOf('float32', new Float32Array(param.shape.reduce((a, b) => a * b, 1)), param.shape));
   }
   return state;
 }
 
-/** A head being taught: its sessions (training, optimizer, evaluation), its state, and the update count. */
-export class HeadTrainer {
+/**
+ * A head being taught or a whole model being fine-tuned: its sessions (training, optimizer, evaluation), its state,
+ * and the update count.
+ */
+export class TeachTrainer<M extends TrainableSpec = TrainableSpec> {
   readonly step: TrainingStep;
   readonly state: Map<string, Tensor>;
+  readonly classes: number;
   updates = 0;
+  private readonly input: RowInput;
 
   constructor(
-    readonly head: TeachHead,
+    readonly model: M,
     private readonly sessions: { training: InferenceSession; optimizer: InferenceSession; eval: InferenceSession },
     init: ArrayBuffer,
     private readonly TensorOf: TensorClass,
+    o: { classes: number; input?: RowInput },
   ) {
+    this.classes = o.classes;
+    this.input = o.input ?? { name: 'features' };
     const graphs = stepGraphsOf(sessions.training, sessions.optimizer);
-    this.state = initialState(head, init, graphs, TensorOf);
+    this.state = initialState(model, init, graphs, TensorOf);
     const problem = stepProblem(graphs, this.state);
-    if (problem !== undefined) throw new Error(`the head for ${head.classes} classes does not fit its graphs: ${problem}`);
+    if (problem !== undefined) throw new Error(`the ${o.classes}-class model of ${model.init} does not fit its graphs: ${problem}`);
     this.step = new TrainingStep(sessions.training, sessions.optimizer, graphs, TensorOf);
   }
 
-  /** The data inputs of a batch of rows. */
-  batch(set: FeatureSet, rows: readonly number[]): Record<string, Tensor> {
+  /**
+   * The data inputs of a batch of rows; for update number `step` of a graph with dropout, also its noise, drawn
+   * from the stream the Node trainer draws update `step`'s noise from (so both feed the same masks).
+   */
+  batch(set: FeatureSet, rows: readonly number[], step?: { step: number; seed: number }): Record<string, Tensor> {
     const { features, labels } = selectRows(set, rows);
-    return {
-      features: new this.TensorOf('float32', features, [rows.length, set.width]),
-      labels: new this.TensorOf('int64', BigInt64Array.from(labels, (l) => BigInt(l)), [rows.length]),
+    const n = rows.length;
+    const feeds: Record<string, Tensor> = {
+      [this.input.name]: new this.TensorOf('float32', features, [n, ...(this.input.dims ?? [set.width])]),
+      labels: new this.TensorOf('int64', BigInt64Array.from(labels, (l) => BigInt(l)), [n]),
     };
+    for (const v of step === undefined ? [] : this.model.noise ?? []) {
+      const rng = Rng.derive(step!.seed, `dropout/${step!.step}/${v.name}`);
+      const size = n * v.shape.reduce((a, b) => a * b, 1);
+      feeds[v.name] = new this.TensorOf('float32', Float32Array.from({ length: size }, () => rng.next()), [n, ...v.shape]);
+    }
+    return feeds;
   }
 
   /** Trains on `train` for the epochs asked, reporting held-out loss and accuracy on `heldOut` after each. */
@@ -126,7 +163,8 @@ export class HeadTrainer {
       let lossSum = 0;
       for (let start = 0; start < count; start += o.batchSize) {
         const rows = order.slice(start, start + o.batchSize);
-        const loss = await this.step.run(this.state, this.batch(train, rows), o.learningRate, ++this.updates);
+        const step = ++this.updates;
+        const loss = await this.step.run(this.state, this.batch(train, rows, { step, seed: o.seed ?? 0 }), o.learningRate, step);
         lossSum += (loss.data as Float32Array)[0]! * rows.length;
         if (o.shouldStop?.()) break;
       }
@@ -143,38 +181,48 @@ export class HeadTrainer {
     return reports;
   }
 
-  /** Mean loss, top-1 and top-5 accuracy on a labelled set (eval mode). */
+  /** Mean loss, top-1 and top-5 accuracy on a labelled set (eval mode, in runs of at most EVAL_BATCH rows). */
   async evaluate(set: FeatureSet): Promise<{ loss: number; accuracy: number; top5: number }> {
-    const rows = [...Array(set.labels.length).keys()];
-    const out = await this.sessions.eval.run({ ...this.batch(set, rows), ...this.parameters() });
-    const logits = out.logits!.data as Float32Array;
-    const k = this.head.classes;
+    const count = set.labels.length;
+    const k = this.classes;
+    let lossSum = 0;
     let top1 = 0;
     let top5 = 0;
-    for (const i of rows) {
-      const label = set.labels[i]!;
-      // The label's rank: how many classes score higher.
-      let above = 0;
-      for (let c = 0; c < k; c++) if (logits[i * k + c]! > logits[i * k + label]!) above++;
-      top1 += Number(above === 0);
-      top5 += Number(above < 5);
+    for (let start = 0; start < count; start += EVAL_BATCH) {
+      const rows = [...Array(Math.min(EVAL_BATCH, count - start)).keys()].map((i) => start + i);
+      const out = await this.sessions.eval.run({ ...this.batch(set, rows), ...this.evalState() });
+      const logits = out.logits!.data as Float32Array;
+      lossSum += (out.loss!.data as Float32Array)[0]! * rows.length;
+      rows.forEach((row, i) => {
+        const label = set.labels[row]!;
+        // The label's rank: how many classes score higher.
+        let above = 0;
+        for (let c = 0; c < k; c++) if (logits[i * k + c]! > logits[i * k + label]!) above++;
+        top1 += Number(above === 0);
+        top5 += Number(above < 5);
+      });
     }
-    return { loss: (out.loss!.data as Float32Array)[0]!, accuracy: top1 / rows.length, top5: top5 / rows.length };
+    return { loss: lossSum / count, accuracy: top1 / count, top5: top5 / count };
   }
 
-  /** Logits [rows x classes] of unlabelled features. */
-  async logits(features: Float32Array, width: number): Promise<Float32Array> {
-    const n = features.length / width;
+  /** Logits [rows x classes] of unlabelled rows of `width` floats. */
+  async logits(rows: Float32Array, width: number): Promise<Float32Array> {
+    const n = rows.length / width;
     const out = await this.sessions.eval.run({
-      features: new this.TensorOf('float32', features, [n, width]),
-      labels: new this.TensorOf('int64', new BigInt64Array(n), [n]),
-      ...this.parameters(),
+      ...this.batch({ features: rows, labels: new Int32Array(n), width }, [...Array(n).keys()]),
+      ...this.evalState(),
     });
     return out.logits!.data as Float32Array;
   }
 
-  /** The head's parameters by name (what the evaluation graph and the downloaded model take). */
+  /** The state by name, parameters and buffers (what the downloaded model is assembled from). */
   parameters(): Record<string, Tensor> {
-    return Object.fromEntries(this.head.parameters.map((p) => [p.name, this.state.get(p.name)!]));
+    return Object.fromEntries(this.model.parameters.map((p) => [p.name, this.state.get(p.name)!]));
+  }
+
+  /** The state the evaluation graph reads. */
+  private evalState(): Record<string, Tensor> {
+    const wanted = new Set(this.sessions.eval.inputNames);
+    return Object.fromEntries(Object.entries(this.parameters()).filter(([name]) => wanted.has(name)));
   }
 }

@@ -31,9 +31,15 @@ export function exportTeachCommand(): Command {
       'onnxruntime-web, and assembles the taught model.onnx + model.json that `deepvision predict` reads. Before',
       'anything is written, a head spliced onto the feature model is checked against the whole model (within 1e-4).',
       '',
-      'Example: deepvision export-teach ../shared/models/mobilenetv2-7-fp32.onnx --out web-demo/models/teach',
+      'BACKBONE may also be a `deepvision train` run folder of a classifier: its trained model is then the backbone',
+      '(with the run\'s normalization), and the bundle also ships the whole model (the run\'s training, optimizer and',
+      'eval graphs and its trained state), which the page\'s "Fine-tune the whole model" trains end to end on images',
+      'of the model\'s own classes.',
+      '',
+      'Examples: deepvision export-teach ../shared/models/mobilenetv2-7-fp32.onnx --out web-demo/models/teach',
+      '          deepvision export-teach models/cnn-shapes --out web-demo/models/teach-shapes',
     ]))
-    .argument('<backbone>', 'the pretrained ONNX model')
+    .argument('<backbone>', 'the pretrained ONNX model, or a `deepvision train` run folder (adds whole-model fine-tuning)')
     .requiredOption('--out <dir>', 'folder to write the bundle to (the page reads web-demo/models/teach by default)')
     .option('--cut <value>', 'the value of the backbone the head reads (default: `features`, else the input of its last Gemm or MatMul); `deepvision inspect BACKBONE` lists good ones')
     .option('--image-size <n>', 'input size in pixels (default: the backbone\'s input size, else 224)', positiveInteger)
@@ -45,19 +51,27 @@ export function exportTeachCommand(): Command {
     .option('--batch-size <n>', 'the page\'s default batch size', positiveInteger)
     .option('--held-out <fraction>', 'share of each class\'s images the page holds out for validation', openFraction)
     .option('--seed <n>', 'seed of the heads\' initial parameters', positiveInteger)
+    .option('--fine-tune-lr <rate>', 'run folders: the page\'s default learning rate for the whole model (default 0.0005 with Adam, 0.005 with SGD)', positiveNumber)
+    .option('--fine-tune-epochs <n>', 'run folders: the page\'s default number of epochs for the whole model (default 10)', positiveInteger)
     .action(async (backbone: string, f: {
       out: string; cut?: string; imageSize?: number; mean?: number[]; std?: number[]; classes?: number[];
-      lr?: number; epochs?: number; batchSize?: number; heldOut?: number; seed?: number;
+      lr?: number; epochs?: number; batchSize?: number; heldOut?: number; seed?: number; fineTuneLr?: number; fineTuneEpochs?: number;
     }) => {
       const definition = loadGraphFile(path.join(__dirname, '..', '..', '..', 'graphs', 'transfer.ts'));
       const r = await writeTeachBundle(definition, f.out, {
         backbone, cut: f.cut, imageSize: f.imageSize, mean: f.mean, std: f.std, classCounts: f.classes,
         learningRate: f.lr, epochs: f.epochs, batchSize: f.batchSize, heldOutFraction: f.heldOut, seed: f.seed,
+        wholeModel: { learningRate: f.fineTuneLr, epochs: f.fineTuneEpochs, batchSize: f.batchSize },
       });
       const c = r.card;
       console.log(`Teach bundle ${c.name}: ${c.backbone.file} cut at '${c.backbone.cut}' (${c.backbone.parameters.toLocaleString('en-US')} frozen parameters, ${c.features} features per ${c.input.shape[1]}x${c.input.shape[2]} image)`);
       console.log(`  heads for ${c.heads.map((h) => h.classes).join(', ')} classes; ${(r.bytes / 1e6).toFixed(2)} MB in all`);
       console.log(`  a spliced taught model matches the eval model: max |difference| ${r.maxDifference.toExponential(2)}`);
+      const w = c.wholeModel;
+      if (w !== undefined) {
+        const count = w.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+        console.log(`  whole model for fine-tuning: ${w.labels.length} classes, ${count.toLocaleString('en-US')} values of state (${w.trainable} trainable tensors); bound to its state it matches the run's eval model: max |difference| ${r.wholeModelDifference!.toExponential(2)}`);
+      }
       console.log(`  ${path.relative(process.cwd(), r.cardFile)}`);
     });
 }

@@ -1,13 +1,14 @@
 /**
  * A Teach bundle as the page uses it (written by `deepvision export-teach`): the card, the frozen backbone's
- * feature session, the heads' artifacts, and the taught model assembled for download.
+ * feature session, the heads' artifacts, a run's whole model when the bundle has one, and the taught or fine-tuned
+ * model assembled for download.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { preprocessImage } from '../../../src/export/image-preprocessing';
 import type { ModelCard } from '../../../src/export/model-card';
-import { TeachBundleCard, TeachHead, teachCardProblems } from '../../../src/export/teach-card';
-import { EpochReport, HeadTrainer } from '../../../src/train/teach-session';
-import { spliceHead } from '../../../src/export/teach-splice';
+import { TeachBundleCard, TeachHead, teachCardProblems, TeachWholeModel } from '../../../src/export/teach-card';
+import { EpochReport, TeachTrainer } from '../../../src/train/teach-session';
+import { bindInputs, spliceHead } from '../../../src/export/teach-splice';
 import type { TensorClass } from '../../../src/train/training-step';
 import type { TeachImage } from './images';
 import { createSession, fetchBytes, Ort, Provider } from './runtime';
@@ -46,6 +47,19 @@ export class TeachBundle {
     return this.card.heads.map((h) => h.classes);
   }
 
+  /** Values of one preprocessed image (channels x height x width): a row of the whole model's input. */
+  get imageSize(): number {
+    return this.card.input.shape.reduce((a, b) => a * b, 1);
+  }
+
+  /** Each image preprocessed as the model reads it, [images x channels x height x width]. */
+  pixels(images: readonly TeachImage[]): Float32Array {
+    const [c, h, w] = this.card.input.shape;
+    const out = new Float32Array(images.length * this.imageSize);
+    images.forEach((image, i) => out.set(preprocessImage(image.pixels, this.card.input.preprocessing, c, h, w), i * this.imageSize));
+    return out;
+  }
+
   /** Backbone features of each image, [images x features], computed in batches; reports progress after each. */
   async features(images: readonly TeachImage[], onProgress?: (done: number) => Promise<void> | void): Promise<Float32Array> {
     const [c, h, w] = this.card.input.shape;
@@ -70,46 +84,77 @@ export class TeachBundle {
   }
 
   /** A fresh trainer for a head: its graphs in sessions, its initial parameters. */
-  async trainer(head: TeachHead): Promise<HeadTrainer> {
-    const url = (file: string) => `${this.base}${head.folder}/${file}`;
-    const [training, optimizer, evaluation, init] = await Promise.all([head.training, head.optimizer, head.eval, head.init].map((f) => fetchBytes(url(f))));
+  async trainer(head: TeachHead): Promise<TeachTrainer<TeachHead>> {
+    const { sessions, init } = await this.sessions(head);
+    return new TeachTrainer(head, sessions, init, Ort.Tensor as unknown as TensorClass, { classes: head.classes });
+  }
+
+  /** A fresh trainer for the run's whole model (every parameter trains) from its trained state; undefined without one. */
+  async wholeTrainer(): Promise<TeachTrainer<TeachWholeModel> | undefined> {
+    const whole = this.card.wholeModel;
+    if (whole === undefined) return undefined;
+    const { sessions, init } = await this.sessions(whole);
+    return new TeachTrainer(whole, sessions, init, Ort.Tensor as unknown as TensorClass, {
+      classes: whole.labels.length, input: { name: this.card.input.name, dims: this.card.input.shape },
+    });
+  }
+
+  private async sessions(m: TeachHead | TeachWholeModel) {
+    const url = (file: string) => `${this.base}${m.folder}/${file}`;
+    const [training, optimizer, evaluation, init] = await Promise.all([m.training, m.optimizer, m.eval, m.init].map((f) => fetchBytes(url(f))));
     const sessions = {
-      training: await createSession(training!, this.provider, `${head.folder}/${head.training}`),
-      optimizer: await createSession(optimizer!, this.provider, `${head.folder}/${head.optimizer}`),
-      eval: await createSession(evaluation!, this.provider, `${head.folder}/${head.eval}`),
+      training: await createSession(training!, this.provider, `${m.folder}/${m.training}`),
+      optimizer: await createSession(optimizer!, this.provider, `${m.folder}/${m.optimizer}`),
+      eval: await createSession(evaluation!, this.provider, `${m.folder}/${m.eval}`),
     };
-    return new HeadTrainer(head, sessions, init!, Ort.Tensor as unknown as TensorClass);
+    return { sessions, init: init! };
   }
 
   /**
    * The taught model: the backbone with the trained head spliced on (one model.onnx, image in, logits out) and its
    * model.json, which `deepvision predict` and the classify page read.
    */
-  async taughtModel(trainer: HeadTrainer, labels: string[], last: EpochReport | undefined, images: number): Promise<{ model: Uint8Array<ArrayBuffer>; card: ModelCard }> {
-    const head = new Uint8Array(await fetchBytes(`${this.base}${trainer.head.folder}/${trainer.head.inference}`));
-    const parameters = trainer.head.parameters.map((p) => ({ name: p.name, dims: p.shape, data: trainer.state.get(p.name)!.data as Float32Array }));
+  async taughtModel(trainer: TeachTrainer<TeachHead>, labels: string[], last: EpochReport | undefined, images: number): Promise<{ model: Uint8Array<ArrayBuffer>; card: ModelCard }> {
+    const head = new Uint8Array(await fetchBytes(`${this.base}${trainer.model.folder}/${trainer.model.inference}`));
+    const parameters = trainer.model.parameters.map((p) => ({ name: p.name, dims: p.shape, data: trainer.state.get(p.name)!.data as Float32Array }));
     const model = spliceHead(this.featureBytes, head, parameters);
     const headParameters = parameters.reduce((n, p) => n + p.data.length, 0);
-    const card: ModelCard = {
+    const dataset = `taught in the browser (${images} images, ${this.card.backbone.file})`;
+    return { model, card: this.modelCard(`taught-${labels.length}-classes`, labels, dataset, last, this.card.backbone.parameters + headParameters, model.byteLength) };
+  }
+
+  /** The fine-tuned whole model: its inference graph with the fine-tuned state bound as initializers, and its model.json. */
+  async fineTunedModel(trainer: TeachTrainer<TeachWholeModel>, last: EpochReport | undefined, images: number): Promise<{ model: Uint8Array<ArrayBuffer>; card: ModelCard }> {
+    const whole = trainer.model;
+    const graph = new Uint8Array(await fetchBytes(`${this.base}${whole.folder}/${whole.inference}`));
+    const bound = new Set(whole.inferenceParameters);
+    const state = whole.parameters.filter((p) => bound.has(p.name)).map((p) => ({ name: p.name, dims: p.shape, data: trainer.state.get(p.name)!.data as Float32Array }));
+    const model = bindInputs(graph, state);
+    const dataset = `fine-tuned in the browser (${images} images, from ${this.card.backbone.file})`;
+    const count = state.reduce((n, p) => n + p.data.length, 0);
+    return { model, card: this.modelCard(`${this.card.backbone.file}-fine-tuned`, whole.labels, dataset, last, count, model.byteLength) };
+  }
+
+  private modelCard(name: string, labels: string[], dataset: string, last: EpochReport | undefined, parameters: number, bytes: number): ModelCard {
+    return {
       format: 'deepvision-model-card',
       version: 1,
-      name: `taught-${labels.length}-classes`,
+      name,
       file: 'model.onnx',
       input: this.card.input,
       output: { name: 'logits', kind: 'logits' },
       labels,
       training: {
-        dataset: `taught in the browser (${images} images, ${this.card.backbone.file})`,
+        dataset,
         ...(last !== undefined && Number.isFinite(last.heldOutAccuracy)
           ? { validation: { top1: last.heldOutAccuracy, top5: last.heldOutTop5, loss: last.heldOutLoss, epoch: last.epoch } }
           : {}),
       },
       precision: 'float32',
-      parameters: this.card.backbone.parameters + headParameters,
-      bytes: model.byteLength,
+      parameters,
+      bytes,
       producer: `${this.card.producer} (Teach page)`,
       exportedAt: new Date().toISOString(),
     };
-    return { model, card };
   }
 }

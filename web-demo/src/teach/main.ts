@@ -2,11 +2,12 @@
  * The Teach page: the user names classes and gives each a few images; the page computes their features with the
  * bundle's frozen backbone, trains the bundle's head for that many classes with its training and optimizer graphs
  * (the shared TrainingStep, as the Node trainer), shows the loss and held-out accuracy per epoch, classifies new
- * images, and offers the taught model as model.onnx + model.json.
+ * images, and offers the taught model as model.onnx + model.json. With a bundle made from a training run, the
+ * page can instead fine-tune the run's whole model (every parameter) on images of its own classes, the same way.
  */
 import { topK } from '../../../src/export/image-preprocessing';
-import { heldOutSplit, selectRows, EpochReport, FeatureSet, HeadTrainer } from '../../../src/train/teach-session';
-import { isPlainName } from '../../../src/export/teach-card';
+import { heldOutSplit, selectRows, EpochReport, FeatureSet, TeachTrainer } from '../../../src/train/teach-session';
+import { isPlainName, TeachHead, TeachWholeModel } from '../../../src/export/teach-card';
 import { SHAPE_CLASSES } from '../../../src/data/shapes';
 import { TeachBundle } from './bundle';
 import { decodeImage, sampleShapes, TeachImage, thumbnail } from './images';
@@ -17,7 +18,14 @@ interface TeachClass {
   row: HTMLElement;
   name: HTMLInputElement;
   images: TeachImage[];
+  addImages: (list: TeachImage[]) => void;
 }
+
+/** A new head on the frozen backbone, or the bundle's whole model fine-tuned on its own classes. */
+type Mode = 'head' | 'whole';
+type Taught =
+  | { mode: 'head'; trainer: TeachTrainer<TeachHead>; labels: string[] }
+  | { mode: 'whole'; trainer: TeachTrainer<TeachWholeModel>; labels: string[] };
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const classList = $<HTMLDivElement>('classes');
@@ -39,12 +47,15 @@ const predictions = $<HTMLOListElement>('predictions');
 const downloads = $<HTMLParagraphElement>('downloads');
 const downloadModel = $<HTMLAnchorElement>('download-model');
 const downloadCard = $<HTMLAnchorElement>('download-card');
+const modeBox = $<HTMLFieldSetElement>('mode');
+const modeInputs = [...document.querySelectorAll<HTMLInputElement>('input[name="mode"]')];
 
 const classes: TeachClass[] = [];
 /** Features of each image, computed once (an image keeps its features when the classes are trained again). */
 const featureCache = new WeakMap<TeachImage, Float32Array>();
 let bundle: TeachBundle | undefined;
-let taught: { trainer: HeadTrainer; labels: string[] } | undefined;
+let mode: Mode = 'head';
+let taught: Taught | undefined;
 let busy = false;
 let stopRequested = false;
 let downloadUrls: string[] = [];
@@ -72,15 +83,17 @@ const nextFrame = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 function updateButtons(): void {
   const maxClasses = bundle ? Math.max(...bundle.classCounts) : 10;
-  addClassButton.disabled = busy || classes.length >= maxClasses;
-  samplesButton.disabled = busy || bundle === undefined;
+  addClassButton.disabled = busy || mode === 'whole' || classes.length >= maxClasses;
+  samplesButton.disabled = busy || bundle === undefined || sampleClasses().length === 0;
+  for (const input of modeInputs) input.disabled = busy;
   trainButton.disabled = busy || bundle === undefined;
   stopButton.disabled = !busy;
   classifyInput.disabled = busy || taught === undefined;
   for (const c of classes) for (const b of c.row.querySelectorAll('button')) b.disabled = busy;
 }
 
-function addClass(name: string, images: TeachImage[] = []): TeachClass {
+/** Adds a class row; a whole model's classes are `fixed`: named by the model, never removed. */
+function addClass(name: string, images: TeachImage[] = [], fixed = false): TeachClass {
   const row = Object.assign(document.createElement('div'), { className: 'class-row' });
   const header = document.createElement('header');
   const nameInput = Object.assign(document.createElement('input'), { className: 'class-name', value: name, placeholder: 'class name', maxLength: 60 });
@@ -92,7 +105,11 @@ function addClass(name: string, images: TeachImage[] = []): TeachClass {
   header.append(nameInput, count, add, remove);
   row.append(header, files, thumbs);
   classList.append(row);
-  const c: TeachClass = { row, name: nameInput, images: [] };
+  if (fixed) {
+    nameInput.readOnly = true;
+    remove.hidden = true;
+  }
+  const c: TeachClass = { row, name: nameInput, images: [], addImages: () => undefined };
   classes.push(c);
   const refresh = () => {
     count.textContent = `${c.images.length} image${c.images.length === 1 ? '' : 's'}`;
@@ -103,6 +120,7 @@ function addClass(name: string, images: TeachImage[] = []): TeachClass {
     thumbs.append(...list.map((image) => thumbnail(image)));
     refresh();
   };
+  c.addImages = addImages;
   const addFiles = async (fileList: FileList | null | undefined) => {
     if (!fileList || fileList.length === 0) return;
     clearMessages();
@@ -145,6 +163,11 @@ function addClass(name: string, images: TeachImage[] = []): TeachClass {
 
 /** What stops training from starting, as one message for the user; undefined when all is well. */
 function inputProblem(): string | undefined {
+  if (mode === 'whole') {
+    // Fine-tuning may leave classes without images: the model keeps what it knows of them.
+    const total = classes.reduce((n, c) => n + c.images.length, 0);
+    return total < 2 ? 'Fine-tuning needs images of the model\'s classes: add at least 2 in all (a few per class is better).' : undefined;
+  }
   const counts = bundle!.classCounts;
   const [min, max] = [Math.min(...counts), Math.max(...counts)];
   if (classes.length < min) return `Teaching needs at least ${min} classes; there ${classes.length === 1 ? 'is 1' : `are ${classes.length}`}. Add a class.`;
@@ -170,6 +193,36 @@ function settings(): { epochs: number; learningRate: number; batchSize: number }
   return { epochs, learningRate, batchSize };
 }
 
+/** Mode-dependent defaults of the settings. */
+function showDefaults(): void {
+  const d = mode === 'whole' ? bundle!.card.wholeModel!.defaults : bundle!.card.training;
+  epochsInput.value = String(d.epochs);
+  lrInput.value = String(d.learningRate);
+  batchInput.value = String(d.batchSize);
+}
+
+/** Switches between teaching a head and fine-tuning the whole model: the classes start over. */
+function setMode(next: Mode): void {
+  if (busy || bundle === undefined) return;
+  mode = next;
+  clearMessages();
+  for (const c of classes) c.row.remove();
+  classes.splice(0, classes.length);
+  if (mode === 'whole') for (const label of bundle.card.wholeModel!.labels) addClass(label, [], true);
+  else ['class 1', 'class 2'].forEach((name) => addClass(name));
+  epochRows.replaceChildren();
+  predictions.replaceChildren();
+  speedLine.textContent = '';
+  taught = undefined;
+  revokeDownloads();
+  showDefaults();
+  for (const input of modeInputs) input.checked = input.value === mode;
+  setStatus('ready', mode === 'whole'
+    ? 'Add images to any of the model\'s classes (or use the sample shapes), then press Train to fine-tune every parameter.'
+    : 'Name your classes and add images to each (or use the sample shapes), then press Train.');
+  updateButtons();
+}
+
 function addEpochRow(r: EpochReport): void {
   const tr = document.createElement('tr');
   tr.dataset.epoch = String(r.epoch);
@@ -178,7 +231,7 @@ function addEpochRow(r: EpochReport): void {
   tr.dataset.heldOutAccuracy = String(r.heldOutAccuracy);
   const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
   const num = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
-  for (const text of [String(r.epoch), num(r.trainLoss), num(r.heldOutLoss), pct(r.heldOutAccuracy)]) tr.append(Object.assign(document.createElement('td'), { textContent: text }));
+  for (const text of [r.epoch === 0 ? 'start' : String(r.epoch), r.epoch === 0 ? '' : num(r.trainLoss), num(r.heldOutLoss), pct(r.heldOutAccuracy)]) tr.append(Object.assign(document.createElement('td'), { textContent: text }));
   epochRows.append(tr);
 }
 
@@ -198,29 +251,25 @@ async function train(): Promise<void> {
   try {
     const labels = classes.map((c) => c.name.value.trim());
     const images = classes.flatMap((c, label) => c.images.map((image) => ({ image, label })));
-    const missing = images.filter((x) => !featureCache.has(x.image)).map((x) => x.image);
-    const width = bundle.card.features;
-    const started = performance.now();
-    if (missing.length > 0) {
-      setStatus('features', `Computing features: 0 / ${missing.length} images`);
-      const computed = await bundle.features(missing, async (done) => {
-        setStatus('features', `Computing features: ${done} / ${missing.length} images`);
-        await nextFrame();
-      });
-      missing.forEach((image, i) => featureCache.set(image, computed.slice(i * width, (i + 1) * width)));
-    }
-    const featureMs = missing.length > 0 ? (performance.now() - started) / missing.length : undefined;
-    const all: FeatureSet = { features: new Float32Array(images.length * width), labels: Int32Array.from(images, (x) => x.label), width };
-    images.forEach((x, i) => all.features.set(featureCache.get(x.image)!, i * width));
+    const { all, featureMs } = mode === 'whole' ? imageRows(images) : await featureRows(images);
     lastSet = all;
     const split = heldOutSplit(all.labels, bundle.card.training.heldOutFraction, 0);
+    const heldOut = selectRows(all, split.heldOut);
     setStatus('training', `Training on ${split.train.length} images, ${split.heldOut.length} held out…`);
     epochRows.replaceChildren();
     taught = undefined;
     revokeDownloads();
-    const trainer = await bundle.trainer(bundle.head(labels.length)!);
+    const next: Taught = mode === 'whole'
+      ? { mode, trainer: (await bundle.wholeTrainer())!, labels }
+      : { mode, trainer: await bundle.trainer(bundle.head(labels.length)!), labels };
+    const trainer: TeachTrainer = next.trainer;
+    if (mode === 'whole' && split.heldOut.length > 0) {
+      // Where fine-tuning starts from: the run's model on the held-out images.
+      const e = await trainer.evaluate(heldOut);
+      addEpochRow({ epoch: 0, trainLoss: NaN, heldOutLoss: e.loss, heldOutAccuracy: e.accuracy, heldOutTop5: e.top5, steps: 0, seconds: 0 });
+    }
     const trainStarted = performance.now();
-    const reports = await trainer.train(selectRows(all, split.train), selectRows(all, split.heldOut), {
+    const reports = await trainer.train(selectRows(all, split.train), heldOut, {
       ...s, seed: 0, shouldStop: () => stopRequested,
       onEpoch: async (r) => {
         addEpochRow(r);
@@ -231,16 +280,19 @@ async function train(): Promise<void> {
     const trainSeconds = (performance.now() - trainStarted) / 1000;
     const stepSeconds = reports.reduce((t, r) => t + r.seconds, 0);
     const last = reports[reports.length - 1];
-    taught = { trainer, labels };
+    taught = next;
+    speedLine.dataset.mode = mode;
     speedLine.dataset.featureMs = String(featureMs ?? '');
     speedLine.dataset.trainSeconds = String(trainSeconds);
     speedLine.dataset.stepsPerSecond = String(trainer.updates / stepSeconds);
+    const what = mode === 'whole' ? `Fine-tuning all ${parameterCount(bundle.card.wholeModel!).toLocaleString('en-US')} values of the model` : 'Training';
     speedLine.textContent = `${featureMs !== undefined ? `Features: ${featureMs.toFixed(1)} ms per image. ` : ''}`
-      + `Training: ${reports.length} epochs, ${trainer.updates} updates in ${trainSeconds.toFixed(2)} s with evaluation `
-      + `(${(trainer.updates / stepSeconds).toFixed(0)} updates/s). Provider: ${bundle.provider.description}.`;
+      + `${what}: ${reports.length} epochs, ${trainer.updates} updates in ${trainSeconds.toFixed(2)} s with evaluation `
+      + `(${(trainer.updates / stepSeconds).toFixed(mode === 'whole' ? 1 : 0)} updates/s). Provider: ${bundle.provider.description}.`;
     const accuracy = last && Number.isFinite(last.heldOutAccuracy) ? `, held-out accuracy ${(100 * last.heldOutAccuracy).toFixed(1)} %` : ' (no image held out: add more images per class)';
-    setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : 'Trained'} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
-    await offerDownload(trainer, labels, last, images.length);
+    const verb = mode === 'whole' ? 'Fine-tuned' : 'Trained';
+    setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : verb} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
+    await offerDownload(next, last, images.length);
   } catch (err) {
     showError(`Training failed: ${(err as Error).message}`);
     setStatus('error', 'Training failed.');
@@ -256,8 +308,35 @@ function revokeDownloads(): void {
   downloads.hidden = true;
 }
 
-async function offerDownload(trainer: HeadTrainer, labels: string[], last: EpochReport | undefined, images: number): Promise<void> {
-  const { model, card } = await bundle!.taughtModel(trainer, labels, last, images);
+/** The images as backbone features (computed once per image; the time per image when any were computed). */
+async function featureRows(images: { image: TeachImage; label: number }[]): Promise<{ all: FeatureSet; featureMs: number | undefined }> {
+  const missing = images.filter((x) => !featureCache.has(x.image)).map((x) => x.image);
+  const width = bundle!.card.features;
+  const started = performance.now();
+  if (missing.length > 0) {
+    setStatus('features', `Computing features: 0 / ${missing.length} images`);
+    const computed = await bundle!.features(missing, async (done) => {
+      setStatus('features', `Computing features: ${done} / ${missing.length} images`);
+      await nextFrame();
+    });
+    missing.forEach((image, i) => featureCache.set(image, computed.slice(i * width, (i + 1) * width)));
+  }
+  const featureMs = missing.length > 0 ? (performance.now() - started) / missing.length : undefined;
+  const all: FeatureSet = { features: new Float32Array(images.length * width), labels: Int32Array.from(images, (x) => x.label), width };
+  images.forEach((x, i) => all.features.set(featureCache.get(x.image)!, i * width));
+  return { all, featureMs };
+}
+
+/** The images preprocessed as the whole model reads them: each epoch runs the model on them. */
+function imageRows(images: { image: TeachImage; label: number }[]): { all: FeatureSet; featureMs: undefined } {
+  const all = { features: bundle!.pixels(images.map((x) => x.image)), labels: Int32Array.from(images, (x) => x.label), width: bundle!.imageSize };
+  return { all, featureMs: undefined };
+}
+
+const parameterCount = (m: TeachWholeModel) => m.parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+
+async function offerDownload(t: Taught, last: EpochReport | undefined, images: number): Promise<void> {
+  const { model, card } = t.mode === 'whole' ? await bundle!.fineTunedModel(t.trainer, last, images) : await bundle!.taughtModel(t.trainer, t.labels, last, images);
   revokeDownloads();
   downloadModel.href = URL.createObjectURL(new Blob([model], { type: 'application/octet-stream' }));
   downloadCard.href = URL.createObjectURL(new Blob([`${JSON.stringify(card, null, 2)}\n`], { type: 'application/json' }));
@@ -273,8 +352,9 @@ async function classify(file: File): Promise<void> {
   predictions.replaceChildren();
   try {
     const image = await decodeImage(file, file.name);
-    const features = await bundle.features([image]);
-    const logits = await taught.trainer.logits(features, bundle.card.features);
+    const logits = taught.mode === 'whole'
+      ? await taught.trainer.logits(bundle.pixels([image]), bundle.imageSize)
+      : await taught.trainer.logits(await bundle.features([image]), bundle.card.features);
     predictions.replaceChildren(...topK(logits, taught.labels, Math.min(5, taught.labels.length)).map((p) => {
       const li = Object.assign(document.createElement('li'), { textContent: `${p.label}: ${(100 * p.probability).toFixed(2)} %` });
       li.dataset.label = p.label;
@@ -288,16 +368,31 @@ async function classify(file: File): Promise<void> {
   }
 }
 
+type ShapeClass = (typeof SHAPE_CLASSES)[number];
+const isShape = (name: string): name is ShapeClass => (SHAPE_CLASSES as readonly string[]).includes(name);
+
+/** The shape classes the sample button generates: three new ones, or the whole model's classes that are shapes. */
+function sampleClasses(): ShapeClass[] {
+  if (mode === 'head') return ['circle', 'triangle', 'star'];
+  return (bundle?.card.wholeModel?.labels ?? []).filter(isShape);
+}
+
 function useSamples(): void {
   if (busy || bundle === undefined) return;
   clearMessages();
-  for (const c of classes) c.row.remove();
-  classes.splice(0, classes.length);
   // Generated at most 64 pixels a side (the shapes' own detail); preprocessing scales them to the backbone's input.
   const size = Math.min(64, bundle.card.input.shape[1]);
-  const picked: (typeof SHAPE_CLASSES)[number][] = ['circle', 'triangle', 'star'];
-  for (const [name, images] of sampleShapes(picked, 10, size)) addClass(name, images);
-  setStatus('ready', 'Sample shapes loaded: 3 classes of 10 images. Press Train.');
+  const picked = sampleClasses();
+  const samples = sampleShapes(picked, 10, size);
+  if (mode === 'whole') {
+    setMode('whole');
+    for (const c of classes) c.addImages(samples.get(c.name.value as ShapeClass) ?? []);
+  } else {
+    for (const c of classes) c.row.remove();
+    classes.splice(0, classes.length);
+    for (const [name, images] of samples) addClass(name, images);
+  }
+  setStatus('ready', `Sample shapes loaded: ${picked.length} classes of 10 images. Press Train.`);
 }
 
 async function start(): Promise<void> {
@@ -322,7 +417,8 @@ async function start(): Promise<void> {
   try {
     const provider = await chooseProvider();
     bundle = await TeachBundle.load(base, provider);
-    installTestHooks(bundle, () => taught?.trainer, () => lastSet);
+    // Only the browser tests reach into the page, and they ask for it.
+    if (new URLSearchParams(location.search).get('test') === '1') installTestHooks(bundle, () => taught?.trainer, () => lastSet);
   } catch (err) {
     showError(`Could not load the Teach bundle at ${base}: ${(err as Error).message}. Make one with \`deepvision export-teach BACKBONE.onnx --out web-demo/models/${name}\`.`);
     setStatus('error', 'No backbone.');
@@ -333,9 +429,12 @@ async function start(): Promise<void> {
   const counts = bundle.classCounts;
   bundleInfo.textContent = `Backbone: ${c.backbone.file}, cut at '${c.backbone.cut}' (${c.features} features per ${c.input.shape[1]}×${c.input.shape[2]} image, frozen); `
     + `heads for ${Math.min(...counts)} to ${Math.max(...counts)} classes; ${bundle.provider.description}.`;
-  epochsInput.value = String(c.training.epochs);
-  lrInput.value = String(c.training.learningRate);
-  batchInput.value = String(c.training.batchSize);
+  if (c.wholeModel !== undefined) {
+    modeBox.hidden = false;
+    $<HTMLSpanElement>('whole-description').textContent = `${c.wholeModel.labels.length} classes, ${parameterCount(c.wholeModel).toLocaleString('en-US')} values`;
+    for (const input of modeInputs) input.addEventListener('change', () => input.checked && setMode(input.value as Mode));
+  }
+  showDefaults();
   setStatus('ready', 'Name your classes and add images to each (or use the sample shapes), then press Train.');
   updateButtons();
 }

@@ -1,0 +1,226 @@
+/**
+ * The whole model of a Teach bundle made from a `deepvision train` run: the run's training, optimizer and
+ * evaluation graphs as they are (standard ONNX, so onnxruntime-web runs them), its trained state as init.f32, and
+ * an inference graph that takes the state as inputs, which the page binds to the fine-tuned values for download
+ * (teach-splice.ts). Checked before anything is written: the bound inference graph against the run's eval graph.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readSafetensors } from '../io/safetensors';
+import type { Model } from '../ir/model';
+import { decodeModel, readModelFile } from '../onnx/read';
+import { encodeModel } from '../onnx/write';
+import type { OptimizerConfig } from '../optim/config';
+import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
+import { Rng } from '../util/rng';
+import { UserError } from '../util/user-error';
+import type { TeachWholeModel } from './teach-card';
+import { TeachExportError } from './teach-error';
+import { bindInputs, SpliceTensor } from './teach-splice';
+
+/** The files of a run folder the whole model is made from (what `deepvision train` writes after its last epoch). */
+const RUN_FILES = ['training_model.onnx', 'optimizer_model.onnx', 'eval_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'] as const;
+/** The folder of the whole model inside the bundle. */
+const FOLDER = 'whole-model';
+/** Inputs of the training graph that are data, fed per batch (as training-step.ts's list, for an image classifier). */
+const DATA_INPUT = /^(input|labels)$/;
+const NOISE_INPUT = /^dropout_noise\./;
+
+/**
+ * Fine-tuning defaults, measured on the shapes CNN from a briefly trained start (3 classes x 8 images to train on):
+ * Adam at 5e-4 in batches of 8 raises held-out accuracy within 10 epochs without the loss jumping; SGD's rate is
+ * the usual ten times Adam's.
+ */
+const DEFAULTS = { adamLearningRate: 0.0005, sgdLearningRate: 0.005, epochs: 10, batchSize: 8 };
+
+export interface WholeModelOptions {
+  learningRate?: number;
+  epochs?: number;
+  batchSize?: number;
+}
+
+export interface WholeModel {
+  card: TeachWholeModel;
+  /** Files by path relative to the bundle. */
+  files: Record<string, Uint8Array>;
+  /** The run's model with its trained weights: the backbone the bundle's heads are cut from. */
+  inferenceFile: string;
+  normalization: { mean: number[]; std: number[] };
+  /** Largest |bound inference graph - eval graph| of the logits on random images. */
+  maxDifference: number;
+}
+
+/** Whether `dir` is a folder (a run folder, as opposed to an ONNX file). */
+export function isTrainingRun(dir: string): boolean {
+  return fs.existsSync(dir) && fs.statSync(dir).isDirectory();
+}
+
+/** Reads a run folder into the bundle's whole model, checked; throws TeachExportError naming what is wrong. */
+export async function readWholeModel(runDir: string, o: WholeModelOptions = {}): Promise<WholeModel> {
+  for (const f of RUN_FILES) {
+    if (!fs.existsSync(path.join(runDir, f))) throw new TeachExportError(`${runDir} is not a finished deepvision training run: ${f} is missing (\`deepvision train ... --out ${runDir}\` writes it after the last epoch)`);
+  }
+  const checkpointFile = path.join(runDir, 'checkpoint.safetensors');
+  const checkpoint = readCheckpoint(checkpointFile);
+  const meta = checkpoint.metadata;
+  if (meta['deepvision.task'] === 'captioning') throw new TeachExportError(`${runDir} is a captioner: the Teach page fine-tunes classifiers`);
+  const normalization = metadataJson(meta, 'deepvision.normalization', checkpointFile) as { mean: number[]; std: number[] };
+  const labels = metadataJson(meta, 'deepvision.classes', checkpointFile) as string[];
+  const optimizerConfig = metadataJson(meta, 'deepvision.optimizer', checkpointFile) as OptimizerConfig;
+  if (!Array.isArray(normalization?.mean) || !Array.isArray(normalization?.std) || !Array.isArray(labels) || labels.length < 2 || !labels.every((l) => typeof l === 'string')) {
+    throw new TeachExportError(`${checkpointFile}: its normalization or class names are missing or malformed (was it written by \`deepvision train\`?)`);
+  }
+
+  const training = readGraph(path.join(runDir, 'training_model.onnx'));
+  const inputs = training.graph.inputs;
+  const image = inputs.find((v) => v.name === 'input')?.shape;
+  if (image === undefined || image.length !== 4 || !image.slice(1).every((d) => typeof d === 'number')) {
+    throw new TeachExportError(`${runDir}/training_model.onnx has no image input 'input' [batch, channels, height, width]: the page fine-tunes image classifiers`);
+  }
+  const stateNames = inputs.map((v) => v.name).filter((n) => !DATA_INPUT.test(n) && !NOISE_INPUT.test(n));
+  const state: SpliceTensor[] = stateNames.map((name) => {
+    const t = checkpoint.tensors.get(name);
+    const declared = inputs.find((v) => v.name === name)!.shape;
+    if (t === undefined || t.dtype !== 'float32') throw new TeachExportError(`${checkpointFile} has no float32 value for '${name}', which ${runDir}/training_model.onnx reads`);
+    if (declared !== undefined && (declared.length !== t.shape.length || declared.some((d, i) => typeof d === 'number' && d !== t.shape[i]))) {
+      throw new TeachExportError(`${checkpointFile}: '${name}' is [${t.shape}], but the training graph reads [${declared}]`);
+    }
+    return { name, dims: [...t.shape], data: t.data as Float32Array };
+  });
+  const noise = inputs.filter((v) => NOISE_INPUT.test(v.name)).map((v) => {
+    const shape = v.shape?.slice(1);
+    if (shape === undefined || !shape.every((d): d is number => typeof d === 'number')) throw new TeachExportError(`${runDir}/training_model.onnx: dropout noise '${v.name}' has no static shape after the batch`);
+    return { name: v.name, shape };
+  });
+  const trainable = training.graph.outputs.filter((v) => v.name.endsWith('_grad')).length;
+
+  const evalBytes = fs.readFileSync(path.join(runDir, 'eval_model.onnx'));
+  const inference = encodeModel(logitsGraph(readGraph(path.join(runDir, 'eval_model.onnx'))));
+  const [c, h, w] = image.slice(1) as number[];
+  const bound = decodedInputs(inference);
+  const maxDifference = await verifyBound(inference, evalBytes, state.filter((t) => bound.has(t.name)), state, [c!, h!, w!]);
+  if (!(maxDifference <= 1e-4)) throw new TeachExportError(`the fine-tunable model of ${runDir} differs from its eval model by ${maxDifference} (more than 1e-4): not written`);
+
+  const adamLike = optimizerConfig.kind === 'adam' || optimizerConfig.kind === 'adamw';
+  const card: TeachWholeModel = {
+    folder: FOLDER, training: 'training_model.onnx', optimizer: 'optimizer_model.onnx', optimizerConfig, eval: 'eval_model.onnx', inference: 'inference_model.onnx',
+    labels, parameters: state.map((t) => ({ name: t.name, shape: [...t.dims] })), init: 'init.f32', noise, trainable,
+    inferenceParameters: state.filter((t) => bound.has(t.name)).map((t) => t.name),
+    defaults: {
+      learningRate: o.learningRate ?? (adamLike ? DEFAULTS.adamLearningRate : DEFAULTS.sgdLearningRate),
+      epochs: o.epochs ?? DEFAULTS.epochs, batchSize: o.batchSize ?? DEFAULTS.batchSize,
+    },
+    ...bestValidation(meta),
+  };
+  const copy = (f: string) => new Uint8Array(fs.readFileSync(path.join(runDir, f)));
+  const files: Record<string, Uint8Array> = {
+    [`${FOLDER}/training_model.onnx`]: copy('training_model.onnx'),
+    [`${FOLDER}/optimizer_model.onnx`]: copy('optimizer_model.onnx'),
+    [`${FOLDER}/eval_model.onnx`]: new Uint8Array(evalBytes),
+    [`${FOLDER}/inference_model.onnx`]: inference,
+    [`${FOLDER}/init.f32`]: concatFloats(state.map((t) => t.data)),
+  };
+  return { card, files, inferenceFile: path.join(runDir, 'inference_model.onnx'), normalization, maxDifference };
+}
+
+/** An evaluation graph reduced to its logits: its image (or features) input and the state it reads, `labels` dropped. */
+export function logitsGraph(evalModel: Model): Model {
+  const copy = decodeModel(encodeModel(evalModel));
+  const g = copy.graph;
+  const logits = g.outputs.find((v) => v.name === 'logits');
+  if (logits === undefined) throw new TeachExportError(`the evaluation graph has no output 'logits'`);
+  g.outputs.splice(0, g.outputs.length, logits);
+  eliminateDeadNodes(g);
+  const used = new Set(g.nodes.flatMap((n) => n.inputs.filter((v) => v !== undefined).map((v) => v!.name)));
+  for (const v of [...g.inputs]) {
+    if (used.has(v.name)) continue;
+    g.inputs.splice(g.inputs.indexOf(v), 1);
+    g.values.delete(v.name);
+  }
+  return copy;
+}
+
+export function concatFloats(parts: readonly Float32Array[]): Uint8Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function readCheckpoint(file: string): ReturnType<typeof readSafetensors> {
+  try {
+    return readSafetensors(file);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new TeachExportError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+function readGraph(file: string): Model {
+  try {
+    return readModelFile(file);
+  } catch (err) {
+    throw new TeachExportError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+function metadataJson(meta: Record<string, string>, key: string, file: string): unknown {
+  const text = meta[key];
+  if (typeof text !== 'string') throw new TeachExportError(`${file} does not record '${key}' (was it written by \`deepvision train\`?)`);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new TeachExportError(`${file}: metadata '${key}' is not valid JSON`);
+  }
+}
+
+/** The run's best validation top-1, when its checkpoint records one. */
+function bestValidation(meta: Record<string, string>): { validation?: { top1: number; epoch: number } } {
+  try {
+    const best = JSON.parse(meta['deepvision.best'] ?? 'null') as { valTop1?: unknown; epoch?: unknown } | null;
+    return typeof best?.valTop1 === 'number' && typeof best.epoch === 'number' ? { validation: { top1: best.valTop1, epoch: best.epoch } } : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Binds the state to the inference graph (as the page does with fine-tuned values) and compares its logits on random
+ * images with the run's eval graph fed the same state: the largest |difference|.
+ */
+async function verifyBound(inference: Uint8Array, evalBytes: Uint8Array, bound: readonly SpliceTensor[], state: readonly SpliceTensor[], chw: [number, number, number]): Promise<number> {
+  const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'extended', intraOpNumThreads: os.availableParallelism() };
+  const batch = 2;
+  const rng = new Rng('teach-whole-verify');
+  const input = new ort.Tensor('float32', Float32Array.from({ length: batch * chw[0] * chw[1] * chw[2] }, () => rng.normal()), [batch, ...chw]);
+  let boundSession: ort.InferenceSession | undefined;
+  let evaluation: ort.InferenceSession | undefined;
+  try {
+    boundSession = await ort.InferenceSession.create(bindInputs(inference, bound), options);
+    evaluation = await ort.InferenceSession.create(evalBytes, options);
+    const feeds: Record<string, ort.Tensor> = { input, labels: new ort.Tensor('int64', new BigInt64Array(batch), [batch]) };
+    for (const t of state) feeds[t.name] = new ort.Tensor('float32', t.data, [...t.dims]);
+    const wanted = Object.fromEntries(Object.entries(feeds).filter(([name]) => evaluation!.inputNames.includes(name)));
+    const expected = (await evaluation.run(wanted)).logits!.data as Float32Array;
+    const got = (await boundSession.run({ input })).logits!.data as Float32Array;
+    if (got.length !== expected.length) return Infinity;
+    let max = 0;
+    for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i]! - expected[i]!));
+    return expected.some(Number.isNaN) || got.some(Number.isNaN) ? NaN : max;
+  } catch (err) {
+    throw new TeachExportError(`onnxruntime could not run the run's fine-tunable model: ${(err as Error).message.split('\n')[0]}`);
+  } finally {
+    await boundSession?.release();
+    await evaluation?.release();
+  }
+}
+
+/** The graph input names of an encoded model. */
+function decodedInputs(bytes: Uint8Array): Set<string> {
+  return new Set(decodeModel(bytes).graph.inputs.map((v) => v.name));
+}
