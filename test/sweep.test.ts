@@ -20,6 +20,11 @@ describe('sweep planning', () => {
     expect(trainArguments({ name: 'r', options: { graph: 'g.ts', variant: null, nesterov: true, set: { hidden: 8 } } }, 'o')).toEqual(['g.ts', '--nesterov', '--set', 'hidden=8', '--out', 'o', '--no-progress']);
   });
 
+  test('config values written as relative paths in "set" resolve from the sweep file; other values stay as written', () => {
+    const [run] = planSweep({ runs: [{ name: 'r', graph: 'g.ts', set: { backbone: '../models/m.onnx', here: './x.onnx', output: 'feature_map', hidden: 8 } }] }, '/studies/captioning');
+    expect(run!.options.set).toEqual({ backbone: '/studies/models/m.onnx', here: '/studies/captioning/x.onnx', output: 'feature_map', hidden: 8 });
+  });
+
   test('bad sweep files are refused with the reason', () => {
     expect(() => planSweep({}, '.')).toThrow(/no runs/);
     expect(() => planSweep({ grid: { lr: [] } }, '.')).toThrow(/grid.lr must be a non-empty list/);
