@@ -269,3 +269,45 @@ describe('captioner, attention variant (Show, Attend and Tell)', () => {
     }
   });
 });
+
+describe('beam search through the step model', () => {
+  // Each beam's log-probability must be what the step model gives its tokens run alone: a beam whose state rows
+  // were mixed up on reordering would score differently.
+  for (const [what, extra] of [['LSTM', {}], ['attention', { decoder: 'attention', attentionSize: 6 }]] as const) {
+    test(`${what}: every beam-3 caption's log-probability equals its tokens re-run one at a time`, async () => {
+      const c = { ...config, vocabularySize: 9, ...extra };
+      const values = buildModel(captioner, { config: c, seed: 7 }).values;
+      const encoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'encoder', { config: c, seed: 7, values })));
+      const step = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'step', { config: c, seed: 7, values })));
+      const rng = new Rng(3);
+      const image = new ort.Tensor('float32', Float32Array.from({ length: 3 * 16 * 16 }, () => rng.normal()), [1, 3, 16, 16]);
+      const start = await encoder.run({ input: image });
+      const drive = decoderSteps(step, c.vocabularySize, ort.Tensor);
+      const found = await searchCaptions(drive, start, { startId: 1, endId: 2, maxLength: 6, beam: 3, lengthPenalty: 0 });
+      expect(found).toHaveLength(3);
+      for (const caption of found) {
+        let state = start;
+        let sum = 0;
+        for (const [i, token] of [1, ...caption.tokens].entries()) {
+          const out = await drive.step([token], state);
+          sum += out.logProbs[i < caption.tokens.length ? caption.tokens[i]! : 2]!;
+          state = out.state;
+        }
+        expect(Math.abs(sum - caption.logProb)).toBeLessThan(1e-4);
+      }
+      await Promise.all([encoder.release(), step.release()]);
+    });
+  }
+
+  test('a step model whose state has no batch axis, or whose next state matches no input, is refused', async () => {
+    const { stepModelProblem } = await import('../src/generate/decoder-steps');
+    const fake = (inputs: [string, (string | number)[]][], outputs: string[]) => ({
+      inputNames: inputs.map(([n]) => n), outputNames: outputs,
+      inputMetadata: inputs.map(([name, shape]) => ({ name, isTensor: true as const, type: 'float32' as const, shape })),
+    }) as unknown as ort.InferenceSession;
+    expect(stepModelProblem(fake([['token', ['batch']], ['h', [1, 4]]], ['log_probs', 'h_next']), ['h'])).toMatch(/inputs h have no dimension named 'batch'/);
+    expect(stepModelProblem(fake([['token', ['batch']], ['h', ['batch', 4]]], ['log_probs', 'h_out']), ['h'])).toMatch(/returns no next state/);
+    expect(stepModelProblem(fake([['token', ['batch']], ['h', ['batch', 4]]], ['log_probs', 'h_next', 'g_next']), ['h'])).toMatch(/outputs g_next match no input/);
+    expect(stepModelProblem(fake([['token', ['batch']], ['h', ['batch', 4]]], ['log_probs', 'h_next']), ['h'])).toBeUndefined();
+  });
+});

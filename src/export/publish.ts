@@ -33,6 +33,9 @@ export function publish(outDir: string, files: Record<string, Uint8Array | strin
     try {
       createdFrom = fs.mkdirSync(parent, { recursive: true });
       stage = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.export-`));
+      // mkdtemp makes it private (0700); renamed into place it becomes the exported folder, which a web server
+      // running as another user must be able to read.
+      fs.chmodSync(stage, 0o755);
     } catch (err) {
       throw new WriteError(describeWriteFailure(err, outDir));
     }

@@ -18,14 +18,12 @@ export type DecoderState = Record<string, Tensor>;
 /** What builds tensors in the caller's runtime: `new ort.Tensor(type, data, dims)`. */
 export type TensorClass = new (type: 'int64' | 'float32', data: BigInt64Array | Float32Array, dims: readonly number[]) => Tensor;
 
-/** The step model's state inputs (all but `token`) and, for each, the axis along which rows are beams. */
+/** The step model's state inputs (all but `token`) and, for each, the axis named `batch` (-1 where none is). */
 export function stepStateAxes(session: InferenceSession): Map<string, number> {
   const axes = new Map<string, number>();
   for (const meta of session.inputMetadata) {
     if (meta.name === 'token') continue;
-    const shape = meta.isTensor ? meta.shape : [];
-    const axis = shape.indexOf('batch');
-    axes.set(meta.name, axis >= 0 ? axis : 0);
+    axes.set(meta.name, meta.isTensor ? meta.shape.indexOf('batch') : -1);
   }
   return axes;
 }
@@ -37,6 +35,15 @@ export function stepModelProblem(session: InferenceSession, initialState: readon
   const state = session.inputNames.filter((n) => n !== 'token');
   const missing = state.filter((n) => !initialState.includes(n));
   if (missing.length > 0) return `the captioner's step model needs ${missing.join(', ')}, which its encoder does not return`;
+  // Beams are rows along the batch axis: a state without one could not be reordered, only silently mixed up.
+  const axes = stepStateAxes(session);
+  const unbatched = state.filter((n) => axes.get(n)! < 0);
+  if (unbatched.length > 0) return `the captioner's step model's inputs ${unbatched.join(', ')} have no dimension named 'batch'`;
+  // A recurrent state whose next value is named otherwise would be fed its first value at every step.
+  const next = session.outputNames.filter((n) => n.endsWith('_next'));
+  if (next.length === 0) return "the captioner's step model returns no next state (outputs named <input>_next)";
+  const orphans = next.filter((n) => !state.includes(n.slice(0, -'_next'.length)));
+  if (orphans.length > 0) return `the captioner's step model's outputs ${orphans.join(', ')} match no input`;
   return undefined;
 }
 
@@ -60,7 +67,7 @@ export function decoderSteps(session: InferenceSession, vocabularySize: number, 
     },
     select(state, rows) {
       const picked: DecoderState = {};
-      for (const [name, t] of Object.entries(state)) picked[name] = gatherRows(t, rows, axes.get(name) ?? 0, TensorOf);
+      for (const [name, t] of Object.entries(state)) if (axes.has(name)) picked[name] = gatherRows(t, rows, axes.get(name)!, TensorOf);
       return picked;
     },
   };
@@ -72,6 +79,8 @@ export function gatherRows(t: Tensor, rows: readonly number[], axis: number, Ten
   const data = t.data as Float32Array;
   const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
   const count = dims[axis]!;
+  const bad = rows.find((r) => !Number.isInteger(r) || r < 0 || r >= count);
+  if (bad !== undefined) throw new RangeError(`row ${bad} of a state with ${count} rows along axis ${axis}`);
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const out = new Float32Array(outer * rows.length * inner);
   for (let o = 0; o < outer; o++) {

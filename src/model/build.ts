@@ -113,7 +113,7 @@ export function buildEntryPoint(
   if (entry === undefined) throw new Error(`model '${definition.name}' has no entry point '${name}' (it has: ${Object.keys(definition.entryPoints ?? {}).join(', ') || 'none'})`);
   const trace = traceModel(definition, { ...options, mode: 'eval', parameters: 'initializers' }, undefined, entry);
   const { builder, outputs } = trace;
-  const names = entry.outputs(trace.config);
+  const names = typeof entry.outputs === 'function' ? entry.outputs(trace.config) : entry.outputs;
   if (outputs.length !== names.length) throw new Error(`entry point '${name}' of model '${definition.name}' names ${names.length} outputs but returned ${outputs.length}`);
   for (const [param, data] of options.values ?? []) {
     if (builder.graph.initializers.has(param)) builder.graph.initializers.set(param, data);

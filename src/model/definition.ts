@@ -48,10 +48,13 @@ export interface ModelDefinition<C extends Config = Config> {
 /** A graph of a model other than its forward pass: its inputs, how to compute its outputs from the module tree, their names. */
 export interface EntryPoint<C extends Config = Config> {
   inputs(config: C): InputSpec[];
-  /** The outputs' names, in the order `run` returns them. */
-  outputs(config: C): string[];
+  /** The outputs' names, in the order `run` returns them: a list, or a function of the configuration. */
+  outputs: string[] | OutputNames<C>;
   run(model: Module, ...inputs: Tensor[]): Tensor[];
 }
+
+/** Method syntax keeps the parameter bivariant, as `inputs` is: a model's entry points fit ModelDefinition<Config>. */
+type OutputNames<C> = { names(config: C): string[] }['names'];
 
 export function defineModel<C extends Config>(definition: ModelDefinition<C>): ModelDefinition<C> {
   if (!/^[A-Za-z][\w-]*$/.test(definition.name)) throw new Error(`model name '${definition.name}' must be a word (letters, digits, - and _)`);

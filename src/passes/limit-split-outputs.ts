@@ -1,5 +1,5 @@
 import { Graph, Node, removeNode, Value } from '../ir/graph';
-import type { Model } from '../ir/model';
+import { defaultOpset, Model } from '../ir/model';
 import { TensorData } from '../ir/tensor';
 import { topologicalSort } from './topological-sort';
 
@@ -13,6 +13,8 @@ import { topologicalSort } from './topological-sort';
  */
 export function limitSplitOutputs(model: Model, maxOutputs = 7): number {
   if (!Number.isInteger(maxOutputs) || maxOutputs < 2) throw new Error(`maxOutputs must be an integer of at least 2, got ${maxOutputs}`);
+  // Before opset 13 the parts' sizes are an attribute, which this rewrite does not write: such models stay as they are.
+  if ((defaultOpset(model) ?? 0) < 13) return 0;
   const graph = model.graph;
   let rewritten = 0;
   let fresh = 0;

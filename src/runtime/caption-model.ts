@@ -29,6 +29,8 @@ export interface CaptionerParts {
   normalization: Normalization;
   /** Longest caption in words. */
   maxLength: number;
+  /** The search an exported captioner was published with (the page uses it; `caption` too, unless told otherwise). */
+  generation?: { beam: number; lengthPenalty: number };
   /** The checkpoint's metadata, when the parts come from one. */
   metadata?: Record<string, string>;
 }
@@ -44,6 +46,8 @@ export class CaptionModel {
     private readonly decoder: ort.InferenceSession,
     readonly input: { size: number; normalization: Normalization },
     readonly maxLength: number,
+    /** Beam and length penalty to use when the caller gives none: an exported card's, else beam 3 and 0.7. */
+    readonly generation: { beam: number; lengthPenalty: number } = { beam: 3, lengthPenalty: 0.7 },
   ) {}
 
   /** An exported captioner's folder (model.json) or a training run's (best.safetensors). */
@@ -133,23 +137,26 @@ export class CaptionModel {
       if (!fs.existsSync(file)) throw new UserError(`${file} is missing (${cardFile} names it): export the captioner again`);
       return encodeModel(readModelFile(file));
     });
-    const [, height, width] = c.input.shape;
-    if (height !== width || c.input.preprocessing.resizeShorterSide !== height) throw new UserError(`${cardFile}: a captioner's input is a square image resized to its side, not [${c.input.shape}] from ${c.input.preprocessing.resizeShorterSide} pixels`);
+    // captionerCardProblems has checked that the input is a square image resized to its side.
+    const [, height] = c.input.shape;
     return {
       vocabulary: Vocabulary.fromJSON(c.vocabulary), encoder: encoder!, step: step!, imageSize: height,
       normalization: { mean: c.input.preprocessing.mean, std: c.input.preprocessing.std }, maxLength: c.generation.maxLength,
+      generation: { beam: c.generation.beam, lengthPenalty: c.generation.lengthPenalty },
     };
   }
 
   /** Sessions for the parts, checked against the generation contract; `where` names them in errors. */
   static async fromParts(parts: CaptionerParts, where: string): Promise<CaptionModel> {
     const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), graphOptimizationLevel: 'all' };
-    let sessions: ort.InferenceSession[];
-    try {
-      sessions = await Promise.all([parts.encoder, parts.step].map((bytes) => ort.InferenceSession.create(bytes, options)));
-    } catch (err) {
-      throw new UserError(`onnxruntime rejected the captioner in ${where}: ${(err as Error).message.split('\n')[0]}`);
+    const created = await Promise.allSettled([parts.encoder, parts.step].map((bytes) => ort.InferenceSession.create(bytes, options)));
+    const failed = created.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      // The one that did load is released: nothing is left behind by a refused captioner.
+      await Promise.all(created.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined)));
+      throw new UserError(`onnxruntime rejected the captioner in ${where}: ${(failed.reason as Error).message.split('\n')[0]}`);
     }
+    const sessions = created.map((r) => (r as PromiseFulfilledResult<ort.InferenceSession>).value);
     const [encoder, step] = sessions as [ort.InferenceSession, ort.InferenceSession];
     const problem = !encoder.inputNames.includes('input')
       ? "the captioner's encoder model has no input `input`"
@@ -158,19 +165,24 @@ export class CaptionModel {
       await Promise.all(sessions.map((s) => s.release()));
       throw new UserError(`${where}: ${problem}`);
     }
-    return new CaptionModel(parts.vocabulary, encoder, step, { size: parts.imageSize, normalization: parts.normalization }, parts.maxLength);
+    return new CaptionModel(parts.vocabulary, encoder, step, { size: parts.imageSize, normalization: parts.normalization }, parts.maxLength, parts.generation);
   }
 
-  /** The best captions of one decoded image, best first (beam 1: greedy). */
+  /** The best captions of one decoded image, best first (beam 1: greedy; default: `generation`). */
   async caption(image: Pixels, o: { beam?: number; lengthPenalty?: number } = {}): Promise<(Caption & { text: string })[]> {
     const { size, normalization } = this.input;
     const input = preprocessImage(image, { resizeShorterSide: size, mean: normalization.mean, std: normalization.std }, 3, size, size);
     const start = await this.encoder.run({ input: new ort.Tensor('float32', input, [1, 3, size, size]) });
     const step = decoderSteps(this.decoder, this.vocabulary.size, ort.Tensor);
     const found = await searchCaptions<DecoderState>(step, start, {
-      startId: START, endId: END, maxLength: this.maxLength, beam: o.beam ?? 1, lengthPenalty: o.lengthPenalty,
+      startId: START, endId: END, maxLength: this.maxLength, beam: o.beam ?? this.generation.beam, lengthPenalty: o.lengthPenalty ?? this.generation.lengthPenalty,
     });
     return found.map((c) => ({ ...c, text: this.vocabulary.decode(c.tokens) }));
+  }
+
+  /** Whether the step model reports where it looked (an attention captioner's `attention` output). */
+  get attends(): boolean {
+    return this.decoder.outputNames.includes('attention');
   }
 
   async release(): Promise<void> {

@@ -75,6 +75,11 @@ export interface TrainOptions {
   data?: { source: string; valFraction?: number };
   /** How summary.json names the data (default: `data.source`, else the training set's name); the CLI passes --data as typed. */
   dataLabel?: string;
+  /**
+   * Called when training has ended, before summary.json is written: files that belong to a finished run (the CLI's
+   * artifacts) are written here, so that a run with a summary has them all (the sweep counts such a run as done).
+   */
+  beforeSummary?: (result: TrainResult) => void | Promise<void>;
   /** Worker threads that assemble and augment batches ahead of training (default 0: on the trainer's thread). */
   workers?: number;
   /** Training images (a fixed seeded sample) on which train accuracy is measured each epoch, in eval mode (default 2,000). */
@@ -374,9 +379,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
   }
   await Promise.all([trainSession.release(), optimizerSession.release(), evalSession.release(), download?.release(), lossSum?.release(), pipeline?.close()]);
-  // Last, once checkpoints and metrics are on disk: the sweep counts a run whose summary is not 'interrupted' as done.
-  writeRunSummary(o.outDir, summarizeRun(o, { history, best, stopped, confusion }));
-  return { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, confusion, tensors };
+  const result = { history, best, stopped, lastCheckpoint, bestCheckpoint, normalization, confusion, tensors };
+  await o.beforeSummary?.(result);
+  // Last, once checkpoints, metrics and artifacts are on disk: the sweep counts a run whose summary is not
+  // 'interrupted' as done.
+  writeRunSummary(o.outDir, summarizeRun(o, result));
+  return result;
 }
 
 /** Loss, top-1 and top-5 accuracy of the current parameters on a data set (eval mode). */

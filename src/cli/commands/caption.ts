@@ -17,28 +17,32 @@ export function captionCommand(): Command {
       + `Images are read as by predict (raster formats only, at most $${MAX_PIXELS_VARIABLE} or ${DEFAULT_MAX_PIXELS.toLocaleString('en-US')} pixels).`)
     .argument('<model-dir>', 'a captioner\'s training run folder (best.safetensors)')
     .argument('<images...>', 'image files (JPEG, PNG, WebP, GIF, TIFF, AVIF)')
-    .option('--beam <k>', 'beam width (1: greedy)', positiveInteger, 3)
-    .option('--length-penalty <alpha>', 'rank captions by log-probability / length^alpha (0: shorter captions win)', nonNegativeNumber, 0.7)
+    .option('--beam <k>', 'beam width (1: greedy) (default: an exported captioner\'s, as the page uses it; else 3)', positiveInteger)
+    .option('--length-penalty <alpha>', 'rank captions by log-probability / length^alpha (0: shorter captions win) (default: an exported captioner\'s; else 0.7)', nonNegativeNumber)
     .option('--graph <file>', 'the graph file the captioner was trained from (default: the bundled graphs/<model>.ts); graph files are code: pass only files you trust')
     .option('--json', 'print one JSON object per image', false)
     .option('--attention-map <file.png>', 'attention captioners (--variant attention): draw where the model looked for each word of the best caption (several images: one file each, named <file>-<image>.png)')
     .addHelpText('after', '\nExamples:\n  deepvision caption models/captioner-shapes web-demo/samples/star.png\n  deepvision caption models/captioner-flickr8k photo.jpg --beam 5 --json')
-    .action(async (dir: string, images: string[], f: { beam: number; lengthPenalty: number; graph?: string; json: boolean; attentionMap?: string }) => {
+    .action(async (dir: string, images: string[], f: { beam?: number; lengthPenalty?: number; graph?: string; json: boolean; attentionMap?: string }) => {
       if (f.attentionMap !== undefined && path.extname(f.attentionMap).toLowerCase() !== '.png') throw new UserError(`--attention-map writes a PNG: give a file name ending in .png, not ${f.attentionMap}`);
       const model = await CaptionModel.fromDirectory(dir, (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)));
+      if (f.attentionMap !== undefined && !model.attends) {
+        await model.release();
+        throw new UserError(`--attention-map: ${dir} is not an attention captioner (train one with --variant attention)`);
+      }
+      const mapFiles = f.attentionMap === undefined ? [] : attentionMapFiles(f.attentionMap, images);
       let failed = 0;
       try {
-        for (const file of images) {
+        for (const [index, file] of images.entries()) {
           try {
             const image = await decodeImage(file, { maxPixels: maxPixelsFromEnvironment() });
             const captions = await model.caption(image, { beam: f.beam, lengthPenalty: f.lengthPenalty });
             const best = captions[0];
-            if (f.attentionMap !== undefined && best !== undefined) {
-              if (best.attention === undefined) throw new UserError(`--attention-map: ${dir} is not an attention captioner (train one with --variant attention)`);
-              const words = model.vocabulary.decodeTokens(best.tokens);
-              // The last map is the one under which the model chose to stop.
-              if (best.attention.length > words.length) words.push('<end>');
-              const out = images.length === 1 ? f.attentionMap : f.attentionMap.replace(/\.png$/i, `-${path.parse(file).name}.png`);
+            if (f.attentionMap !== undefined && best?.attention !== undefined) {
+              // One label per map: each generated token as the vocabulary has it, then why the caption stopped.
+              const words = best.tokens.map((id) => model.vocabulary.tokens[id] ?? '<unk>');
+              words.push(best.tokens.length < model.maxLength ? '<end>' : '(cut at the longest length)');
+              const out = mapFiles[index]!;
               writeFileAtomic(out, await renderAttentionMap(image, words, best.attention.slice(0, words.length), { inputSize: model.input.size }));
               if (!f.json) console.error(`attention map: ${out}`);
             }
@@ -55,4 +59,13 @@ export function captionCommand(): Command {
       }
       if (failed > 0) process.exitCode = 1;
     });
+}
+
+/** One PNG per image: the name given for one image; else <name>-<image>.png, numbered where two images share a name. */
+function attentionMapFiles(target: string, images: readonly string[]): string[] {
+  if (images.length === 1) return [target];
+  const stem = target.replace(/\.png$/i, '');
+  const names = images.map((file) => path.parse(file).name);
+  const shared = new Set(names.filter((n, i) => names.indexOf(n) !== i));
+  return names.map((n, i) => (shared.has(n) ? `${stem}-${i + 1}-${n}.png` : `${stem}-${n}.png`));
 }

@@ -220,6 +220,8 @@ export function trainCommand(): Command {
       let barEpoch = -1;
       let featureBar: cliProgress.SingleBar | undefined;
       try {
+        // Written by beforeSummary: the files are on disk before summary.json marks the run done.
+        const artifacts: string[] = [];
         const result = await train({
           definition, variant: f.variant, config, train: data.train, val: data.val, epochs, batchSize, optimizer, learningRate: lr,
           learningRates: f.backboneLr === undefined ? undefined : { 'backbone.': num('backbone-lr', f.backboneLr, (n) => n > 0) },
@@ -256,6 +258,27 @@ export function trainCommand(): Command {
             // NaN until the first loss is read back (on WebGPU it is read every few updates).
             bar.update(e.batch + 1, { loss: Number.isNaN(e.loss) ? '-' : e.loss.toFixed(4), ips: e.imagesPerSecond.toFixed(0) });
           },
+          beforeSummary: (r) => {
+            if (!r.best || r.stopped === 'interrupted') return;
+            // The run's artifacts, with the best parameters: what `deepvision export` and other runtimes start from.
+            const best = loadCheckpoint(r.bestCheckpoint);
+            const values = new Map<string, Float32Array>();
+            for (const [name, t] of best.tensors) values.set(name, t.data as Float32Array);
+            writeTrainingArtifacts(definition, outDir, {
+              variant: f.variant, config: checkpointConfig(best.metadata, r.bestCheckpoint), seed, optimizer,
+              values, metadata: best.metadata,
+            });
+            const written = ['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'];
+            if (captions !== undefined) {
+              // A captioner's generation graphs, with the best parameters: what `caption` and the page run (no graph file needed).
+              const trained = new Map<string, TensorData>();
+              for (const [name, t] of best.tensors) if (!name.startsWith('optimizer.')) trained.set(name, TensorData.fromTyped('float32', [...t.dims], t.data as Float32Array));
+              const build = { variant: f.variant, config: checkpointConfig(best.metadata, r.bestCheckpoint), values: trained };
+              for (const entry of ['encoder', 'step']) writeModelFile(buildEntryPoint(definition, entry, build), path.join(outDir, `${entry}_model.onnx`));
+              written.push('encoder_model.onnx', 'step_model.onnx');
+            }
+            artifacts.push(...written);
+          },
           onEpoch: (m) => {
             bar?.stop();
             barEpoch = -1;
@@ -270,26 +293,7 @@ export function trainCommand(): Command {
           process.exitCode = 130;
         }
         if (result.stopped === 'early-stopping') console.log('Stopped early: the validation loss stopped improving.');
-        if (result.best && result.stopped !== 'interrupted') {
-          // The run's artifacts, with the best parameters: what `deepvision export` and other runtimes start from.
-          const best = loadCheckpoint(result.bestCheckpoint);
-          const values = new Map<string, Float32Array>();
-          for (const [name, t] of best.tensors) values.set(name, t.data as Float32Array);
-          writeTrainingArtifacts(definition, outDir, {
-            variant: f.variant, config: checkpointConfig(best.metadata, result.bestCheckpoint), seed, optimizer,
-            values, metadata: best.metadata,
-          });
-          const written = ['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'];
-          if (captions !== undefined) {
-            // A captioner's generation graphs, with the best parameters: what `caption` and the page run (no graph file needed).
-            const trained = new Map<string, TensorData>();
-            for (const [name, t] of best.tensors) if (!name.startsWith('optimizer.')) trained.set(name, TensorData.fromTyped('float32', [...t.dims], t.data as Float32Array));
-            const build = { variant: f.variant, config: checkpointConfig(best.metadata, result.bestCheckpoint), values: trained };
-            for (const entry of ['encoder', 'step']) writeModelFile(buildEntryPoint(definition, entry, build), path.join(outDir, `${entry}_model.onnx`));
-            written.push('encoder_model.onnx', 'step_model.onnx');
-          }
-          console.log(`Artifacts (best parameters): ${written.map((n) => path.join(outDir, n)).join(', ')}`);
-        }
+        if (artifacts.length > 0) console.log(`Artifacts (best parameters): ${artifacts.map((n) => path.join(outDir, n)).join(', ')}`);
         console.log(`Metrics: ${path.join(outDir, 'metrics.jsonl')}, summary: ${path.join(outDir, SUMMARY_FILE)}`);
       } finally {
         bar?.stop();
