@@ -384,6 +384,15 @@ test('a missing bundle is a message naming the command that makes one', async ()
   await p.waitForSelector('#status[data-state="error"]', { state: 'attached', timeout: 30000 });
   expect(await p.textContent('#error')).toMatch(/Could not load the Teach bundle at models\/nothing-here\/: .*HTTP 404.*deepvision export-teach/);
   expect(await p.isDisabled('#train')).toBe(true);
+  // A teach.json without its training defaults: the same message, naming the field (the page once stalled silently).
+  const card = JSON.parse(fs.readFileSync(path.join(modelsDir, 'teach', 'teach.json'), 'utf8')) as Partial<TeachBundleCard>;
+  delete card.training;
+  fs.mkdirSync(path.join(modelsDir, 'no-training'));
+  fs.writeFileSync(path.join(modelsDir, 'no-training', 'teach.json'), JSON.stringify(card));
+  await p.goto(`${url}teach.html?bundle=no-training`);
+  await p.waitForSelector('#status[data-state="error"]', { state: 'attached', timeout: 30000 });
+  expect(await p.textContent('#error')).toMatch(/Could not load the Teach bundle at models\/no-training\/: .*'training' is missing/);
+  expect(await p.isDisabled('#train')).toBe(true);
   await p.close();
 });
 

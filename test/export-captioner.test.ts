@@ -119,7 +119,9 @@ test('a run without encoder_model.onnx and step_model.onnx exports from the bund
   expect(r.stderr).toBe('');
   expect(r.stdout).toMatch(/^Exported captioner captioner: [\d,]+ parameters, [\d.]+ MB \(float32\), \d+ tokens, captions of up to 20 words, input \[3,16,16\], beam 2\n {2}folded 3 batch normalizations/);
   expect((JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')) as CaptionerCard).generation.beam).toBe(2);
-  expectSameCaptions(caption(out), caption(trained.modelDir));
+  expectSameCaptions(caption(out, '--beam', '3'), caption(trained.modelDir));
+  // Without --beam, caption searches as the card says (beam 2 here), as the page does.
+  expect(caption(out).every((p) => p.candidates.length <= 2)).toBe(true);
 });
 
 test('--fp16 halves the weights; the captioner still loads and captions', () => {
@@ -167,6 +169,13 @@ describe('broken exported folders: one error line', () => {
   test('a missing model file, and a file name with a folder in it', () => {
     expect(captionError(broken('missing', (_, d) => fs.rmSync(path.join(d, 'step.onnx'))))).toMatch(/^error: .*step\.onnx is missing \(.*model\.json names it\)/);
     expect(captionError(broken('escape', (card) => (card.files = { encoder: 'encoder.onnx', step: '../step.onnx' })))).toMatch(/'files\.step' must be a plain file name/);
+  });
+
+  test('an input of another name, or not a square resized to its side (the card check the page shares)', () => {
+    const input = (edit: (i: { name: string; shape: number[]; preprocessing: { resizeShorterSide: number } }) => void) => (card: Record<string, unknown>) => edit(card.input as never);
+    expect(captionError(broken('input-name', input((i) => (i.name = 'image'))))).toMatch(/^error: .*model\.json: 'input\.name' must be 'input'/);
+    expect(captionError(broken('not-square', input((i) => (i.shape = [3, 16, 20]))))).toMatch(/^error: .*model\.json: a captioner's input is a square image resized to its side, not \[3,16,20\] from 16 pixels$/m);
+    expect(captionError(broken('other-resize', input((i) => (i.preprocessing.resizeShorterSide = 20))))).toMatch(/a captioner's input is a square image resized to its side, not \[3,16,16\] from 20 pixels$/m);
   });
 
   test('predict on a captioner says to caption it', () => {

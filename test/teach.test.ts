@@ -12,6 +12,7 @@ import { defineModel, nn } from '../src';
 import { writeTrainingArtifacts } from '../src/artifacts/write-artifacts';
 import { loadGraphFile } from '../src/cli/load-graph';
 import { channelStatistics, fillBatch, ImageDataset } from '../src/data/dataset';
+import { DEFAULT_MAX_PIXELS } from '../src/data/decode-image';
 import type { TeachBundleCard, TeachHead, TeachWholeModel } from '../src/export/teach-card';
 import { teachCardProblems } from '../src/export/teach-card';
 import { writeTeachBundle } from '../src/export/teach-bundle';
@@ -23,6 +24,7 @@ import type { TensorClass } from '../src/train/training-step';
 import { Rng } from '../src/util/rng';
 import { cli } from './support/exported-model';
 import { writeSmallBackbone } from './support/small-backbone';
+import { PAGE_MAX_PIXELS, pixelLimitProblem } from '../web-demo/src/teach/limits';
 
 const transfer = loadGraphFile(path.resolve(__dirname, '..', 'graphs', 'transfer.ts'));
 const MEAN = [0.5, 0.4, 0.3];
@@ -121,6 +123,74 @@ test('a taught head spliced onto the feature model is one ONNX model (image in, 
   await Promise.all([whole.release(), features.release(), release()]);
 });
 
+test('an epoch that Stop ends early reports the mean loss of the rows it trained on', async () => {
+  const rng = new Rng('teach-stop');
+  const set = { features: Float32Array.from({ length: 24 * 8 }, () => rng.normal()), labels: Int32Array.from({ length: 24 }, (_, i) => i % 3), width: 8 };
+  const stopped = await headTrainer(3);
+  const [report] = await stopped.trainer.train(set, { ...set, labels: new Int32Array(0), features: new Float32Array(0) }, { epochs: 3, batchSize: 8, learningRate: 0.01, shouldStop: () => true });
+  expect(stopped.trainer.updates).toBe(1);
+  // The same first update (the trainer's seeded shuffle, its first 8 rows) on a fresh head: its loss is the epoch's.
+  const fresh = await headTrainer(3);
+  const rows = new Rng('teach/0').shuffle([...Array(24).keys()]).slice(0, 8);
+  const loss = (await fresh.trainer.step.run(fresh.trainer.state, fresh.trainer.batch(set, rows, { step: 1, seed: 0 }), 0.01, 1)).data as Float32Array;
+  expect(Math.abs(report!.trainLoss - loss[0]!)).toBeLessThanOrEqual(1e-6);
+  await Promise.all([stopped.release(), fresh.release()]);
+});
+
+test('release() frees the trainer\'s sessions: its state stays readable, its graphs no longer run', async () => {
+  const head = card.heads[0]!;
+  const folder = path.join(bundle, head.folder);
+  const sessions = {
+    training: await ort.InferenceSession.create(path.join(folder, head.training)),
+    optimizer: await ort.InferenceSession.create(path.join(folder, head.optimizer)),
+    eval: await ort.InferenceSession.create(path.join(folder, head.eval)),
+  };
+  const init = fs.readFileSync(path.join(folder, head.init));
+  const trainer = new TeachTrainer(head, sessions, init.buffer.slice(init.byteOffset, init.byteOffset + init.byteLength), ort.Tensor as unknown as TensorClass, { classes: 2 });
+  const released: string[] = [];
+  for (const [name, s] of Object.entries(sessions)) {
+    const release = s.release.bind(s);
+    s.release = async () => {
+      released.push(name);
+      await release();
+    };
+  }
+  await trainer.release();
+  expect(released.sort()).toEqual(['eval', 'optimizer', 'training']);
+  expect((trainer.state.get('head.bias')!.data as Float32Array).length).toBe(2);
+  await expect(trainer.logits(new Float32Array(8), 8)).rejects.toThrow();
+});
+
+test('the page refuses a teach.json it cannot use, naming each field: input, training defaults, the whole model\'s defaults', () => {
+  const edited = (edit: (c: Record<string, any>) => void) => {
+    const c = JSON.parse(JSON.stringify(card)) as Record<string, any>;
+    edit(c);
+    return teachCardProblems(c);
+  };
+  expect(edited((c) => delete c.training)).toEqual(["'training' is missing (the learning rate, epochs and batch size the page starts from)"]);
+  expect(edited((c) => (c.training = { learningRate: -1, epochs: 2.5, batchSize: '8', heldOutFraction: 1 }))).toEqual([
+    "'training.learningRate' must be a number above 0", "'training.epochs' must be a positive integer", "'training.batchSize' must be a positive integer",
+    "'training.heldOutFraction' must be a number from 0 to below 1",
+  ]);
+  expect(edited((c) => delete c.input.name)).toEqual(["'input.name' must name the backbone's input"]);
+  expect(edited((c) => delete c.input.preprocessing)).toEqual(expect.arrayContaining(["'input.preprocessing.resizeShorterSide' is missing"]));
+  expect(edited((c) => (c.input.preprocessing.std = [1, 0, 1]))).toEqual(["'input.preprocessing.std' needs 3 positive values"]);
+  expect(edited((c) => delete c.backbone)).toEqual(["'backbone' must give the backbone's file, cut and parameter count"]);
+  expect(edited((c) => (c.heads = [null]))).toEqual(['head null is not an object']);
+  const whole = {
+    folder: 'whole', training: 't.onnx', optimizer: 'o.onnx', eval: 'e.onnx', inference: 'i.onnx', init: 'init.f32', parameters: [], noise: [], inferenceParameters: [],
+    labels: ['a', 'b'], defaults: { learningRate: 0.001, epochs: 0, batchSize: 8 },
+  };
+  expect(edited((c) => (c.wholeModel = whole))).toEqual(["'wholeModel.defaults.epochs' must be a positive integer"]);
+  expect(edited((c) => (c.wholeModel = { ...whole, defaults: undefined }))).toEqual([expect.stringMatching(/^'wholeModel\.defaults' is missing/)]);
+});
+
+test('the pages refuse images over the CLI\'s pixel limit, by name', () => {
+  expect(PAGE_MAX_PIXELS).toBe(DEFAULT_MAX_PIXELS);
+  expect(pixelLimitProblem('photo.jpg', 8000, 6000)).toBeUndefined();
+  expect(pixelLimitProblem('huge.png', 10000, 6000)).toBe("'huge.png' has 10000×6000 = 60,000,000 pixels, more than the 50,000,000 this page decodes (as `deepvision predict` refuses it): scale it down first");
+});
+
 test('the held-out split takes a seeded fifth of each class, at least one of a class with two images and none of a class with one', () => {
   const labels = [...Array(10).fill(0), ...Array(10).fill(1), 2, 3, 3];
   const split = heldOutSplit(labels, 0.2, 0);
@@ -159,6 +229,14 @@ test('export-teach refuses a cut that does not exist, a missing backbone and a f
   expect(r.status).toBe(1);
   expect(r.stderr.trim().split('\n')).toHaveLength(1);
   expect(r.stderr).toMatch(/^error: .*no_such_value/);
+  // A huge range is refused from its ends, not expanded first (which ran out of array length).
+  for (const classes of ['2-999999999', '1-5', '5-3']) {
+    const bad = cli(tmp, 'export-teach', backbone, '--classes', classes, '--out', path.join(tmp, 'y'));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(new RegExp(`^error: .*'${classes}' is invalid\\. expected class counts from 2 to 100`));
+  }
+  expect(fs.existsSync(path.join(tmp, 'y'))).toBe(false);
 });
 
 /** A small classifier with batch norm (buffers) and dropout (noise inputs): what fine-tuning the whole model must handle. */

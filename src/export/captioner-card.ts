@@ -56,7 +56,15 @@ export function captionerCardProblems(card: unknown): string[] {
     if (!isPlainFileName(c.files?.[f])) problems.push(`'files.${f}' must be a plain file name`);
   }
   problems.push(...inputProblems(c.input));
+  // What both runtimes assume (Node's CaptionModel feeds `input` a square image resized to its side): checked here so
+  // that the CLI and the page refuse the same cards.
+  if (c.input?.name !== 'input') problems.push("'input.name' must be 'input' (the captioner's encoder reads `input`)");
   if (c.input?.shape?.[0] !== 3) problems.push("'input.shape' must have 3 channels (captioners read RGB images)");
+  const [, height, width] = Array.isArray(c.input?.shape) ? c.input.shape : [];
+  const side = c.input?.preprocessing?.resizeShorterSide;
+  if (height !== width || side !== height) {
+    problems.push(`a captioner's input is a square image resized to its side, not [${c.input?.shape}] from ${side} pixels`);
+  }
   if (c.vocabulary === undefined) {
     problems.push("'vocabulary' is missing (the words of the token ids)");
   } else {

@@ -4,7 +4,7 @@
  * class count, the preprocessing, and the training defaults. Written by `deepvision export-teach`; pure data,
  * shared by the CLI and the page.
  */
-import type { ModelCard } from './model-card';
+import { inputProblems, type ModelCard } from './model-card';
 import type { OptimizerConfig } from '../optim/config';
 
 export interface TeachHead {
@@ -90,24 +90,50 @@ export function teachCardProblems(card: unknown): string[] {
   const problems: string[] = [];
   if (c.format !== 'deepvision-teach-bundle') problems.push("'format' is not 'deepvision-teach-bundle'");
   if (!isPlainName(c.featureModel)) problems.push("'featureModel' must be a plain file name");
-  const shape = c.input?.shape;
-  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) problems.push("'input.shape' must be [channels, height, width]");
+  const b = c.backbone;
+  if (typeof b !== 'object' || b === null || typeof b.file !== 'string' || typeof b.cut !== 'string' || !(typeof b.parameters === 'number' && b.parameters >= 0)) {
+    problems.push("'backbone' must give the backbone's file, cut and parameter count");
+  }
+  // The shape and preprocessing as every card's (the page preprocesses with them), and the name the page feeds.
+  problems.push(...inputProblems(c.input));
+  if (typeof c.input?.name !== 'string' || c.input.name === '') problems.push("'input.name' must name the backbone's input");
   if (!(Number.isInteger(c.features) && c.features! > 0)) problems.push("'features' must be a positive integer");
   if (!Array.isArray(c.heads) || c.heads.length === 0) problems.push("'heads' is missing");
-  for (const h of c.heads ?? []) {
+  for (const h of Array.isArray(c.heads) ? c.heads : []) {
+    if (typeof h !== 'object' || h === null) {
+      problems.push(`head ${JSON.stringify(h)} is not an object`);
+      continue;
+    }
     const files = [h.folder, h.training, h.optimizer, h.eval, h.inference, h.init];
     if (!Number.isInteger(h.classes) || h.classes < 2 || !files.every(isPlainName) || !Array.isArray(h.parameters)) {
       problems.push(`head ${JSON.stringify(h.classes)} is incomplete or names files outside its folder`);
     }
+  }
+  problems.push(...settingsProblems(c.training, 'training'));
+  const fraction = c.training?.heldOutFraction;
+  if (typeof c.training === 'object' && c.training !== null && !(typeof fraction === 'number' && fraction >= 0 && fraction < 1)) {
+    problems.push("'training.heldOutFraction' must be a number from 0 to below 1");
   }
   const w = c.wholeModel;
   if (w !== undefined) {
     const files = typeof w === 'object' && w !== null ? [w.folder, w.training, w.optimizer, w.eval, w.inference, w.init] : [undefined];
     if (!files.every(isPlainName) || !Array.isArray(w.parameters) || !Array.isArray(w.noise) || !Array.isArray(w.inferenceParameters)) {
       problems.push("'wholeModel' is incomplete or names files outside its folder");
-    } else if (!Array.isArray(w.labels) || w.labels.length < 2 || !w.labels.every((l) => typeof l === 'string')) {
-      problems.push("'wholeModel.labels' must list at least 2 class names");
+    } else {
+      if (!Array.isArray(w.labels) || w.labels.length < 2 || !w.labels.every((l) => typeof l === 'string')) problems.push("'wholeModel.labels' must list at least 2 class names");
+      problems.push(...settingsProblems(w.defaults, 'wholeModel.defaults'));
     }
+  }
+  return problems;
+}
+
+/** The problems of a card's training defaults (the page's starting settings), `where` naming them. */
+function settingsProblems(d: Partial<TeachBundleCard['training']> | undefined, where: string): string[] {
+  if (typeof d !== 'object' || d === null) return [`'${where}' is missing (the learning rate, epochs and batch size the page starts from)`];
+  const problems: string[] = [];
+  if (!(typeof d.learningRate === 'number' && Number.isFinite(d.learningRate) && d.learningRate > 0)) problems.push(`'${where}.learningRate' must be a number above 0`);
+  for (const key of ['epochs', 'batchSize'] as const) {
+    if (!(Number.isSafeInteger(d[key]) && d[key]! > 0)) problems.push(`'${where}.${key}' must be a positive integer`);
   }
   return problems;
 }

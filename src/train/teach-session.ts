@@ -106,6 +106,13 @@ export function initialState(head: TrainableSpec, init: ArrayBuffer, graphs: Ste
   return state;
 }
 
+/** Releases every session given, even when one release fails; the first failure is rethrown after all were tried. */
+export async function releaseSessions(sessions: readonly InferenceSession[]): Promise<void> {
+  const results = await Promise.allSettled(sessions.map((s) => s.release()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+}
+
 /**
  * A head being taught or a whole model being fine-tuned: its sessions (training, optimizer, evaluation), its state,
  * and the update count.
@@ -161,17 +168,20 @@ export class TeachTrainer<M extends TrainableSpec = TrainableSpec> {
       const order = rng.shuffle([...Array(count).keys()]);
       const started = performance.now();
       let lossSum = 0;
+      // Rows this epoch trained on: a stop ends it early, and its mean loss is over those rows only.
+      let seen = 0;
       for (let start = 0; start < count; start += o.batchSize) {
         const rows = order.slice(start, start + o.batchSize);
         const step = ++this.updates;
         const loss = await this.step.run(this.state, this.batch(train, rows, { step, seed: o.seed ?? 0 }), o.learningRate, step);
         lossSum += (loss.data as Float32Array)[0]! * rows.length;
+        seen += rows.length;
         if (o.shouldStop?.()) break;
       }
       const seconds = (performance.now() - started) / 1000;
       const evaluated = heldOut.labels.length > 0 ? await this.evaluate(heldOut) : { loss: NaN, accuracy: NaN, top5: NaN };
       const report = {
-        epoch, trainLoss: lossSum / count, heldOutLoss: evaluated.loss, heldOutAccuracy: evaluated.accuracy, heldOutTop5: evaluated.top5, steps: this.updates, seconds,
+        epoch, trainLoss: lossSum / seen, heldOutLoss: evaluated.loss, heldOutAccuracy: evaluated.accuracy, heldOutTop5: evaluated.top5, steps: this.updates, seconds,
       };
       if (!Number.isFinite(report.trainLoss)) throw new Error(`the loss became ${report.trainLoss} in epoch ${epoch}: try a lower learning rate`);
       reports.push(report);
@@ -218,6 +228,14 @@ export class TeachTrainer<M extends TrainableSpec = TrainableSpec> {
   /** The state by name, parameters and buffers (what the downloaded model is assembled from). */
   parameters(): Record<string, Tensor> {
     return Object.fromEntries(this.model.parameters.map((p) => [p.name, this.state.get(p.name)!]));
+  }
+
+  /**
+   * Frees the trainer's sessions (onnxruntime-web keeps their memory until released); the trainer is unusable after.
+   * Its state stays readable: it is plain tensors.
+   */
+  async release(): Promise<void> {
+    await releaseSessions(Object.values(this.sessions));
   }
 
   /** The state the evaluation graph reads. */

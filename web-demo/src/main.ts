@@ -7,6 +7,7 @@ import type * as OrtWeb from 'onnxruntime-web';
 import { Pixels, Prediction, preprocessImage, topK } from '../../src/export/image-preprocessing';
 import { ModelCard, modelCardProblems } from '../../src/export/model-card';
 import { captionImage, LoadedCaptioner, loadCaptioner, releaseCaptioner } from './caption';
+import { pixelLimitProblem } from './teach/limits';
 
 declare const ort: typeof OrtWeb;
 
@@ -141,6 +142,12 @@ async function decode(blob: Blob, name: string): Promise<Pixels> {
   } catch {
     throw new Error(`'${name}' is not an image this browser can decode`);
   }
+  // The limit `deepvision predict` applies, so that the page and the CLI refuse the same images.
+  const tooLarge = pixelLimitProblem(name, bitmap.width, bitmap.height);
+  if (tooLarge !== undefined) {
+    bitmap.close();
+    throw new Error(tooLarge);
+  }
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext('2d', { willReadFrequently: true })!;
   context.drawImage(bitmap, 0, 0);
@@ -221,7 +228,14 @@ async function caption(): Promise<void> {
   }
 }
 
-async function switchCaptioner(id: string): Promise<void> {
+/**
+ * Switches run one after another (`serially`), so each one's `previous` is the captioner the switch before it loaded,
+ * and each loaded captioner is released once, by the switch that replaces it. A switch asked for while others wait
+ * makes them moot: only the latest one loads.
+ */
+let captionerSwitches = 0;
+const switchCaptioner = serially(async (id: string, serial: number) => {
+  if (serial !== captionerSwitches) return;
   const previous = await captioner;
   showCaption('loading-model', 'Loading the captioner…');
   captioner = loadCaptioner(id).catch((err: unknown) => {
@@ -229,10 +243,25 @@ async function switchCaptioner(id: string): Promise<void> {
     return undefined;
   });
   const loaded = await captioner;
-  if (previous && previous !== loaded) void releaseCaptioner(previous);
-  if (!loaded) return;
+  // In the inference queue: a caption still being written with it finishes first.
+  if (previous && previous !== loaded) await exclusive(() => releaseCaptioner(previous)).catch(() => undefined);
+  if (!loaded || serial !== captionerSwitches) return;
   showCaption('ready', lastImage ? '' : 'Choose an image to caption it.');
   await caption();
+}, () => ++captionerSwitches);
+
+/**
+ * `work` for each call, one call at a time in the order asked; `next()` numbers each call when it is asked, so that a
+ * call can tell whether a later one is waiting.
+ */
+function serially<A>(work: (arg: A, serial: number) => Promise<void>, next: () => number): (arg: A) => Promise<void> {
+  let queue: Promise<void> = Promise.resolve();
+  return (arg: A) => {
+    const serial = next();
+    const result = queue.then(() => work(arg, serial));
+    queue = result.catch(() => undefined);
+    return result;
+  };
 }
 
 async function useImage(blob: Blob, name: string): Promise<void> {
@@ -250,7 +279,8 @@ async function useImage(blob: Blob, name: string): Promise<void> {
     if (!captionSection.hidden) showCaption('error', 'No caption: the image could not be read.');
     return;
   }
-  current = await loading;
+  // Waits for the model being loaded; the model switch (which owns `current`) sets it.
+  await loading;
   await classify();
   await caption();
 }
@@ -322,13 +352,17 @@ async function start(): Promise<void> {
   }
   modelSelect.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.dataset}${m.top1 !== undefined ? `, ${(100 * m.top1).toFixed(1)} %` : ''})`, m.id)));
   modelSelect.disabled = false;
-  const switchModel = async (id: string) => {
+  // As the captioner's switches: one at a time, only the latest of those waiting loads, each model released once.
+  let modelSwitches = 0;
+  const switchModel = serially(async (id: string, serial: number) => {
+    if (serial !== modelSwitches) return;
     const previous = current;
     loading = loadModel(id);
     current = await loading;
-    if (previous && previous !== current) void previous.session.release();
-    await classify();
-  };
+    // In the inference queue: a classification still running on it finishes first.
+    if (previous && previous !== current) await exclusive(() => previous.session.release()).catch(() => undefined);
+    if (serial === modelSwitches) await classify();
+  }, () => ++modelSwitches);
   modelSelect.addEventListener('change', () => void switchModel(modelSelect.value));
   const wanted = new URLSearchParams(location.search).get('model');
   if (wanted && models.some((m) => m.id === wanted)) modelSelect.value = wanted;

@@ -12,11 +12,22 @@ function channels(value: string): number[] {
   return v;
 }
 
+const MIN_COUNT = 2;
+const MAX_COUNT = 100;
+
 /** Class counts: `2-10` or `2,3,5`. */
 function classCounts(value: string): number[] {
+  const invalid = () => new InvalidArgumentError(`expected class counts from ${MIN_COUNT} to ${MAX_COUNT}, as FROM-TO or a comma-separated list.`);
+  const inBounds = (k: number) => Number.isInteger(k) && k >= MIN_COUNT && k <= MAX_COUNT;
   const range = /^(\d+)-(\d+)$/.exec(value.trim());
-  const v = range ? Array.from({ length: Number(range[2]) - Number(range[1]) + 1 }, (_, i) => Number(range[1]) + i) : value.split(',').map((s) => Number(s.trim()));
-  if (v.length === 0 || !v.every((k) => Number.isInteger(k) && k >= 2 && k <= 100)) throw new InvalidArgumentError('expected class counts from 2 to 100, as FROM-TO or a comma-separated list.');
+  if (range) {
+    // The ends are checked before the range is expanded: `2-999999999` must not build a billion numbers first.
+    const [from, to] = [Number(range[1]), Number(range[2])];
+    if (!inBounds(from) || !inBounds(to) || from > to) throw invalid();
+    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  }
+  const v = value.split(',').map((s) => Number(s.trim()));
+  if (v.length === 0 || !v.every(inBounds)) throw invalid();
   return v;
 }
 

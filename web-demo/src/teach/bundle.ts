@@ -7,7 +7,7 @@ import type * as OrtWeb from 'onnxruntime-web';
 import { preprocessImage } from '../../../src/export/image-preprocessing';
 import type { ModelCard } from '../../../src/export/model-card';
 import { TeachBundleCard, TeachHead, teachCardProblems, TeachWholeModel } from '../../../src/export/teach-card';
-import { EpochReport, TeachTrainer } from '../../../src/train/teach-session';
+import { EpochReport, releaseSessions, TeachTrainer } from '../../../src/train/teach-session';
 import { bindInputs, spliceHead } from '../../../src/export/teach-splice';
 import type { TensorClass } from '../../../src/train/training-step';
 import type { TeachImage } from './images';
@@ -15,6 +15,16 @@ import { createSession, fetchBytes, Ort, Provider } from './runtime';
 
 /** Images per run of the feature model: batching halves the time per image on wasm against one at a time. */
 const FEATURE_BATCH = 8;
+
+/** A trainer made from fresh sessions; when making it throws (its graphs do not fit), the sessions are released. */
+async function withSessions<T>(sessions: { training: OrtWeb.InferenceSession; optimizer: OrtWeb.InferenceSession; eval: OrtWeb.InferenceSession }, make: () => T): Promise<T> {
+  try {
+    return make();
+  } catch (err) {
+    await releaseSessions(Object.values(sessions)).catch(() => undefined);
+    throw err;
+  }
+}
 
 export class TeachBundle {
   private constructor(
@@ -86,7 +96,7 @@ export class TeachBundle {
   /** A fresh trainer for a head: its graphs in sessions, its initial parameters. */
   async trainer(head: TeachHead): Promise<TeachTrainer<TeachHead>> {
     const { sessions, init } = await this.sessions(head);
-    return new TeachTrainer(head, sessions, init, Ort.Tensor as unknown as TensorClass, { classes: head.classes });
+    return withSessions(sessions, () => new TeachTrainer(head, sessions, init, Ort.Tensor as unknown as TensorClass, { classes: head.classes }));
   }
 
   /** A fresh trainer for the run's whole model (every parameter trains) from its trained state; undefined without one. */
@@ -94,20 +104,25 @@ export class TeachBundle {
     const whole = this.card.wholeModel;
     if (whole === undefined) return undefined;
     const { sessions, init } = await this.sessions(whole);
-    return new TeachTrainer(whole, sessions, init, Ort.Tensor as unknown as TensorClass, {
+    return withSessions(sessions, () => new TeachTrainer(whole, sessions, init, Ort.Tensor as unknown as TensorClass, {
       classes: whole.labels.length, input: { name: this.card.input.name, dims: this.card.input.shape },
-    });
+    }));
   }
 
   private async sessions(m: TeachHead | TeachWholeModel) {
     const url = (file: string) => `${this.base}${m.folder}/${file}`;
     const [training, optimizer, evaluation, init] = await Promise.all([m.training, m.optimizer, m.eval, m.init].map((f) => fetchBytes(url(f))));
-    const sessions = {
-      training: await createSession(training!, this.provider, `${m.folder}/${m.training}`),
-      optimizer: await createSession(optimizer!, this.provider, `${m.folder}/${m.optimizer}`),
-      eval: await createSession(evaluation!, this.provider, `${m.folder}/${m.eval}`),
-    };
-    return { sessions, init: init! };
+    // One at a time, so that when one fails to load, those already made are released rather than leaked.
+    const made: OrtWeb.InferenceSession[] = [];
+    try {
+      for (const [bytes, file] of [[training!, m.training], [optimizer!, m.optimizer], [evaluation!, m.eval]] as const) {
+        made.push(await createSession(bytes, this.provider, `${m.folder}/${file}`));
+      }
+    } catch (err) {
+      await releaseSessions(made).catch(() => undefined);
+      throw err;
+    }
+    return { sessions: { training: made[0]!, optimizer: made[1]!, eval: made[2]! }, init: init! };
   }
 
   /**

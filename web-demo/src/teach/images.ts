@@ -4,13 +4,17 @@
  */
 import type { Pixels } from '../../../src/export/image-preprocessing';
 import { generateShapes, SHAPE_CLASSES } from '../../../src/data/shapes';
+import { pixelLimitProblem } from './limits';
 
 export interface TeachImage {
   name: string;
   pixels: Pixels;
 }
 
-/** Decodes an image file; anything the browser cannot decode as an image is an error naming the file. */
+/**
+ * Decodes an image file; anything the browser cannot decode as an image, or one of more than PAGE_MAX_PIXELS pixels,
+ * is an error naming the file.
+ */
 export async function decodeImage(blob: Blob, name: string): Promise<TeachImage> {
   let bitmap: ImageBitmap;
   try {
@@ -19,6 +23,9 @@ export async function decodeImage(blob: Blob, name: string): Promise<TeachImage>
     throw new Error(`'${name}' is not an image this browser can decode`);
   }
   try {
+    // Refused before its pixels are read out: the page keeps them (RGBA) for as long as the image is in a class.
+    const tooLarge = pixelLimitProblem(name, bitmap.width, bitmap.height);
+    if (tooLarge !== undefined) throw new Error(tooLarge);
     const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
     const context = canvas.getContext('2d', { willReadFrequently: true })!;
     context.drawImage(bitmap, 0, 0);

@@ -11,6 +11,7 @@ import { isPlainName, TeachHead, TeachWholeModel } from '../../../src/export/tea
 import { SHAPE_CLASSES } from '../../../src/data/shapes';
 import { TeachBundle } from './bundle';
 import { decodeImage, sampleShapes, TeachImage, thumbnail } from './images';
+import { PAGE_MAX_PIXELS } from './limits';
 import { chooseProvider, configureRuntime } from './runtime';
 import { installTestHooks } from './test-hooks';
 
@@ -56,7 +57,11 @@ const featureCache = new WeakMap<TeachImage, Float32Array>();
 let bundle: TeachBundle | undefined;
 let mode: Mode = 'head';
 let taught: Taught | undefined;
-let busy = false;
+/**
+ * What the page is running, if anything: one thing at a time, since onnxruntime-web's wasm backend does not run one
+ * session concurrently (a classification and training both run the backbone's feature session).
+ */
+let busy: 'training' | 'classifying' | undefined;
 let stopRequested = false;
 let downloadUrls: string[] = [];
 /** The features and labels of the last training run (all images, before the split), for the tests' hooks. */
@@ -83,13 +88,21 @@ const nextFrame = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 function updateButtons(): void {
   const maxClasses = bundle ? Math.max(...bundle.classCounts) : 10;
-  addClassButton.disabled = busy || mode === 'whole' || classes.length >= maxClasses;
-  samplesButton.disabled = busy || bundle === undefined || sampleClasses().length === 0;
-  for (const input of modeInputs) input.disabled = busy;
-  trainButton.disabled = busy || bundle === undefined;
-  stopButton.disabled = !busy;
-  classifyInput.disabled = busy || taught === undefined;
-  for (const c of classes) for (const b of c.row.querySelectorAll('button')) b.disabled = busy;
+  const running = busy !== undefined;
+  addClassButton.disabled = running || mode === 'whole' || classes.length >= maxClasses;
+  samplesButton.disabled = running || bundle === undefined || sampleClasses().length === 0;
+  for (const input of modeInputs) input.disabled = running;
+  trainButton.disabled = running || bundle === undefined;
+  stopButton.disabled = busy !== 'training';
+  classifyInput.disabled = running || taught === undefined;
+  for (const c of classes) for (const b of c.row.querySelectorAll('button')) b.disabled = running;
+}
+
+/** Forgets the taught model, releasing its sessions (onnxruntime-web holds their memory until then). */
+async function dropTaught(): Promise<void> {
+  const old = taught;
+  taught = undefined;
+  await old?.trainer.release().catch(() => undefined);
 }
 
 /** Adds a class row; a whole model's classes are `fixed`: named by the model, never removed. */
@@ -134,7 +147,10 @@ function addClass(name: string, images: TeachImage[] = [], fixed = false): Teach
       }
     }
     addImages(decoded);
-    if (refused.length > 0) showError(`${refused.join('; ')}: skipped. Give images (JPEG, PNG, WebP, GIF).`);
+    if (refused.length > 0) {
+      showError(`Skipped ${refused.length === 1 ? 'a file' : `${refused.length} files`}: ${refused.join('; ')}. `
+        + `Give images (JPEG, PNG, WebP, GIF) of at most ${PAGE_MAX_PIXELS.toLocaleString('en-US')} pixels.`);
+    }
     row.dataset.loaded = String(Number(row.dataset.loaded ?? 0) + 1);
   };
   add.addEventListener('click', () => files.click());
@@ -203,7 +219,7 @@ function showDefaults(): void {
 
 /** Switches between teaching a head and fine-tuning the whole model: the classes start over. */
 function setMode(next: Mode): void {
-  if (busy || bundle === undefined) return;
+  if (busy !== undefined || bundle === undefined) return;
   mode = next;
   clearMessages();
   for (const c of classes) c.row.remove();
@@ -213,7 +229,7 @@ function setMode(next: Mode): void {
   epochRows.replaceChildren();
   predictions.replaceChildren();
   speedLine.textContent = '';
-  taught = undefined;
+  void dropTaught();
   revokeDownloads();
   showDefaults();
   for (const input of modeInputs) input.checked = input.value === mode;
@@ -236,7 +252,7 @@ function addEpochRow(r: EpochReport): void {
 }
 
 async function train(): Promise<void> {
-  if (busy || bundle === undefined) return;
+  if (busy !== undefined || bundle === undefined) return;
   clearMessages();
   const problem = inputProblem();
   const s = settings();
@@ -245,9 +261,10 @@ async function train(): Promise<void> {
     setStatus('invalid', 'Fix the classes or settings above, then train.');
     return;
   }
-  busy = true;
+  busy = 'training';
   stopRequested = false;
   updateButtons();
+  let next: Taught | undefined;
   try {
     const labels = classes.map((c) => c.name.value.trim());
     const images = classes.flatMap((c, label) => c.images.map((image) => ({ image, label })));
@@ -257,9 +274,10 @@ async function train(): Promise<void> {
     const heldOut = selectRows(all, split.heldOut);
     setStatus('training', `Training on ${split.train.length} images, ${split.heldOut.length} held out…`);
     epochRows.replaceChildren();
-    taught = undefined;
+    // The previous model's sessions are released before the new ones are made: each Train press makes three.
+    await dropTaught();
     revokeDownloads();
-    const next: Taught = mode === 'whole'
+    next = mode === 'whole'
       ? { mode, trainer: (await bundle.wholeTrainer())!, labels }
       : { mode, trainer: await bundle.trainer(bundle.head(labels.length)!), labels };
     const trainer: TeachTrainer = next.trainer;
@@ -294,10 +312,12 @@ async function train(): Promise<void> {
     setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : verb} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
     await offerDownload(next, last, images.length);
   } catch (err) {
+    // A trainer that never became the taught model is of no further use: free its sessions.
+    if (next !== undefined && next !== taught) await next.trainer.release().catch(() => undefined);
     showError(`Training failed: ${(err as Error).message}`);
     setStatus('error', 'Training failed.');
   } finally {
-    busy = false;
+    busy = undefined;
     updateButtons();
   }
 }
@@ -346,7 +366,9 @@ async function offerDownload(t: Taught, last: EpochReport | undefined, images: n
 }
 
 async function classify(file: File): Promise<void> {
-  if (taught === undefined || bundle === undefined) return;
+  if (busy !== undefined || taught === undefined || bundle === undefined) return;
+  busy = 'classifying';
+  updateButtons();
   clearMessages();
   predictions.dataset.state = 'running';
   predictions.replaceChildren();
@@ -365,6 +387,9 @@ async function classify(file: File): Promise<void> {
   } catch (err) {
     showError(`Could not classify: ${(err as Error).message}`);
     predictions.dataset.state = 'error';
+  } finally {
+    busy = undefined;
+    updateButtons();
   }
 }
 
@@ -378,7 +403,7 @@ function sampleClasses(): ShapeClass[] {
 }
 
 function useSamples(): void {
-  if (busy || bundle === undefined) return;
+  if (busy !== undefined || bundle === undefined) return;
   clearMessages();
   // Generated at most 64 pixels a side (the shapes' own detail); preprocessing scales them to the backbone's input.
   const size = Math.min(64, bundle.card.input.shape[1]);
@@ -425,16 +450,25 @@ async function start(): Promise<void> {
     updateButtons();
     return;
   }
-  const c = bundle.card;
-  const counts = bundle.classCounts;
-  bundleInfo.textContent = `Backbone: ${c.backbone.file}, cut at '${c.backbone.cut}' (${c.features} features per ${c.input.shape[1]}×${c.input.shape[2]} image, frozen); `
-    + `heads for ${Math.min(...counts)} to ${Math.max(...counts)} classes; ${bundle.provider.description}.`;
-  if (c.wholeModel !== undefined) {
-    modeBox.hidden = false;
-    $<HTMLSpanElement>('whole-description').textContent = `${c.wholeModel.labels.length} classes, ${parameterCount(c.wholeModel).toLocaleString('en-US')} values`;
-    for (const input of modeInputs) input.addEventListener('change', () => input.checked && setMode(input.value as Mode));
+  try {
+    const c = bundle.card;
+    const counts = bundle.classCounts;
+    bundleInfo.textContent = `Backbone: ${c.backbone.file}, cut at '${c.backbone.cut}' (${c.features} features per ${c.input.shape[1]}×${c.input.shape[2]} image, frozen); `
+      + `heads for ${Math.min(...counts)} to ${Math.max(...counts)} classes; ${bundle.provider.description}.`;
+    if (c.wholeModel !== undefined) {
+      modeBox.hidden = false;
+      $<HTMLSpanElement>('whole-description').textContent = `${c.wholeModel.labels.length} classes, ${parameterCount(c.wholeModel).toLocaleString('en-US')} values`;
+      for (const input of modeInputs) input.addEventListener('change', () => input.checked && setMode(input.value as Mode));
+    }
+    showDefaults();
+  } catch (err) {
+    // A card the checks let through but the page cannot use: say so rather than leave the page half set up.
+    bundle = undefined;
+    showError(`Could not use the Teach bundle at ${base}: ${(err as Error).message}. Make it again with \`deepvision export-teach\`.`);
+    setStatus('error', 'No backbone.');
+    updateButtons();
+    return;
   }
-  showDefaults();
   setStatus('ready', 'Name your classes and add images to each (or use the sample shapes), then press Train.');
   updateButtons();
 }

@@ -29,16 +29,21 @@ export function installTestHooks(bundle: TeachBundle, taught: () => TeachTrainer
     card: bundle.card,
     async step(r: StepRequest): Promise<{ loss: number; state: Record<string, number[]> }> {
       const trainer: TeachTrainer = r.classes === 'whole' ? (await bundle.wholeTrainer())! : await bundle.trainer(bundle.head(r.classes)!);
-      const width = r.classes === 'whole' ? bundle.imageSize : bundle.card.features;
-      for (const [name, values] of Object.entries(r.state ?? {})) {
-        const old = trainer.state.get(name);
-        if (old === undefined) throw new Error(`the head has no state '${name}'`);
-        trainer.state.set(name, new Ort.Tensor('float32', Float32Array.from(values), old.dims));
+      // A fresh trainer per call: its sessions are released once the result is read out.
+      try {
+        const width = r.classes === 'whole' ? bundle.imageSize : bundle.card.features;
+        for (const [name, values] of Object.entries(r.state ?? {})) {
+          const old = trainer.state.get(name);
+          if (old === undefined) throw new Error(`the head has no state '${name}'`);
+          trainer.state.set(name, new Ort.Tensor('float32', Float32Array.from(values), old.dims));
+        }
+        const set: FeatureSet = { features: Float32Array.from(r.features), labels: Int32Array.from(r.labels), width };
+        const batch = trainer.batch(set, r.labels.map((_, i) => i), { step: r.step, seed: r.seed ?? 0 });
+        const loss = await trainer.step.run(trainer.state, batch, r.learningRate, r.step);
+        return { loss: (loss.data as Float32Array)[0]!, state: plain(trainer.state) };
+      } finally {
+        await trainer.release();
       }
-      const set: FeatureSet = { features: Float32Array.from(r.features), labels: Int32Array.from(r.labels), width };
-      const batch = trainer.batch(set, r.labels.map((_, i) => i), { step: r.step, seed: r.seed ?? 0 });
-      const loss = await trainer.step.run(trainer.state, batch, r.learningRate, r.step);
-      return { loss: (loss.data as Float32Array)[0]!, state: plain(trainer.state) };
     },
     trainingSet(): { features: number[]; labels: number[] } | undefined {
       const set = lastSet();
