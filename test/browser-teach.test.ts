@@ -29,6 +29,7 @@ import { train } from '../src/train/trainer';
 import type { TensorClass } from '../src/train/training-step';
 import { cli } from './support/exported-model';
 import { dataTest, sharedFile } from './support/shared';
+import { nodeTeachTrainer } from './support/teach-trainer';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TAUGHT = ['circle', 'cross', 'triangle'] as const;
@@ -245,14 +246,7 @@ test('the page computes the features Node computes, and one training step in the
  */
 async function expectSameUpdates(p: Page, bundleDir: string, m: TeachHead | TeachWholeModel, o: ConstructorParameters<typeof TeachTrainer>[4],
   batch: { features: number[]; labels: number[] }, width: number, learningRate: number): Promise<void> {
-  const dir = path.join(bundleDir, m.folder);
-  const sessions = {
-    training: await ort.InferenceSession.create(path.join(dir, m.training)),
-    optimizer: await ort.InferenceSession.create(path.join(dir, m.optimizer)),
-    eval: await ort.InferenceSession.create(path.join(dir, m.eval)),
-  };
-  const init = fs.readFileSync(path.join(dir, m.init));
-  const trainer = new TeachTrainer(m, sessions, init.buffer.slice(init.byteOffset, init.byteOffset + init.byteLength), ort.Tensor as unknown as TensorClass, o);
+  const { trainer, sessions } = await nodeTeachTrainer(bundleDir, m, o);
   const plain = () => Object.fromEntries([...trainer.state].map(([name, t]) => [name, Array.from(t.data as Float32Array)]));
   const set = { features: Float32Array.from(batch.features), labels: Int32Array.from(batch.labels), width };
   let startState: Record<string, number[]> | undefined;

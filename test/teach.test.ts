@@ -24,6 +24,7 @@ import type { TensorClass } from '../src/train/training-step';
 import { Rng } from '../src/util/rng';
 import { cli } from './support/exported-model';
 import { writeSmallBackbone } from './support/small-backbone';
+import { nodeTeachTrainer } from './support/teach-trainer';
 import { PAGE_MAX_PIXELS, pixelLimitProblem } from '../web-demo/src/teach/limits';
 
 const transfer = loadGraphFile(path.resolve(__dirname, '..', 'graphs', 'transfer.ts'));
@@ -52,18 +53,7 @@ function randomImages(): ImageDataset {
   };
 }
 
-/** A trainer in onnxruntime-node for a head or the whole model of a bundle folder. */
-async function trainerOf<M extends TeachHead | TeachWholeModel>(dir: string, m: M, o: ConstructorParameters<typeof TeachTrainer>[4]): Promise<{ trainer: TeachTrainer<M>; release: () => Promise<void> }> {
-  const folder = path.join(dir, m.folder);
-  const sessions = {
-    training: await ort.InferenceSession.create(path.join(folder, m.training)),
-    optimizer: await ort.InferenceSession.create(path.join(folder, m.optimizer)),
-    eval: await ort.InferenceSession.create(path.join(folder, m.eval)),
-  };
-  const init = fs.readFileSync(path.join(folder, m.init));
-  const trainer = new TeachTrainer(m, sessions, init.buffer.slice(init.byteOffset, init.byteOffset + init.byteLength), ort.Tensor as unknown as TensorClass, o);
-  return { trainer, release: async () => void (await Promise.all(Object.values(sessions).map((s) => s.release()))) };
-}
+const trainerOf = nodeTeachTrainer;
 
 const headTrainer = (classes: number) => trainerOf(bundle, card.heads.find((h) => h.classes === classes)!, { classes });
 
@@ -138,15 +128,7 @@ test('an epoch that Stop ends early reports the mean loss of the rows it trained
 });
 
 test('release() frees the trainer\'s sessions: its state stays readable, its graphs no longer run', async () => {
-  const head = card.heads[0]!;
-  const folder = path.join(bundle, head.folder);
-  const sessions = {
-    training: await ort.InferenceSession.create(path.join(folder, head.training)),
-    optimizer: await ort.InferenceSession.create(path.join(folder, head.optimizer)),
-    eval: await ort.InferenceSession.create(path.join(folder, head.eval)),
-  };
-  const init = fs.readFileSync(path.join(folder, head.init));
-  const trainer = new TeachTrainer(head, sessions, init.buffer.slice(init.byteOffset, init.byteOffset + init.byteLength), ort.Tensor as unknown as TensorClass, { classes: 2 });
+  const { trainer, sessions } = await nodeTeachTrainer(bundle, card.heads[0]!, { classes: 2 });
   const released: string[] = [];
   for (const [name, s] of Object.entries(sessions)) {
     const release = s.release.bind(s);
