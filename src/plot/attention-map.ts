@@ -52,5 +52,5 @@ export async function renderAttentionMap(image: Pixels, words: readonly string[]
   const width = columns * panel;
   const height = rows * (panel + label);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>${panels.join('')}</svg>`;
-  return sharp(Buffer.from(svg)).png({ compressionLevel: 9 }).toBuffer();
+  return sharp(Buffer.from(svg)).png({ palette: true, quality: 90, compressionLevel: 9 }).toBuffer();
 }

@@ -28,8 +28,8 @@ export async function renderCaptionGallery(items: readonly GalleryItem[], o: Gal
   const panel = o.panel ?? 200;
   const columns = Math.min(o.columns ?? 4, items.length);
   const gap = 12;
-  // About 6.3 px per character at 12 px sans-serif.
-  const perLine = Math.floor(panel / 6.3);
+  // Bold 12-px sans-serif runs up to about 7.5 px a character (lower-case text averages less).
+  const perLine = Math.floor(panel / 7.5);
   const texts = items.map((item) => ({ generated: wrap(item.generated, perLine), reference: wrap(item.reference, perLine) }));
   const textLines = Math.max(...texts.map((t) => t.generated.length + t.reference.length));
   const cellHeight = panel + 6 + textLines * LINE + gap;
