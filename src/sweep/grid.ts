@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { UserError } from '../util/user-error';
 
 /** A value of a `deepvision train` option in a sweep file: a flag's value, true for a bare flag, null/false to omit. */
 export type OptionValue = string | number | boolean | null | Record<string, string | number | boolean>;
@@ -23,12 +24,7 @@ export interface PlannedRun {
 
 const PATH_OPTIONS = new Set(['graph', 'data', 'cache-dir']);
 
-export class SweepSpecError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
+export class SweepSpecError extends UserError {}
 
 /** Expands a sweep file into its runs, in order: the grid's product (last key varying fastest), then the listed runs. */
 export function planSweep(spec: SweepSpec, specDir: string): PlannedRun[] {
