@@ -309,8 +309,10 @@ async function train(): Promise<void> {
       + `(${(trainer.updates / stepSeconds).toFixed(mode === 'whole' ? 1 : 0)} updates/s). Provider: ${bundle.provider.description}.`;
     const accuracy = last && Number.isFinite(last.heldOutAccuracy) ? `, held-out accuracy ${(100 * last.heldOutAccuracy).toFixed(1)} %` : ' (no image held out: add more images per class)';
     const verb = mode === 'whole' ? 'Fine-tuned' : 'Trained';
-    setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : verb} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
+    // The download first: 'trained' must mean ready, with nothing awaited between it and clearing `busy` (a
+    // classification asked for in between would otherwise be turned away).
     await offerDownload(next, last, images.length);
+    setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : verb} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
   } catch (err) {
     // A trainer that never became the taught model is of no further use: free its sessions.
     if (next !== undefined && next !== taught) await next.trainer.release().catch(() => undefined);
