@@ -18,6 +18,7 @@ import { MAX_CLASSES, MIN_CLASSES, TeachBundleCard, TeachHead } from './teach-ca
 import { TeachExportError } from './teach-error';
 import { spliceHead } from './teach-splice';
 import { concatFloats, isTrainingRun, logitsGraph, readWholeModel, WholeModelOptions } from './teach-whole-model';
+import { largestDifference } from '../util/largest-difference';
 
 export { TeachExportError } from './teach-error';
 
@@ -218,10 +219,7 @@ async function verifySplice(featureBytes: Uint8Array, v: { classes: number; trai
     for (const [name, t] of v.training.values) if (b.inputNames.includes(name)) feeds[name] = new ort.Tensor('float32', t.typed() as Float32Array, [...t.dims]);
     const expected = (await b.run(feeds)).logits!.data as Float32Array;
     const got = (await a.run({ input })).logits!.data as Float32Array;
-    if (got.length !== expected.length) return Infinity;
-    let max = 0;
-    for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i]! - expected[i]!));
-    return expected.some(Number.isNaN) || got.some(Number.isNaN) ? NaN : max;
+    return largestDifference(expected, got);
   } catch (err) {
     throw new TeachExportError(`onnxruntime could not run the assembled taught model: ${(err as Error).message.split('\n')[0]}`);
   } finally {

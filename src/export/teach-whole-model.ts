@@ -19,6 +19,7 @@ import { UserError } from '../util/user-error';
 import type { TeachWholeModel } from './teach-card';
 import { TeachExportError } from './teach-error';
 import { bindInputs, SpliceTensor } from './teach-splice';
+import { largestDifference } from '../util/largest-difference';
 
 /** The files of a run folder the whole model is made from (what `deepvision train` writes after its last epoch). */
 const RUN_FILES = ['training_model.onnx', 'optimizer_model.onnx', 'eval_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'] as const;
@@ -208,10 +209,7 @@ async function verifyBound(inference: Uint8Array, evalBytes: Uint8Array, bound: 
     const wanted = Object.fromEntries(Object.entries(feeds).filter(([name]) => evaluation!.inputNames.includes(name)));
     const expected = (await evaluation.run(wanted)).logits!.data as Float32Array;
     const got = (await boundSession.run({ input })).logits!.data as Float32Array;
-    if (got.length !== expected.length) return Infinity;
-    let max = 0;
-    for (let i = 0; i < got.length; i++) max = Math.max(max, Math.abs(got[i]! - expected[i]!));
-    return expected.some(Number.isNaN) || got.some(Number.isNaN) ? NaN : max;
+    return largestDifference(expected, got);
   } catch (err) {
     throw new TeachExportError(`onnxruntime could not run the run's fine-tunable model: ${(err as Error).message.split('\n')[0]}`);
   } finally {
