@@ -12,11 +12,10 @@
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import type { StepModel } from './caption-search';
+import type { TensorClass } from '../runtime/tensor-class';
+export type { TensorClass };
 
 export type DecoderState = Record<string, Tensor>;
-
-/** What builds tensors in the caller's runtime: `new ort.Tensor(type, data, dims)`. */
-export type TensorClass = new (type: 'int64' | 'float32', data: BigInt64Array | Float32Array, dims: readonly number[]) => Tensor;
 
 /** The step model's state inputs (all but `token`) and, for each, the axis named `batch` (-1 where none is). */
 export function stepStateAxes(session: InferenceSession): Map<string, number> {

@@ -8,9 +8,8 @@
  * `optimizer.<param>.<slot>` (as checkpoints store them).
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
-
-/** What builds tensors in the caller's runtime: `new ort.Tensor(type, data, dims)`. */
-export type TensorClass = new (type: 'int64' | 'float32', data: BigInt64Array | Float32Array, dims: readonly number[]) => Tensor;
+import type { TensorClass } from '../runtime/tensor-class';
+export type { TensorClass };
 
 /** The names that tie the two graphs to the state map. */
 export interface StepGraphs {
