@@ -5,6 +5,7 @@ import { TensorData } from '../ir/tensor';
 import { Buffer, Parameter } from '../nn/parameter';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { fuseReluMask } from '../passes/fuse-relu-mask';
+import { mergeGemmSums } from '../passes/merge-gemm-sums';
 import { lowerBatchNormTraining } from '../passes/lower-batchnorm-training';
 import { Rng } from '../util/rng';
 import { Config, ConfigValue, EntryPoint, ModelDefinition, resolveConfig } from './definition';
@@ -154,11 +155,13 @@ export function buildModel(definition: ModelDefinition, options: BuildOptions = 
 /**
  * Last passes before a graph is written: training-mode batch norm lowered to ops every provider runs (after the
  * gradients were built from the fused node), ReLU gradient masks moved onto the grid of the max pool after the ReLU
- * (less work on every provider), then unused nodes and initializers removed.
+ * (less work on every provider), a weight's gradient summed over many Gemms (an unrolled recurrent layer's steps)
+ * made one Gemm over the stacked steps, then unused nodes and initializers removed.
  */
 export function finishGraph(builder: GraphBuilder): void {
   lowerBatchNormTraining(builder);
   fuseReluMask(builder.graph);
+  mergeGemmSums(builder.graph);
   eliminateDeadNodes(builder.graph);
 }
 
