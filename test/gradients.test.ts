@@ -333,3 +333,13 @@ function dslDropoutGraph() {
   const loss = b.run(() => F.reduceSum(F.mul(F.dropout(xIn, 0.5), 3), undefined, false));
   return { b, xIn, loss };
 }
+
+describe('what a gradient rule cannot do is one clear error naming the node', () => {
+  test('a Slice whose starts are computed when the graph runs', () => {
+    const b = new GraphBuilder('computed_slice');
+    const x = b.input('x', 'float32', [4, 3]);
+    const k = b.input('k', 'int64', [1]);
+    const loss = b.run(() => F.reduceSum(b.op('Slice', [x, k, b.constant(TensorData.int64([1], [4])), b.constant(TensorData.int64([1], [0]))], {}, 'slice'), undefined, false));
+    expect(() => gradients(loss, [x])).toThrow(/^Slice '.*': its gradient needs starts \(input 1\) known when the graph is built, and it is computed$/);
+  });
+});

@@ -8,6 +8,7 @@ import { TensorData } from '../ir/tensor';
 import { encodeModel } from '../onnx/write';
 import { Rng } from '../util/rng';
 import { gradients } from './gradients';
+import { outputOf } from '../runtime/session-output';
 
 export interface GradCheckReport {
   ok: boolean;
@@ -69,14 +70,14 @@ export async function checkGradientGraph(
       const data = (base.data as Float32Array | Float64Array).slice();
       data[index]! += delta;
       const out = await session.run({ ...feeds, [name]: new ort.Tensor(base.type as 'float32', data, base.dims) }, ['loss']);
-      return Number((out.loss!.data as Float32Array)[0]);
+      return Number((outputOf(out, 'loss', 'the gradient-check graph').data as Float32Array)[0]);
     };
     const rng = new Rng(options.seed ?? 0);
     const report: GradCheckReport = { ok: true, dtype, checked: 0, skipped: 0, worst: undefined, failures: 0 };
     for (const name of names) {
       const base = feeds[name];
       if (base === undefined) throw new Error(`no feed for '${name}'`);
-      const computed = analytic[`${name}_grad`]!.data as Float32Array;
+      const computed = outputOf(analytic, `${name}_grad`, 'the gradient-check graph').data as Float32Array;
       const indices = pickElements(computed, options, rng);
       for (const index of indices) {
         const numeric = (await lossAt(name, index, eps) - await lossAt(name, index, -eps)) / (2 * eps);

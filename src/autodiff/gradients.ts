@@ -112,6 +112,10 @@ function backwardReach(nodes: readonly Node[], loss: Value): Set<Value> {
 
 function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefined)[], needs: boolean[]): GradContext {
   const attr = (name: string) => node.attributes.get(name);
+  const constant = (i: number) => {
+    const v = node.inputs[i];
+    return v === undefined ? undefined : b.knownValue(new Tensor(b, v));
+  };
   const tensorOf = (v: Value | undefined, what: string) => {
     if (v === undefined) throw new GradientError(`${node.opType} '${node.name}' has no ${what}`);
     return new Tensor(b, v);
@@ -122,14 +126,21 @@ function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefin
     input: (i) => tensorOf(node.inputs[i], `input ${i}`),
     output: (i) => tensorOf(node.outputs[i], `output ${i}`),
     gradOutput: (i) => outputGrads[i],
+    outputGrad: (i = 0) => {
+      const g = outputGrads[i];
+      if (g === undefined) throw new GradientError(`${node.opType} '${node.name}': no gradient flows into output ${i}, which its rule needs`);
+      return g;
+    },
     needsGrad: (i) => needs[i] ?? false,
     int: (name, fallback) => (attr(name)?.value as number | undefined) ?? fallback,
     float: (name, fallback) => (attr(name)?.value as number | undefined) ?? fallback,
     ints: (name) => attr(name)?.value as number[] | undefined,
     string: (name, fallback) => (attr(name)?.value as string | undefined) ?? fallback,
-    constant: (i) => {
-      const v = node.inputs[i];
-      return v === undefined ? undefined : b.knownValue(new Tensor(b, v));
+    constant,
+    requireConstant: (i, what) => {
+      const value = constant(i);
+      if (value === undefined) throw new GradientError(`${node.opType} '${node.name}': its gradient needs ${what} (input ${i}) known when the graph is built, and it is computed`);
+      return value;
     },
   };
 }

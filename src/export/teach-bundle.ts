@@ -19,6 +19,7 @@ import { TeachExportError } from './teach-error';
 import { spliceHead } from './teach-splice';
 import { concatFloats, isTrainingRun, logitsGraph, readWholeModel, WholeModelOptions } from './teach-whole-model';
 import { largestDifference } from '../util/largest-difference';
+import { outputOf } from '../runtime/session-output';
 
 export { TeachExportError } from './teach-error';
 
@@ -217,8 +218,8 @@ async function verifySplice(featureBytes: Uint8Array, v: { classes: number; trai
     b = await ort.InferenceSession.create(encodeModel(v.evalModel), options);
     const feeds: Record<string, ort.Tensor> = { input, labels: new ort.Tensor('int64', new BigInt64Array(batch), [batch]) };
     for (const [name, t] of v.training.values) if (b.inputNames.includes(name)) feeds[name] = new ort.Tensor('float32', t.typed() as Float32Array, [...t.dims]);
-    const expected = (await b.run(feeds)).logits!.data as Float32Array;
-    const got = (await a.run({ input })).logits!.data as Float32Array;
+    const expected = outputOf(await b.run(feeds), 'logits').data as Float32Array;
+    const got = outputOf(await a.run({ input }), 'logits').data as Float32Array;
     return largestDifference(expected, got);
   } catch (err) {
     throw new TeachExportError(`onnxruntime could not run the assembled taught model: ${(err as Error).message.split('\n')[0]}`);

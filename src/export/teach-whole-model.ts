@@ -20,6 +20,7 @@ import type { TeachWholeModel } from './teach-card';
 import { TeachExportError } from './teach-error';
 import { bindInputs, SpliceTensor } from './teach-splice';
 import { largestDifference } from '../util/largest-difference';
+import { outputOf } from '../runtime/session-output';
 
 /** The files of a run folder the whole model is made from (what `deepvision train` writes after its last epoch). */
 const RUN_FILES = ['training_model.onnx', 'optimizer_model.onnx', 'eval_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'] as const;
@@ -207,8 +208,8 @@ async function verifyBound(inference: Uint8Array, evalBytes: Uint8Array, bound: 
     const feeds: Record<string, ort.Tensor> = { input, labels: new ort.Tensor('int64', new BigInt64Array(batch), [batch]) };
     for (const t of state) feeds[t.name] = new ort.Tensor('float32', t.data, [...t.dims]);
     const wanted = Object.fromEntries(Object.entries(feeds).filter(([name]) => evaluation!.inputNames.includes(name)));
-    const expected = (await evaluation.run(wanted)).logits!.data as Float32Array;
-    const got = (await boundSession.run({ input })).logits!.data as Float32Array;
+    const expected = outputOf(await evaluation.run(wanted), 'logits').data as Float32Array;
+    const got = outputOf(await boundSession.run({ input }), 'logits').data as Float32Array;
     return largestDifference(expected, got);
   } catch (err) {
     throw new TeachExportError(`onnxruntime could not run the run's fine-tunable model: ${(err as Error).message.split('\n')[0]}`);

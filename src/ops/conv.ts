@@ -35,7 +35,7 @@ export const Conv: OpRule = {
     const window = readWindow(ctx, kernel, x.shape.length - 2);
     return [{ dtype: x.dtype, shape: [x.shape[0]!, outChannels, ...windowOutput(ctx, x.shape.slice(2), window)] }];
   },
-  grad: (ctx) => [() => convInputGrad(ctx), () => convWeightGrad(ctx), () => F.reduceSum(ctx.gradOutput(0)!, [0, 2, 3], false)],
+  grad: (ctx) => [() => convInputGrad(ctx), () => convWeightGrad(ctx), () => F.reduceSum(ctx.outputGrad(), [0, 2, 3], false)],
 };
 
 interface Conv2dGeometry {
@@ -65,7 +65,7 @@ function geometry(ctx: GradContext): Conv2dGeometry {
  */
 function convInputGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   const geo = geometry(ctx);
   const { pads, outputPadding } = transposedPadding(x.shape.slice(2) as number[], g.shape.slice(2) as number[], geo);
   return x.builder.op('ConvTranspose', [g, ctx.input(1)], {
@@ -98,7 +98,7 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
 function convWeightGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
   const w = ctx.input(1);
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   const geo = geometry(ctx);
   const [oh, ow] = g.shape.slice(2) as [number, number];
   const [m, cPerGroup, kh, kw] = w.shape as [number, number, number, number];

@@ -33,7 +33,7 @@ export function binary(grad: GradRule | typeof NO_GRADIENT, resultType?: DType, 
 
 /** dx = dy * f'(x, y), for unary ops whose derivative is written in terms of the input and the output. */
 function pointwise(derivative: (x: () => Tensor, y: () => Tensor, g: Tensor) => Tensor): GradRule {
-  return (ctx) => [() => derivative(() => ctx.input(0), () => ctx.output(0), ctx.gradOutput(0)!)];
+  return (ctx) => [() => derivative(() => ctx.input(0), () => ctx.output(0), ctx.outputGrad())];
 }
 
 export const GRADS = {
@@ -53,26 +53,26 @@ export const GRADS = {
 
 export const LeakyRelu: OpRule = {
   ...unary(true, NO_GRADIENT),
-  grad: (ctx) => [() => F.where(F.greater(ctx.input(0), 0), ctx.gradOutput(0)!, F.mul(ctx.gradOutput(0)!, ctx.float('alpha', 0.01)))],
+  grad: (ctx) => [() => F.where(F.greater(ctx.input(0), 0), ctx.outputGrad(), F.mul(ctx.outputGrad(), ctx.float('alpha', 0.01)))],
 };
 
 export const Add = binary((ctx) => [
-  () => unbroadcast(ctx.gradOutput(0)!, ctx.input(0)),
-  () => unbroadcast(ctx.gradOutput(0)!, ctx.input(1)),
+  () => unbroadcast(ctx.outputGrad(), ctx.input(0)),
+  () => unbroadcast(ctx.outputGrad(), ctx.input(1)),
 ]);
 
 export const Sub = binary((ctx) => [
-  () => unbroadcast(ctx.gradOutput(0)!, ctx.input(0)),
-  () => unbroadcast(F.neg(ctx.gradOutput(0)!), ctx.input(1)),
+  () => unbroadcast(ctx.outputGrad(), ctx.input(0)),
+  () => unbroadcast(F.neg(ctx.outputGrad()), ctx.input(1)),
 ]);
 
 export const Mul = binary((ctx) => [
-  () => unbroadcast(F.mul(ctx.gradOutput(0)!, ctx.input(1)), ctx.input(0)),
-  () => unbroadcast(F.mul(ctx.gradOutput(0)!, ctx.input(0)), ctx.input(1)),
+  () => unbroadcast(F.mul(ctx.outputGrad(), ctx.input(1)), ctx.input(0)),
+  () => unbroadcast(F.mul(ctx.outputGrad(), ctx.input(0)), ctx.input(1)),
 ]);
 
 export const Div = binary((ctx) => {
-  const gOverB = once(() => F.div(ctx.gradOutput(0)!, ctx.input(1)));
+  const gOverB = once(() => F.div(ctx.outputGrad(), ctx.input(1)));
   return [
     () => unbroadcast(gOverB(), ctx.input(0)),
     // d(a/b)/db = -(a/b)/b: reuse the forward output.
@@ -83,9 +83,9 @@ export const Div = binary((ctx) => {
 export const Pow = binary((ctx) => [
   () => {
     const [a, p] = [ctx.input(0), ctx.input(1)];
-    return unbroadcast(F.mul(ctx.gradOutput(0)!, F.mul(p, F.pow(a, F.sub(p, 1)))), a);
+    return unbroadcast(F.mul(ctx.outputGrad(), F.mul(p, F.pow(a, F.sub(p, 1)))), a);
   },
-  () => unbroadcast(F.mul(ctx.gradOutput(0)!, F.mul(ctx.output(0), F.log(ctx.input(0)))), ctx.input(1)),
+  () => unbroadcast(F.mul(ctx.outputGrad(), F.mul(ctx.output(0), F.log(ctx.input(0)))), ctx.input(1)),
 ], undefined, false);
 
 /** Max/Min: the gradient goes to the chosen operand (to the first on ties). */
@@ -93,8 +93,8 @@ function select(firstWins: (a: Tensor, b: Tensor) => Tensor): GradRule {
   return (ctx) => {
     const mask = once(() => firstWins(ctx.input(0), ctx.input(1)));
     return [
-      () => unbroadcast(F.where(mask(), ctx.gradOutput(0)!, 0), ctx.input(0)),
-      () => unbroadcast(F.where(mask(), 0, ctx.gradOutput(0)!), ctx.input(1)),
+      () => unbroadcast(F.where(mask(), ctx.outputGrad(), 0), ctx.input(0)),
+      () => unbroadcast(F.where(mask(), 0, ctx.outputGrad()), ctx.input(1)),
     ];
   };
 }
@@ -112,8 +112,8 @@ export const Where: OpRule = {
   },
   grad: (ctx) => [
     undefined,
-    () => unbroadcast(F.where(ctx.input(0), ctx.gradOutput(0)!, 0), ctx.input(1)),
-    () => unbroadcast(F.where(ctx.input(0), 0, ctx.gradOutput(0)!), ctx.input(2)),
+    () => unbroadcast(F.where(ctx.input(0), ctx.outputGrad(), 0), ctx.input(1)),
+    () => unbroadcast(F.where(ctx.input(0), 0, ctx.outputGrad()), ctx.input(2)),
   ],
 };
 
@@ -131,7 +131,7 @@ export const Clip: OpRule = {
   // As PyTorch's clamp: the gradient passes where min <= x <= max.
   grad: (ctx) => [() => {
     const x = ctx.input(0);
-    let g = ctx.gradOutput(0)!;
+    let g = ctx.outputGrad();
     if (ctx.node.inputs[1]) g = F.where(F.less(x, ctx.input(1)), 0, g);
     if (ctx.node.inputs[2]) g = F.where(F.greater(x, ctx.input(2)), 0, g);
     return g;
@@ -147,7 +147,7 @@ export const Cast: OpRule = {
   },
   // Only casts between floating types carry a gradient; it is cast back to the input's type.
   grad: (ctx) => [isFloatingDType(ctx.input(0).dtype) && isFloatingDType(ctx.output(0).dtype)
-    ? () => F.cast(ctx.gradOutput(0)!, ctx.input(0).dtype)
+    ? () => F.cast(ctx.outputGrad(), ctx.input(0).dtype)
     : undefined],
 };
 
@@ -168,13 +168,13 @@ function softmaxFamily(grad: GradRule): OpRule {
 /** dx = y * (g - sum(g * y)) along the axis. */
 export const Softmax = softmaxFamily((ctx) => [() => {
   const y = ctx.output(0);
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   return F.mul(y, F.sub(g, F.reduceSum(F.mul(g, y), [ctx.int('axis', -1)])));
 }]);
 
 /** dx = g - softmax(x) * sum(g) along the axis, with softmax(x) = exp(y). */
 export const LogSoftmax = softmaxFamily((ctx) => [() => {
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   return F.sub(g, F.mul(F.exp(ctx.output(0)), F.reduceSum(g, [ctx.int('axis', -1)])));
 }]);
 

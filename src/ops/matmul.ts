@@ -33,7 +33,7 @@ export const MatMul: OpRule = {
     // Promote 1-D operands as the forward did, so the matrix formulas apply; the gradient is reshaped back.
     const a2 = a.rank === 1 ? F.unsqueeze(a, [0]) : a;
     const b2 = b.rank === 1 ? F.unsqueeze(b, [1]) : b;
-    let g = ctx.gradOutput(0)!;
+    let g = ctx.outputGrad();
     if (a.rank === 1) g = F.unsqueeze(g, [g.rank - 1]);
     if (b.rank === 1) g = F.unsqueeze(g, [g.rank]);
     return [
@@ -87,7 +87,7 @@ export const Gemm: OpRule = {
     const transB = ctx.int('transB', 0);
     const alpha = floatAttr(ctx.float('alpha', 1));
     const gemm = (x: Tensor, y: Tensor, tA: number, tB: number) => x.builder.op('Gemm', [x, y], { transA: tA, transB: tB, alpha }, 'linear');
-    const g = () => ctx.gradOutput(0)!;
+    const g = () => ctx.outputGrad();
     return [
       () => (transA ? gemm(ctx.input(1), g(), transB, 1) : gemm(g(), ctx.input(1), 0, 1 - transB)),
       () => (transB ? gemm(g(), ctx.input(0), 1, transA) : gemm(ctx.input(0), g(), 1 - transA, 0)),

@@ -39,7 +39,7 @@ function batchNormTrainingGrad(ctx: GradContext) {
   const axes = nonChannelAxes(x.rank);
   const eps = ctx.float('epsilon', 1e-5);
   const stats = once(() => batchStatistics(x, eps));
-  const g = () => ctx.gradOutput(0)!;
+  const g = () => ctx.outputGrad();
   const sumG = once(() => F.reduceSum(g(), axes));
   const sumGXhat = once(() => F.reduceSum(F.mul(g(), stats().xhat()), axes));
   return [
@@ -63,7 +63,7 @@ function batchNormEvalGrad(ctx: GradContext) {
   const x = ctx.input(0);
   const axes = nonChannelAxes(x.rank);
   const invstd = once(() => perChannel(F.reciprocal(F.sqrt(F.add(ctx.input(4), ctx.float('epsilon', 1e-5)))), x.rank));
-  const g = () => ctx.gradOutput(0)!;
+  const g = () => ctx.outputGrad();
   const scaled = once(() => F.mul(perChannel(ctx.input(1), x.rank), invstd()));
   const centered = once(() => F.sub(x, perChannel(ctx.input(3), x.rank)));
   return [
@@ -92,7 +92,7 @@ export const Dropout: OpRule = {
   },
   // The forward pass's mask is reused: dX = dY * mask / (1 - ratio).
   grad: (ctx) => [() => {
-    const g = ctx.gradOutput(0)!;
+    const g = ctx.outputGrad();
     const training = ctx.node.inputs[2] === undefined ? false : ctx.constant(2)?.toNumbers()[0] !== 0;
     if (!training) return g;
     if (ctx.node.outputs[1] === undefined) throw new Error('the gradient of a training-mode Dropout needs its mask output');

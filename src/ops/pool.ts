@@ -116,7 +116,7 @@ function padForWindows(x: Tensor, geo: PoolGeometry, fill: number): Tensor {
 const maxPoolGrad: OpRule['grad'] = (ctx) => [() => {
   const x = ctx.input(0);
   const y = ctx.output(0);
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   const geo = poolGeometry(ctx);
   if (tiles(geo)) {
     // passes/fuse-relu-mask.ts recognizes this form to move the mask of a ReLU that feeds the pool onto the pooled grid.
@@ -136,7 +136,7 @@ const maxPoolGrad: OpRule['grad'] = (ctx) => [() => {
 /** AveragePool: each window's gradient, divided by the number of cells it averaged, spread back over the window. */
 const averagePoolGrad: OpRule['grad'] = (ctx) => [() => {
   const x = ctx.input(0);
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   const geo = poolGeometry(ctx);
   const includePad = ctx.int('count_include_pad', 0) === 1;
   const divisors = new Float32Array(geo.output[0] * geo.output[1]);
@@ -175,7 +175,7 @@ function globalPool(grad: OpRule['grad']): OpRule {
 
 export const GlobalAveragePool = globalPool((ctx) => [() => {
   const x = ctx.input(0);
-  const g = ctx.gradOutput(0)!;
+  const g = ctx.outputGrad();
   const spatial = x.shape.slice(2);
   if (spatial.every((d) => typeof d === 'number')) {
     // A broadcasting multiply by a constant [1, 1, H, W] of 1/(H*W) spreads the gradient (no Expand).
@@ -189,6 +189,6 @@ export const GlobalMaxPool = globalPool((ctx) => [() => {
   const x = ctx.input(0);
   const mask = F.cast(F.equal(x, ctx.output(0)), x.dtype);
   const axes = x.shape.slice(2).map((_, i) => i + 2);
-  return F.mul(mask, F.div(ctx.gradOutput(0)!, F.reduceSum(mask, axes)));
+  return F.mul(mask, F.div(ctx.outputGrad(), F.reduceSum(mask, axes)));
 }]);
 

@@ -29,7 +29,7 @@ export function reduce(axesFrom: 'input' | 'attribute', grad: GradRule | typeof 
 /** The reduced axes of a reduction node, normalized; all axes when none are given. */
 function reducedAxes(ctx: GradContext): number[] {
   const rank = ctx.input(0).rank;
-  const raw = ctx.node.opType === 'ReduceSum' ? (ctx.node.inputs[1] ? ctx.constant(1)!.toNumbers() : undefined) : ctx.ints('axes');
+  const raw = ctx.node.opType === 'ReduceSum' ? (ctx.node.inputs[1] ? ctx.requireConstant(1, 'axes').toNumbers() : undefined) : ctx.ints('axes');
   if (raw === undefined || raw.length === 0) return [...Array(rank).keys()];
   return raw.map((a) => (a < 0 ? a + rank : a));
 }
@@ -43,22 +43,22 @@ function spread(ctx: GradContext, g: Tensor): Tensor {
   return g.builder.op('Expand', [g, shapeOf(ctx.input(0))], {}, 'reduce');
 }
 
-export const ReduceSum = reduce('input', (ctx) => [() => spread(ctx, keptGrad(ctx, ctx.gradOutput(0)!)), undefined]);
+export const ReduceSum = reduce('input', (ctx) => [() => spread(ctx, keptGrad(ctx, ctx.outputGrad())), undefined]);
 
 export const ReduceMean = reduce('attribute', (ctx) => [
-  () => spread(ctx, F.div(keptGrad(ctx, ctx.gradOutput(0)!), countOver(ctx.input(0), reducedAxes(ctx)))),
+  () => spread(ctx, F.div(keptGrad(ctx, ctx.outputGrad()), countOver(ctx.input(0), reducedAxes(ctx)))),
 ]);
 
 /** The maximum's gradient goes to the cells equal to it, shared equally among ties. */
 export const ReduceMax = reduce('attribute', (ctx) => [() => {
   const x = ctx.input(0);
   const mask = F.cast(F.equal(x, keptGrad(ctx, ctx.output(0))), x.dtype);
-  return F.mul(mask, F.div(keptGrad(ctx, ctx.gradOutput(0)!), F.reduceSum(mask, reducedAxes(ctx))));
+  return F.mul(mask, F.div(keptGrad(ctx, ctx.outputGrad()), F.reduceSum(mask, reducedAxes(ctx))));
 }]);
 
 export const ReduceProd = reduce('attribute', NO_GRADIENT);
 
 /** d/dx sum(x^2) = 2x. */
 export const ReduceSumSquare = reduce('attribute', (ctx) => [
-  () => F.mul(F.mul(ctx.input(0), 2), spread(ctx, keptGrad(ctx, ctx.gradOutput(0)!))),
+  () => F.mul(F.mul(ctx.input(0), 2), spread(ctx, keptGrad(ctx, ctx.outputGrad()))),
 ]);

@@ -8,7 +8,7 @@ import { describe } from './infer-context';
 import { GradContext, GradRule, InferContext, NO_GRADIENT, OpRule } from './types';
 
 /** Ops that only rearrange the same elements into another shape: the gradient is reshaped back. */
-const reshapeBack: GradRule = (ctx) => [() => reshapeLike(ctx.gradOutput(0)!, ctx.input(0))];
+const reshapeBack: GradRule = (ctx) => [() => reshapeLike(ctx.outputGrad(), ctx.input(0))];
 
 /** Flatten: [d0..dk-1, dk..] -> [prod(d0..dk-1), prod(dk..)]. */
 export const Flatten: OpRule = {
@@ -91,7 +91,7 @@ export const Transpose: OpRule = {
     const perm = ctx.ints('perm') ?? [...Array(ctx.input(0).rank).keys()].reverse();
     const inverse = new Array<number>(perm.length);
     perm.forEach((p, i) => (inverse[p] = i));
-    return F.transpose(ctx.gradOutput(0)!, inverse);
+    return F.transpose(ctx.outputGrad(), inverse);
   }],
 };
 
@@ -121,7 +121,7 @@ export const Concat: OpRule = {
     const pieces = once(() => {
       const sizes = inputs.map((t) => t.dim(axis));
       if (!sizes.every((d) => typeof d === 'number')) throw new Error('the Concat gradient needs static sizes along the concat axis');
-      return F.split(ctx.gradOutput(0)!, sizes as number[], axis);
+      return F.split(ctx.outputGrad(), sizes as number[], axis);
     });
     return inputs.map((_, i) => () => pieces()[i]!);
   },
@@ -196,11 +196,11 @@ export const Slice: OpRule = {
 function sliceGrad(ctx: GradContext): Tensor {
   const x = ctx.input(0);
   const b = x.builder;
-  const starts = ctx.constant(1)!.toNumbers();
-  const ends = ctx.constant(2)!.toNumbers();
-  const axes = ctx.node.inputs[3] ? ctx.constant(3)!.toNumbers() : starts.map((_, i) => i);
-  const steps = ctx.node.inputs[4] ? ctx.constant(4)!.toNumbers() : starts.map(() => 1);
-  let g = ctx.gradOutput(0)!;
+  const starts = ctx.requireConstant(1, 'starts').toNumbers();
+  const ends = ctx.requireConstant(2, 'ends').toNumbers();
+  const axes = ctx.node.inputs[3] ? ctx.requireConstant(3, 'axes').toNumbers() : starts.map((_, i) => i);
+  const steps = ctx.node.inputs[4] ? ctx.requireConstant(4, 'steps').toNumbers() : starts.map(() => 1);
+  let g = ctx.outputGrad();
   const padBegin = new Array<number>(x.rank).fill(0);
   const padEnd = new Array<number>(x.rank).fill(0);
   axes.forEach((rawAxis, i) => {
@@ -253,7 +253,7 @@ function gatherGrad(ctx: GradContext): Tensor {
   const axis = ctx.int('axis', 0) < 0 ? ctx.int('axis', 0) + data.rank : ctx.int('axis', 0);
   const indices = ctx.input(1);
   const q = indices.rank;
-  let g = ctx.gradOutput(0)!;
+  let g = ctx.outputGrad();
   // Negative indices count from the end; ScatterND wants them in range.
   const size = data.dim(axis);
   if (typeof size !== 'number') throw new Error('the Gather gradient needs a static size along the gathered axis');
@@ -309,7 +309,7 @@ export const Expand: OpRule = {
     if (target === undefined) ctx.fail('shape must be known at build time (a constant or the output of Shape)');
     return [{ dtype: x.dtype, shape: broadcastOrFail(ctx, [x.shape, target!]) }];
   },
-  grad: (ctx) => [() => unbroadcast(ctx.gradOutput(0)!, ctx.input(0))],
+  grad: (ctx) => [() => unbroadcast(ctx.outputGrad(), ctx.input(0))],
 };
 
 export const Shape_: OpRule = {

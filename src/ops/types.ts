@@ -64,6 +64,12 @@ export interface GradContext {
   output(index: number): Tensor;
   /** The gradient of the loss with respect to output `index`, or undefined when none flows into it. */
   gradOutput(index: number): Tensor | undefined;
+  /**
+   * The gradient of output `index` (default 0) where a rule relies on one: the gradient builder runs a rule only
+   * when a gradient flows into one of its outputs, so for the only output of an op (or the one output of several
+   * that reaches a loss) it is there. Throws a GradientError naming the node when it is not.
+   */
+  outputGrad(index?: number): Tensor;
   needsGrad(index: number): boolean;
   int(name: string, fallback: number): number;
   float(name: string, fallback: number): number;
@@ -71,6 +77,8 @@ export interface GradContext {
   string(name: string, fallback: string): string;
   /** The build-time value of input `index`, when it is a constant. */
   constant(index: number): TensorData | undefined;
+  /** As `constant`, for a rule that needs the value (Slice's starts): a computed input is an error naming `what`. */
+  requireConstant(index: number, what: string): TensorData;
 }
 
 /**

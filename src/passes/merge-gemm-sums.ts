@@ -30,57 +30,69 @@ export function mergeGemmSums(graph: Graph, minTerms = 3): number {
     if (!isOp(root, 'Add') || removed.has(root)) continue;
     // Only roots: an Add read by a single Add belongs to that Add's tree.
     const out = root.outputs[0];
-    if (out === undefined || (out.uses.length === 1 && isOp(out.uses[0]!.node, 'Add') && !outputs.has(out))) continue;
+    const reader = out?.uses.length === 1 ? out.uses[0]?.node : undefined;
+    if (out === undefined || (reader !== undefined && isOp(reader, 'Add') && !outputs.has(out))) continue;
     const tree = collectTree(root, outputs);
     if (tree === undefined || tree.leaves.length < minTerms || !compatible(tree.leaves)) continue;
-    rewriter.merge(root, tree);
-    for (const node of [...tree.adds, ...tree.leaves]) removed.add(node);
+    rewriter.merge(root, out, tree);
+    for (const node of [...tree.adds, ...tree.leaves.map((l) => l.node)]) removed.add(node);
     merged++;
   }
   return merged;
 }
 
+/** A Gemm of the A^T B form, with its operands. */
+interface Leaf {
+  node: Node;
+  a: Value & { shape: Shape };
+  b: Value & { shape: Shape };
+  alpha: number;
+}
+
 interface Tree {
   adds: Node[];
-  leaves: Node[];
+  leaves: Leaf[];
 }
 
 /** The Adds under `root` read by nothing but the tree, and the Gemm leaves; undefined if any leaf is not such a Gemm. */
 function collectTree(root: Node, outputs: Set<Value>): Tree | undefined {
   const adds: Node[] = [];
-  const leaves: Node[] = [];
+  const leaves: Leaf[] = [];
   const stack = [root];
-  while (stack.length > 0) {
-    const add = stack.pop()!;
+  for (let add = stack.pop(); add !== undefined; add = stack.pop()) {
     adds.push(add);
     if (add.inputs.length !== 2) return undefined;
     for (const input of add.inputs) {
       const producer = input?.producer;
       if (input === undefined || producer === undefined || input.uses.length !== 1 || outputs.has(input)) return undefined;
-      if (isOp(producer, 'Add')) stack.push(producer);
-      else if (isWeightGradientGemm(producer)) leaves.push(producer);
-      else return undefined;
+      if (isOp(producer, 'Add')) {
+        stack.push(producer);
+        continue;
+      }
+      const leaf = weightGradientGemm(producer);
+      if (leaf === undefined) return undefined;
+      leaves.push(leaf);
     }
   }
   return { adds, leaves };
 }
 
-/** Gemm(A, B) with transA = 1, transB = 0 and no C: A^T B. */
-function isWeightGradientGemm(node: Node): boolean {
-  return isOp(node, 'Gemm') && node.inputs.length === 2 && (node.attr('transA', 'int') ?? 0) === 1 && (node.attr('transB', 'int') ?? 0) === 0
-    && node.inputs.every((v) => v?.shape?.length === 2);
+/** Gemm(A, B) with transA = 1, transB = 0, no C and matrices of known rank: A^T B. */
+function weightGradientGemm(node: Node): Leaf | undefined {
+  if (!isOp(node, 'Gemm') || node.inputs.length !== 2 || (node.attr('transA', 'int') ?? 0) !== 1 || (node.attr('transB', 'int') ?? 0) !== 0) return undefined;
+  const [a, b] = node.inputs;
+  if (!isMatrix(a) || !isMatrix(b)) return undefined;
+  return { node, a, b, alpha: node.attr('alpha', 'float') ?? 1 };
 }
 
-function compatible(leaves: Node[]): boolean {
-  const first = leaves[0]!;
-  const alpha = first.attr('alpha', 'float') ?? 1;
-  const [a, b] = [first.inputs[0]!.shape!, first.inputs[1]!.shape!];
-  return leaves.every((g) => (g.attr('alpha', 'float') ?? 1) === alpha && sameDim(g.inputs[0]!.shape!, a, 1) && sameDim(g.inputs[1]!.shape!, b, 1)
-    && g.inputs[0]!.dtype === first.inputs[0]!.dtype && g.inputs[1]!.dtype === first.inputs[1]!.dtype);
+function isMatrix(v: Value | undefined): v is Value & { shape: Shape } {
+  return v?.shape?.length === 2;
 }
 
-function sameDim(x: Shape, y: Shape, axis: number): boolean {
-  return x[axis] === y[axis];
+/** One alpha, one element type and equal second dimensions (by number or name) of A and of B across the leaves. */
+function compatible([first, ...rest]: Leaf[]): boolean {
+  return first !== undefined && rest.every((l) => l.alpha === first.alpha && l.a.dtype === first.a.dtype && l.b.dtype === first.b.dtype
+    && l.a.shape[1] === first.a.shape[1] && l.b.shape[1] === first.b.shape[1]);
 }
 
 class GemmSumRewriter extends GraphRewriter {
@@ -88,27 +100,26 @@ class GemmSumRewriter extends GraphRewriter {
     super(graph, 'gemmsum');
   }
 
-  merge(root: Node, { adds, leaves }: Tree): void {
-    const sum = root.outputs[0]!;
+  merge(root: Node, sum: Value, { adds, leaves }: Tree): void {
     const base = root.name || sum.name;
-    const stacked = (operand: 0 | 1) => {
-      const parts = leaves.map((g) => g.inputs[operand]!);
-      const rows = parts.reduce<number | undefined>((total, v) => (typeof v.shape![0] === 'number' && total !== undefined ? total + v.shape![0] : undefined), 0);
-      const shape: Shape = [rows ?? `${base}_rows`, parts[0]!.shape![1]!];
-      return this.add('Concat', parts, { axis: 0 }, this.fresh(base, parts[0]!.dtype, shape));
+    const stacked = (parts: (Value & { shape: Shape })[]) => {
+      const rows = parts.reduce<number | undefined>((total, v) => (typeof v.shape[0] === 'number' && total !== undefined ? total + v.shape[0] : undefined), 0);
+      const shape: Shape = [rows ?? `${base}_rows`, parts[0]?.shape[1] ?? `${base}_cols`];
+      return this.add('Concat', parts, { axis: 0 }, this.fresh(base, parts[0]?.dtype, shape));
     };
-    const [a, b] = [stacked(0), stacked(1)];
+    const a = stacked(leaves.map((l) => l.a));
+    const b = stacked(leaves.map((l) => l.b));
     const product = this.add('Gemm', [a, b], { transA: 1 }, this.fresh(base, sum.dtype, sum.shape));
-    const alpha = leaves[0]!.attributes.get('alpha');
-    if (alpha !== undefined) product.producer!.attributes.set('alpha', alpha);
+    const added = [a, b, product].map((v) => v.producer).filter((n): n is Node => n !== undefined);
+    const alpha = leaves[0]?.node.attributes.get('alpha');
+    if (alpha !== undefined) added[2]?.attributes.set('alpha', alpha);
     // Placed where the root Add is: every leaf (and so every operand) comes before it.
-    const added = [a, b, product].map((v) => v.producer!);
     const nodes = this.graph.nodes.filter((n) => !added.includes(n));
     nodes.splice(nodes.indexOf(root), 0, ...added);
     this.graph.nodes.length = 0;
     for (const n of nodes) this.graph.nodes.push(n);
     this.replace(root, product);
-    removeNode(this.graph, [...adds.filter((n) => n !== root), ...leaves]);
+    removeNode(this.graph, [...adds.filter((n) => n !== root), ...leaves.map((l) => l.node)]);
   }
 }
 

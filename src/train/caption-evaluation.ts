@@ -11,6 +11,7 @@ import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { encodeModel } from '../onnx/write';
 import { CachedFeatures, InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
+import { outputOf } from '../runtime/session-output';
 
 /**
  * A captioner's training rows as graph feeds: `captions` (the tokens fed: <start> and the words) and `targets` (the
@@ -82,9 +83,9 @@ export async function evaluateCaptions(
     const out = await session.run(feeds);
     const mask = text.mask.data as Float32Array;
     const real = mask.reduce((s, m) => s + m, 0);
-    loss.add((out.loss!.data as Float32Array)[0]!, real);
+    loss.add((outputOf(out, 'loss', 'the evaluation graph').data as Float32Array)[0]!, real);
     // Token accuracy over real tokens: the logits rows where the mask is 1.
-    const logits = out.logits!.data as Float32Array;
+    const logits = outputOf(out, 'logits', 'the evaluation graph').data as Float32Array;
     const targets = text.targets.data as BigInt64Array;
     for (let k = 0; k < n * t; k++) {
       if (mask[k] === 0) continue;

@@ -7,6 +7,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { Rng } from '../util/rng';
 import { StepGraphs, stepGraphsOf, stepProblem, TensorClass, TrainingStep } from './training-step';
+import { outputOf } from '../runtime/session-output';
 
 /** What a trainer needs of a head or a whole model of a Teach bundle (TeachHead and TeachWholeModel both are). */
 export interface TrainableSpec {
@@ -201,8 +202,8 @@ export class TeachTrainer<M extends TrainableSpec = TrainableSpec> {
     for (let start = 0; start < count; start += EVAL_BATCH) {
       const rows = [...Array(Math.min(EVAL_BATCH, count - start)).keys()].map((i) => start + i);
       const out = await this.sessions.eval.run({ ...this.batch(set, rows), ...this.evalState() });
-      const logits = out.logits!.data as Float32Array;
-      lossSum += (out.loss!.data as Float32Array)[0]! * rows.length;
+      const logits = outputOf(out, 'logits', 'the evaluation graph').data as Float32Array;
+      lossSum += (outputOf(out, 'loss', 'the evaluation graph').data as Float32Array)[0]! * rows.length;
       rows.forEach((row, i) => {
         const label = set.labels[row]!;
         // The label's rank: how many classes score higher.
@@ -222,7 +223,7 @@ export class TeachTrainer<M extends TrainableSpec = TrainableSpec> {
       ...this.batch({ features: rows, labels: new Int32Array(n), width }, [...Array(n).keys()]),
       ...this.evalState(),
     });
-    return out.logits!.data as Float32Array;
+    return outputOf(out, 'logits').data as Float32Array;
   }
 
   /** The state by name, parameters and buffers (what the downloaded model is assembled from). */

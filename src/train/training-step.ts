@@ -9,6 +9,7 @@
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import type { TensorClass } from '../runtime/tensor-class';
+import { outputOf } from '../runtime/session-output';
 export type { TensorClass };
 
 /** The names that tie the two graphs to the state map. */
@@ -76,15 +77,15 @@ export class TrainingStep {
     };
     for (const name of this.graphs.trainable) {
       feeds[name] = state.get(name)!;
-      feeds[`${name}_grad`] = out[`${name}_grad`]!;
+      feeds[`${name}_grad`] = outputOf(out, `${name}_grad`, 'the training graph');
     }
     for (const name of this.graphs.slots) feeds[name] = state.get(`optimizer.${name}`)!;
     const updated = await this.optimizer.run(feeds);
     for (const name of this.graphs.trainable) replace(state, name, updated[`${name}_updated`]!);
     for (const name of this.graphs.slots) replace(state, `optimizer.${name}`, updated[`${name}_updated`]!);
-    for (const [buffer, output] of this.graphs.stateOutputs) replace(state, buffer, out[output]!);
+    for (const [buffer, output] of this.graphs.stateOutputs) replace(state, buffer, outputOf(out, output, 'the training graph'));
     for (const name of this.graphs.trainable) {
-      const grad = out[`${name}_grad`]!;
+      const grad = outputOf(out, `${name}_grad`, 'the training graph');
       if (grad.location === 'gpu-buffer') grad.dispose();
     }
   }
@@ -93,7 +94,7 @@ export class TrainingStep {
   async run(state: Map<string, Tensor>, batch: Record<string, Tensor>, lr: number, step: number): Promise<Tensor> {
     const out = await this.gradients(state, batch);
     await this.update(state, out, lr, step);
-    return out.loss!;
+    return outputOf(out, 'loss', 'the training graph');
   }
 }
 
