@@ -86,6 +86,13 @@ export function openCaptionSource(root: string): CaptionSource {
 }
 
 /** Images of one split with their captions, before tokenizing. */
+/** Training and validation images are always there (a source without its own validation split gets one cut). */
+interface RawSplits {
+  train: RawSplit;
+  val: RawSplit;
+  test: RawSplit | undefined;
+}
+
 interface RawSplit {
   name: string;
   pixels: Uint8Array;
@@ -115,7 +122,7 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
   const seed = o.seed ?? 0;
   let format: CaptionData['format'];
   let name: string;
-  let raw: Partial<Record<CaptionSplitName, RawSplit>>;
+  let raw: RawSplits;
   let fromCache = false;
   if (nameOrDir === 'shapes') {
     format = 'shapes';
@@ -125,7 +132,7 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
       const set = generateShapes({ count, imageSize: o.imageSize, seed: s });
       return { name: `shapes/${split}`, pixels: set.pixels, labels: set.labels, classNames: set.classNames, captions: set.captions!.map((c) => [c]) };
     };
-    raw = { train: generated(o.trainSize ?? 10000, 2 * seed, 'train'), val: generated(o.valSize ?? 2000, 2 * seed + 1, 'val') };
+    raw = { train: generated(o.trainSize ?? 10000, 2 * seed, 'train'), val: generated(o.valSize ?? 2000, 2 * seed + 1, 'val'), test: undefined };
   } else {
     const source = openCaptionSource(nameOrDir);
     for (const notice of source.notices) o.onNotice?.(notice);
@@ -136,21 +143,20 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
     raw = splitAndSample(source, loaded.splits, o, seed);
   }
 
-  const tokenized = Object.fromEntries(CAPTION_SPLITS.map((s) => [s, raw[s]?.captions.map((list) => list.map(tokenize))])) as Record<CaptionSplitName, string[][][] | undefined>;
-  const vocabulary = Vocabulary.build(tokenized.train!.flat(), minCount);
-  const build = (split: CaptionSplitName): CaptionSplit | undefined => {
-    const r = raw[split];
-    if (r === undefined) return undefined;
+  const tokenized = (r: RawSplit) => r.captions.map((list) => list.map(tokenize));
+  const trainTokens = tokenized(raw.train);
+  const vocabulary = Vocabulary.build(trainTokens.flat(), minCount);
+  const build = (r: RawSplit, references = tokenized(r)): CaptionSplit => {
     const images: ImageDataset = {
       name: r.name, classNames: r.classNames, count: r.labels.length, channels: 3, height: o.imageSize, width: o.imageSize,
-      pixels: r.pixels, labels: r.labels, captions: r.captions.map((c) => c[0]!),
+      pixels: r.pixels, labels: r.labels, captions: r.captions.map((c) => c[0] ?? ''),
     };
-    return { images, captions: r.captions, references: tokenized[split]!, encoded: encodeAll(tokenized[split]!, vocabulary, maxLength) };
+    return { images, captions: r.captions, references, encoded: encodeAll(references, vocabulary, maxLength) };
   };
-  const train = build('train')!;
-  const cut = countTruncated(tokenized.train!, maxLength);
+  const train = build(raw.train, trainTokens);
+  const cut = countTruncated(trainTokens, maxLength);
   if (cut > 0) o.onNotice?.(`note: ${cut} of ${train.encoded.count} training captions have more than ${maxLength - 2} words and lose the rest (maximum length ${maxLength} with <start> and <end>)`);
-  return { name, format, vocabulary, maxLength, train, val: build('val')!, test: build('test'), fromCache };
+  return { name, format, vocabulary, maxLength, train, val: build(raw.val), test: raw.test && build(raw.test), fromCache };
 }
 
 function encodeAll(references: string[][][], vocabulary: Vocabulary, maxLength: number): EncodedCaptions {
@@ -268,7 +274,7 @@ async function decodeEntries(entries: CaptionEntry[], size: number, maxPixels: n
  * training images (a set with only a validation split, as COCO's val2017 alone, is first taken as the training pool);
  * then the seeded --train-size / --val-size samples. The test split is never sampled.
  */
-function splitAndSample(source: CaptionSource, decoded: Partial<Record<CaptionSplitName, DecodedSplit>>, o: CaptionDataOptions, seed: number): Partial<Record<CaptionSplitName, RawSplit>> {
+function splitAndSample(source: CaptionSource, decoded: Partial<Record<CaptionSplitName, DecodedSplit>>, o: CaptionDataOptions, seed: number): RawSplits {
   const image = 3 * o.imageSize * o.imageSize;
   let train = decoded.train;
   let val = decoded.val;
@@ -299,10 +305,9 @@ function splitAndSample(source: CaptionSource, decoded: Partial<Record<CaptionSp
     name: `${source.name}/${which}`, pixels: split.pixels, labels: new Int32Array(split.entries.length), classNames: [],
     captions: split.entries.map((e) => e.captions),
   });
-  const out: Partial<Record<CaptionSplitName, RawSplit>> = {
+  return {
     train: raw(sample(train, o.trainSize, 'caption-train-sample'), 'train'),
     val: raw(sample(val, o.valSize, 'caption-val-sample'), 'val'),
+    test: decoded.test && raw(decoded.test, 'test'),
   };
-  if (decoded.test !== undefined) out.test = raw(decoded.test, 'test');
-  return out;
 }
