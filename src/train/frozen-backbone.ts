@@ -1,0 +1,48 @@
+import type * as ort from 'onnxruntime-node';
+import { describeAugmentation, NO_AUGMENTATION } from '../data/augment';
+import type { Normalization } from '../data/dataset';
+import type { Model } from '../ir/model';
+import type { TrainingGraph } from '../model/training-graph';
+import { computeFeatures, featureModel, findFrozenSplit, FrozenSplit, withFeaturesInput } from './frozen-features';
+import type { TrainOptions } from './trainer';
+
+/** A run's frozen first part of the model: where the cut is, its cached features, and the graphs of the rest. */
+export interface FrozenBackbone {
+  split: FrozenSplit;
+  /** Floats of features per image. */
+  perImage: number;
+  /** The features of the training and validation images: [images x perImage]. */
+  train: Float32Array;
+  val: Float32Array;
+  /** The training and evaluation graphs after the cut, fed `features` instead of `input`. */
+  trainModel: Model;
+  evalModel: Model;
+}
+
+/**
+ * The cut of a model whose first part trains nothing (a frozen backbone), with that part's features for the
+ * training and validation images; undefined when there is no such part, or when augmentation changes the images
+ * every epoch (features then cannot be cached).
+ */
+export async function frozenFeaturesFor(
+  o: TrainOptions, graph: TrainingGraph, evalModel: Model, normalization: Normalization, sessionOptions: ort.InferenceSession.SessionOptions,
+): Promise<FrozenBackbone | undefined> {
+  if (o.cacheFeatures === false) return undefined;
+  const frozenInputs = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
+  const split = findFrozenSplit(graph.model, frozenInputs);
+  const evalSplit = split && findFrozenSplit(evalModel, frozenInputs);
+  if (split === undefined || evalSplit === undefined || split.perImage.join() !== evalSplit.perImage.join()) return undefined;
+  if (describeAugmentation(o.augment ?? NO_AUGMENTATION) !== 'none') {
+    o.onNotice?.('note: augmentation is on, so the frozen backbone runs on every batch (its features cannot be cached)');
+    return undefined;
+  }
+  const extractor = featureModel(evalModel, evalSplit, graph.values);
+  const [train, val] = await computeFeatures(extractor, evalSplit, [o.train, o.val], {
+    normalization, cacheDir: o.cacheDir, onProgress: o.onFeatures,
+    sessionOptions: { ...sessionOptions, executionProviders: (o.executionProviders ?? ['cpu']).filter((p) => p !== 'webgpu') },
+  });
+  return {
+    split, perImage: split.perImage.reduce((a, b) => a * b, 1), train: train!, val: val!,
+    trainModel: withFeaturesInput(graph.model, split), evalModel: withFeaturesInput(evalModel, evalSplit),
+  };
+}

@@ -1,0 +1,89 @@
+import * as os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import type { Model } from '../ir/model';
+import { encodeModel } from '../onnx/write';
+import { modelForCpu } from '../runtime/nchwc';
+import { modelForWebGpu } from '../runtime/webgpu-model';
+import { DeviceLossSum } from './device-loss-sum';
+import type { FrozenBackbone } from './frozen-backbone';
+import { HostCopier, hostCopier } from './host-copier';
+import type { ModelForData } from './model-for-data';
+import type { TrainOptions } from './trainer';
+import { TrainingStep } from './training-step';
+
+/** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */
+export function sessionOptionsFor(o: TrainOptions): ort.InferenceSession.SessionOptions {
+  return {
+    // Three sessions take turns; idle thread pools that spin-wait for work would steal the cores from the one
+    // running (measured: 15 % faster epochs on 2 cores without spinning).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    // 0 would leave the choice to onnxruntime, which measured 30 % slower here than one thread per core.
+    intraOpNumThreads: o.threads || os.availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: o.graphOptimizationLevel ?? 'extended', executionProviders: o.executionProviders ?? ['cpu'],
+  };
+}
+
+/**
+ * The onnxruntime sessions of a run (training, optimizer, evaluation) on its execution provider, and what places
+ * state on the GPU and brings it back.
+ */
+export class TrainingSessions {
+  private constructor(
+    private readonly training: ort.InferenceSession,
+    private readonly optimizer: ort.InferenceSession,
+    /** The evaluation graph: loss and logits in eval mode. */
+    readonly evaluation: ort.InferenceSession,
+    /** One update: the training graph, then the optimizer graph. */
+    readonly step: TrainingStep,
+    /** On WebGPU, the training loss summed on the device (undefined on the host, which reads each loss). */
+    readonly lossSum: DeviceLossSum | undefined,
+    private readonly download: HostCopier | undefined,
+    /** The inputs of the training graph. */
+    readonly trainInputs: ReadonlySet<string>,
+    /** The parameters the evaluation graph reads. */
+    readonly evalParameters: string[],
+  ) {}
+
+  /** The sessions of `model`; with a frozen backbone, of the graphs after its cut. */
+  static async create(
+    o: TrainOptions, model: ModelForData, frozen: FrozenBackbone | undefined, sessionOptions: ort.InferenceSession.SessionOptions,
+  ): Promise<TrainingSessions> {
+    const { graph, optimizer, paramSpecs } = model;
+    // On WebGPU, parameters, gradients, state and optimizer slots stay in GPU buffers between steps (outputs fed back
+    // as inputs); only the loss, the logits and checkpoint downloads come to the host.
+    const onGpu = (o.executionProviders ?? ['cpu'])[0] === 'webgpu';
+    const located = (m: Model, cpuOutputs: string[]): ort.InferenceSession.SessionOptions => (onGpu
+      ? { ...sessionOptions, preferredOutputLocation: Object.fromEntries(m.graph.outputs.map((v) => [v.name, cpuOutputs.includes(v.name) ? 'cpu' : 'gpu-buffer'])) }
+      : sessionOptions);
+    const onCpu = (o.executionProviders ?? ['cpu'])[0] === 'cpu';
+    // Each provider gets the graph rewritten for its kernels (in memory only): blocked convolutions on the CPU, no
+    // LogSoftmax on WebGPU.
+    const forSession = async (m: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(m)).bytes : onGpu ? modelForWebGpu(m) : encodeModel(m));
+    const trainModel = frozen?.trainModel ?? graph.model;
+    const evalModel = frozen?.evalModel ?? model.evalModel;
+    // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
+    const trainSession = await ort.InferenceSession.create(await forSession(trainModel), located(trainModel, onGpu ? [] : ['loss']));
+    const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
+    const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
+    const evalSession = await ort.InferenceSession.create(await forSession(evalModel), located(evalModel, ['loss', 'logits']));
+    const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
+    const download = onGpu ? await hostCopier([...graph.values.keys(), ...optimizer.stateNames.map((n) => `optimizer.${n}`)], shapeOf, sessionOptions) : undefined;
+    // One update (training graph, then optimizer graph) is driven by the module the page's Teach mode shares.
+    const trainingStep = new TrainingStep(trainSession, optimizerSession, {
+      inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
+      trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
+    }, ort.Tensor);
+    return new TrainingSessions(
+      trainSession, optimizerSession, evalSession, trainingStep, lossSum, download,
+      new Set(trainSession.inputNames), graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name)),
+    );
+  }
+
+  /** The state with every tensor on the host (downloaded on WebGPU; as it is elsewhere). */
+  async onHost(tensors: Map<string, ort.Tensor>): Promise<Map<string, ort.Tensor>> {
+    return this.download ? await this.download(tensors) : tensors;
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.training.release(), this.optimizer.release(), this.evaluation.release(), this.download?.release(), this.lossSum?.release()]);
+  }
+}
