@@ -1,0 +1,16 @@
+import { UserError } from '../errors';
+
+/** The number a flag's text gives, refused with a one-line error naming the flag when `check` rejects it. */
+export function flagNumber(name: string, value: string, check: (n: number) => boolean = Number.isFinite): number {
+  const n = Number(value);
+  if (value === '' || !check(n)) throw new UserError(`--${name} got '${value}', which is not valid here`);
+  return n;
+}
+
+export const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+export const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
+
+/** A positive whole number, or undefined when the flag was not given. */
+export function optionalPositiveInt(name: string, value: string | undefined): number | undefined {
+  return value === undefined ? undefined : flagNumber(name, value, positiveInt);
+}
