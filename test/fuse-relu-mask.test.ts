@@ -15,6 +15,7 @@ import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { fuseReluMask } from '../src/passes/fuse-relu-mask';
 import { Rng } from '../src/util/rng';
+import { expectTopologicalWithConsistentUses } from './support/graph-checks';
 
 type Body = (b: GraphBuilder, x: Tensor, w: Tensor) => Tensor;
 
@@ -92,17 +93,7 @@ describe('fuseReluMask', () => {
     expect(graph.nodes).toContain(gradient.producer);
     expect(gradient.uses.map((u) => u.node)).toEqual(readers);
     expect(reluOut.uses.map((u) => u.node.opType).sort()).toEqual(['Equal', 'MaxPool']);
-    // Every node's inputs come from earlier nodes, and every value's uses match the nodes that read it.
-    const seen = new Set<Value>([...graph.inputs, ...[...graph.initializers.keys()].map((k) => graph.values.get(k)!)]);
-    for (const n of graph.nodes) {
-      for (const [i, v] of n.inputs.entries()) {
-        if (v === undefined) continue;
-        expect(seen.has(v)).toBe(true);
-        expect(v.uses).toContainEqual({ node: n, index: i });
-      }
-      n.outputs.forEach((v) => v && seen.add(v));
-    }
-    for (const v of graph.values.values()) for (const u of v.uses) expect(graph.nodes).toContain(u.node);
+    expectTopologicalWithConsistentUses(graph);
     expect(fuseReluMask(graph)).toBe(0);
   });
 

@@ -8,7 +8,7 @@ import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
 import type { Tensor } from '../src/dsl/tensor';
-import type { Graph, Value } from '../src/ir/graph';
+import type { Graph } from '../src/ir/graph';
 import { defineModel } from '../src/model/definition';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { Module } from '../src/nn/module';
@@ -16,6 +16,7 @@ import { LSTM } from '../src/nn/recurrent';
 import { encodeModel } from '../src/onnx/write';
 import { mergeGemmSums } from '../src/passes/merge-gemm-sums';
 import { Rng } from '../src/util/rng';
+import { expectTopologicalWithConsistentUses } from './support/graph-checks';
 
 const [N, H, STEPS] = [3, 4, 5];
 
@@ -64,19 +65,6 @@ async function run(bytes: Uint8Array, seed: number): Promise<Record<string, Floa
 /** Gemms that compute A^T B (the weight-gradient form). */
 const weightGradientGemms = (g: Graph) => g.nodes.filter((n) => n.opType === 'Gemm' && n.attr('transA', 'int') === 1);
 
-function expectTopological(graph: Graph): void {
-  const seen = new Set<Value>([...graph.inputs, ...[...graph.initializers.keys()].map((k) => graph.values.get(k)!)]);
-  for (const n of graph.nodes) {
-    for (const [i, v] of n.inputs.entries()) {
-      if (v === undefined) continue;
-      expect(seen.has(v)).toBe(true);
-      expect(v.uses).toContainEqual({ node: n, index: i });
-    }
-    n.outputs.forEach((v) => v && seen.add(v));
-  }
-  for (const v of graph.values.values()) for (const u of v.uses) expect(graph.nodes).toContain(u.node);
-}
-
 describe('mergeGemmSums', () => {
   test('an unrolled recurrence: the weight gradient of its 4 steps becomes one Gemm over the stacked steps, with the same values', async () => {
     const b = recurrence();
@@ -97,7 +85,7 @@ describe('mergeGemmSums', () => {
       ['Concat', STEPS - 1, [(STEPS - 1) * N, H]], ['Concat', STEPS - 1, [(STEPS - 1) * N, H]],
     ]);
     expect(graph.nodes.some((n) => n.opType === 'Add' && n.outputs[0]?.shape?.join() === `${H},${H}`)).toBe(false);
-    expectTopological(graph);
+    expectTopologicalWithConsistentUses(graph);
     expect(mergeGemmSums(graph)).toBe(0);
 
     const after = encodeModel(b.toModel());
