@@ -18,36 +18,61 @@ export function bestAccuracy(o: RunOutcome): EpochMetrics | undefined {
 
 const COLUMNS = ['run', 'model', 'augmentation', 'lr', 'status', 'best val top-1', 'best epoch', 'final train loss', 'final val loss', 'final train top-1', 'final val top-1', 'epochs', 'train time (min)'];
 
-function row(o: RunOutcome): string[] {
+/** Captioners' BLEU-4 (greedy, validation) of their best epoch by validation top-1, after that column. */
+const BLEU_COLUMN = 'best-epoch val BLEU-4';
+
+function columns(outcomes: RunOutcome[]): string[] {
+  if (!outcomes.some(isCaptioner)) return COLUMNS;
+  const at = COLUMNS.indexOf('best epoch') + 1;
+  return [...COLUMNS.slice(0, at), BLEU_COLUMN, ...COLUMNS.slice(at)];
+}
+
+/** A run whose epochs report BLEU (a captioner); its top-1 columns are next-word accuracies. */
+function isCaptioner(o: RunOutcome): boolean {
+  return (o.metrics ?? []).some((m) => m.valBleu !== undefined);
+}
+
+function row(o: RunOutcome, withBleu: boolean): string[] {
   const s = o.summary;
   const pct = (v: number | undefined) => (v === undefined ? '' : `${(100 * v).toFixed(1)} %`);
   const num = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3));
   const last = o.metrics?.[o.metrics.length - 1] ?? s?.last ?? undefined;
+  const best = bestAccuracy(o);
   const model = s ? `${s.model}${s.variant ? ` (${s.variant})` : ''}` : String(o.run.options.graph ?? '').replace(/^.*\//, '').replace(/\.ts$/, '') + (o.run.options.variant ? ` (${o.run.options.variant})` : '');
   return [
     o.run.name, model, s?.augmentation ?? String(o.run.options.augment ?? 'none'), String(s?.lr ?? o.run.options.lr ?? ''),
     o.status === 'failed' ? failure(o.error ?? '') : o.status,
-    pct(bestAccuracy(o)?.valTop1), bestAccuracy(o) ? String(bestAccuracy(o)!.epoch) : '', num(last?.trainLoss), num(last?.valLoss), pct(last?.trainTop1), pct(last?.valTop1),
-    o.metrics?.length ? String(o.metrics[o.metrics.length - 1]!.epoch) : '',
+    pct(best?.valTop1), best ? String(best.epoch) : '',
+    ...(withBleu ? [num(best?.valBleu?.[3])] : []),
+    num(last?.trainLoss), num(last?.valLoss), pct(last?.trainTop1), pct(last?.valTop1),
+    last !== undefined && o.metrics?.length ? String(last.epoch) : '',
     // Training time over all sittings of a resumed run (validation excluded).
     o.metrics?.length ? (o.metrics.reduce((t, m) => t + m.seconds, 0) / 60).toFixed(1) : '',
   ];
 }
 
 export function resultsMarkdown(outcomes: RunOutcome[]): string {
-  const lines = [`| ${COLUMNS.join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
-  for (const o of outcomes) lines.push(`| ${row(o).map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
+  const header = columns(outcomes);
+  const withBleu = header.includes(BLEU_COLUMN);
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const o of outcomes) lines.push(`| ${row(o, withBleu).map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
   return `${lines.join('\n')}\n`;
 }
 
 export function resultsCsv(outcomes: RunOutcome[]): string {
+  const header = columns(outcomes);
+  const withBleu = header.includes(BLEU_COLUMN);
   const quote = (c: string) => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c);
-  return `${[COLUMNS, ...outcomes.map(row)].map((r) => r.map(quote).join(',')).join('\n')}\n`;
+  return `${[header, ...outcomes.map((o) => row(o, withBleu))].map((r) => r.map(quote).join(',')).join('\n')}\n`;
 }
 
 /** The finished run with the best validation top-1 (its confusion matrix is drawn). */
 export function bestRun(outcomes: RunOutcome[]): RunOutcome | undefined {
-  return outcomes.filter((o) => o.status === 'done' && bestAccuracy(o)).sort((a, b) => bestAccuracy(b)!.valTop1 - bestAccuracy(a)!.valTop1)[0];
+  const ranked = outcomes.flatMap((o) => {
+    const best = o.status === 'done' ? bestAccuracy(o) : undefined;
+    return best === undefined ? [] : [{ o, top1: best.valTop1 }];
+  });
+  return ranked.sort((a, b) => b.top1 - a.top1)[0]?.o;
 }
 
 /** A failure in a few words: divergence (the NaN guard) is the expected one in learning-rate sweeps. */
