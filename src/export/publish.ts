@@ -4,6 +4,7 @@ import { describeWriteFailure, WriteError } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 import { ExportError } from './export-error';
 import { updateModelIndex } from './model-index';
+import { createStagingFolder } from './staging-folder';
 
 /** Writes one whole file (or throws); export's only way of writing, so that tests can make it fail. */
 export type FileWriter = (file: string, data: Uint8Array | string) => void;
@@ -32,13 +33,10 @@ export function publish(outDir: string, files: Record<string, Uint8Array | strin
   try {
     try {
       createdFrom = fs.mkdirSync(parent, { recursive: true });
-      stage = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.export-`));
-      // mkdtemp makes it private (0700); renamed into place it becomes the exported folder, which a web server
-      // running as another user must be able to read.
-      fs.chmodSync(stage, 0o755);
     } catch (err) {
       throw new WriteError(describeWriteFailure(err, outDir));
     }
+    stage = createStagingFolder(target, 'export');
     for (const [name, data] of Object.entries(files)) writeAs(write, path.join(stage, name), path.join(outDir, name), data);
     if (!existed) {
       move(stage, target, outDir);

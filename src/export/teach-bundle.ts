@@ -17,6 +17,7 @@ import { isUserFacing, UserError } from '../util/user-error';
 import { MAX_CLASSES, MIN_CLASSES, TeachBundleCard, TeachHead } from './teach-card';
 import { TeachExportError } from './teach-error';
 import { spliceHead } from './teach-splice';
+import { createStagingFolder } from './staging-folder';
 import { concatFloats, isTrainingRun, logitsGraph, readWholeModel, WholeModelOptions } from './teach-whole-model';
 import { largestDifference } from '../util/largest-difference';
 import { outputOf } from '../runtime/session-output';
@@ -236,7 +237,6 @@ async function verifySplice(featureBytes: Uint8Array, v: { classes: number; trai
  */
 function publish(outDir: string, files: Record<string, Uint8Array | string>, write: FileWriter): void {
   const target = path.resolve(outDir);
-  const parent = path.dirname(target);
   if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) throw new TeachExportError(`--out ${outDir} is a file, not a folder`);
   if (fs.existsSync(target) && fs.readdirSync(target).length > 0 && !fs.existsSync(path.join(target, 'teach.json'))) {
     throw new TeachExportError(`--out ${outDir} is a folder with other files in it (no teach.json): give a new or empty folder, or a bundle's`);
@@ -244,14 +244,7 @@ function publish(outDir: string, files: Record<string, Uint8Array | string>, wri
   let stage: string | undefined;
   let aside: string | undefined;
   try {
-    try {
-      fs.mkdirSync(parent, { recursive: true });
-      stage = fs.mkdtempSync(path.join(parent, `.${path.basename(target)}.teach-`));
-      // mkdtemp makes the folder private; the bundle is served to the page like any exported model.
-      fs.chmodSync(stage, 0o755);
-    } catch (err) {
-      throw new WriteError(describeWriteFailure(err, outDir));
-    }
+    stage = createStagingFolder(target, 'teach');
     for (const [name, data] of Object.entries(files)) {
       const file = path.join(stage, name);
       try {
