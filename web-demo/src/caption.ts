@@ -9,6 +9,7 @@ import { CaptionerCard, captionerCardProblems, stepVocabularyProblem } from '../
 import { Pixels, preprocessImage } from '../../src/export/image-preprocessing';
 import { searchCaptions } from '../../src/generate/caption-search';
 import { DecoderState, decoderSteps, stepModelProblem } from '../../src/generate/decoder-steps';
+import { fetchBytes, fetchJson } from './fetch-files';
 
 declare const ort: typeof OrtWeb;
 
@@ -26,12 +27,6 @@ export interface PageCaption {
   milliseconds: number;
 }
 
-async function fetchBytes(url: string): Promise<ArrayBuffer> {
-  const response = await fetch(url, { cache: 'no-cache' });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response.arrayBuffer();
-}
-
 /**
  * Loads models/ID/: its card (checked as the CLI checks it), then both models. Always the wasm provider: a decoder
  * step is a few small matrix products, where WebGPU's per-run dispatch and read-back cost more than the work, and
@@ -39,14 +34,7 @@ async function fetchBytes(url: string): Promise<ArrayBuffer> {
  */
 export async function loadCaptioner(id: string): Promise<LoadedCaptioner> {
   const base = `models/${encodeURIComponent(id)}/`;
-  const response = await fetch(`${base}model.json`, { cache: 'no-cache' });
-  if (!response.ok) throw new Error(`${base}model.json: HTTP ${response.status}`);
-  let card: CaptionerCard;
-  try {
-    card = (await response.json()) as CaptionerCard;
-  } catch {
-    throw new Error(`${base}model.json is not valid JSON`);
-  }
+  const card = await fetchJson<CaptionerCard>(`${base}model.json`);
   const problems = captionerCardProblems(card);
   if (problems.length > 0) throw new Error(`model.json of '${id}': ${problems.join('; ')}`);
   const vocabulary = Vocabulary.fromJSON(card.vocabulary);

@@ -7,6 +7,7 @@ import type * as OrtWeb from 'onnxruntime-web';
 import { Pixels, Prediction, preprocessImage, topK } from '../../src/export/image-preprocessing';
 import { ModelCard, modelCardProblems } from '../../src/export/model-card';
 import { captionImage, LoadedCaptioner, loadCaptioner, releaseCaptioner } from './caption';
+import { fetchJson } from './fetch-files';
 import { pixelLimitProblem } from './teach/limits';
 
 declare const ort: typeof OrtWeb;
@@ -69,16 +70,6 @@ function showError(message: string): void {
 function clearError(): void {
   errorBox.hidden = true;
   errorBox.textContent = '';
-}
-
-async function fetchJson<T>(url: string): Promise<T> {
-  const response = await fetch(url, { cache: 'no-cache' });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  try {
-    return (await response.json()) as T;
-  } catch {
-    throw new Error(`${url} is not valid JSON`);
-  }
 }
 
 /** WebGPU when the browser has a usable adapter, else wasm (threaded when the page is cross-origin isolated). */

@@ -11,7 +11,8 @@ import { EpochReport, releaseSessions, TeachTrainer } from '../../../src/train/t
 import { bindInputs, spliceHead } from '../../../src/export/teach-splice';
 import type { TensorClass } from '../../../src/train/training-step';
 import type { TeachImage } from './images';
-import { createSession, fetchBytes, Ort, Provider } from './runtime';
+import { fetchBytes, fetchJson } from '../fetch-files';
+import { createSession, Ort, Provider } from './runtime';
 
 /** Images per run of the feature model: batching halves the time per image on wasm against one at a time. */
 const FEATURE_BATCH = 8;
@@ -36,14 +37,7 @@ export class TeachBundle {
   ) {}
 
   static async load(base: string, provider: Provider): Promise<TeachBundle> {
-    const response = await fetch(`${base}teach.json`, { cache: 'no-cache' });
-    if (!response.ok) throw new Error(`${base}teach.json: HTTP ${response.status}`);
-    let card: TeachBundleCard;
-    try {
-      card = (await response.json()) as TeachBundleCard;
-    } catch {
-      throw new Error(`${base}teach.json is not valid JSON`);
-    }
+    const card = await fetchJson<TeachBundleCard>(`${base}teach.json`);
     const problems = teachCardProblems(card);
     if (problems.length > 0) throw new Error(`${base}teach.json: ${problems.join('; ')}`);
     const bytes = new Uint8Array(await fetchBytes(base + card.featureModel));

@@ -44,8 +44,3 @@ export async function createSession(bytes: ArrayBuffer | Uint8Array, provider: P
   }
 }
 
-export async function fetchBytes(url: string): Promise<ArrayBuffer> {
-  const response = await fetch(url, { cache: 'no-cache' });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response.arrayBuffer();
-}
