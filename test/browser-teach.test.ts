@@ -139,8 +139,8 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function openTeachPage(query = ''): Promise<Page> {
-  const p = await browser.newPage({ acceptDownloads: true });
+async function openTeachPage(query = '', on: Browser = browser): Promise<Page> {
+  const p = await on.newPage({ acceptDownloads: true });
   p.on('pageerror', (e) => pageErrors.push(e.message));
   await p.goto(`${url}teach.html?threads=2&test=1${query}`);
   await p.waitForSelector('#status[data-state="ready"], #status[data-state="error"]', { state: 'attached', timeout: 60000 });
@@ -362,6 +362,36 @@ test('fine-tuning the whole shapes CNN in the page: two updates equal Node\'s wi
   await expectSameUpdates(p, path.join(modelsDir, 'teach-run'), whole, { classes: 3, input: { name: 'input', dims: [3, SIZE, SIZE] } }, batch, width, whole.defaults.learningRate);
   expect(pageErrors).toEqual([]);
   await p.close();
+}, 240000);
+
+/**
+ * Chromium's own software Vulkan (SwiftShader) gives headless Chromium a WebGPU adapter on any machine, so the
+ * page's WebGPU path runs here and in CI: flags that enable WebGPU where Chromium would not by default.
+ */
+const WEBGPU_ARGS = ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+test('on WebGPU (Chromium\'s software adapter) the page teaches with onnxruntime-web\'s WebGPU provider: >= 90 % held-out, and two updates equal Node\'s within 1e-4', async () => {
+  const gpuBrowser = await chromium.launch({ executablePath: CHROMIUM, args: WEBGPU_ARGS });
+  try {
+    const p = await openTeachPage('', gpuBrowser);
+    expect(await p.textContent('#bundle-info')).toMatch(/; WebGPU\.$/);
+    await teachClasses(p, TAUGHT.map((name) => ({ name, files: images.get(name)!.teach })));
+    const r = await trainOnPage(p);
+    expect(r.epochs).toHaveLength(20);
+    expect(r.epochs[19]!.heldOutAccuracy).toBeGreaterThanOrEqual(0.9);
+    expect(await p.textContent('#speed')).toContain('Provider: WebGPU');
+    console.log(`Teach page (WebGPU on SwiftShader, shapes backbone): features ${r.featureMs.toFixed(1)} ms/image, 20 epochs in ${r.trainSeconds.toFixed(2)} s, ${r.stepsPerSecond.toFixed(0)} updates/s`);
+    const set = await p.evaluate(() => (globalThis as unknown as { deepvisionTeach: { trainingSet(): { features: number[]; labels: number[] } } }).deepvisionTeach.trainingSet());
+    const card = JSON.parse(fs.readFileSync(path.join(modelsDir, 'teach', 'teach.json'), 'utf8')) as TeachBundleCard;
+    const rows = [0, 3, 7, 10, 14, 19, 22, 29];
+    const width = card.features;
+    const batch = { features: rows.flatMap((row) => set.features.slice(row * width, (row + 1) * width)), labels: rows.map((row) => set.labels[row]!) };
+    await expectSameUpdates(p, path.join(modelsDir, 'teach'), card.heads.find((x) => x.classes === 3)!, { classes: 3 }, batch, width, 0.003);
+    expect(pageErrors).toEqual([]);
+    await p.close();
+  } finally {
+    await gpuBrowser.close();
+  }
 }, 240000);
 
 test('the page installs its test hooks only when asked (?test=1)', async () => {

@@ -56,12 +56,12 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function upload(file: string): Promise<{ label: string; probability: number }[]> {
-  await page.setInputFiles('#file-input', file);
-  await page.waitForSelector('#results[data-state="done"], #results[data-state="error"]', { state: 'attached', timeout: 60000 });
-  const error = await page.textContent('#error');
+async function upload(file: string, on: Page = page): Promise<{ label: string; probability: number }[]> {
+  await on.setInputFiles('#file-input', file);
+  await on.waitForSelector('#results[data-state="done"], #results[data-state="error"]', { state: 'attached', timeout: 60000 });
+  const error = await on.textContent('#error');
   if (error) throw new Error(`the page shows an error: ${error}`);
-  return page.$$eval('#results li', (items) => items.map((li) => ({ label: li.dataset.label!, probability: Number(li.dataset.probability) })));
+  return on.$$eval('#results li', (items) => items.map((li) => ({ label: li.dataset.label!, probability: Number(li.dataset.probability) })));
 }
 
 function predict(file: string, modelDir = trained.modelDir): { label: string; probability: number }[] {
@@ -115,6 +115,29 @@ function cliCaption(file: string): string {
   if (r.status !== 0) throw new Error(r.stderr);
   return (JSON.parse(r.stdout) as { caption: string }).caption;
 }
+
+test('with a WebGPU adapter (Chromium\'s software one) the page classifies on onnxruntime-web\'s WebGPU provider, as predict does within 1e-4', async () => {
+  // SwiftShader's Vulkan gives headless Chromium an adapter on any machine, so this runs in CI too.
+  const gpuBrowser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const p = await gpuBrowser.newPage();
+    p.on('pageerror', (e) => pageErrors.push(e.message));
+    await p.goto(`${url}?model=small`);
+    await p.waitForSelector('#results[data-state="ready"]', { state: 'attached', timeout: 60000 });
+    expect(await p.textContent('#provider')).toMatch(/Execution provider: WebGPU/);
+    const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
+    expectSamePredictions(await upload(sample, p), predict(sample));
+    const png = path.join(tmp, 'photo-webgpu.png');
+    await sharp(fixture('photos/val_1.JPEG')).png().toFile(png);
+    expectSamePredictions(await upload(png, p), predict(png));
+    expect(pageErrors).toEqual([]);
+  } finally {
+    await gpuBrowser.close();
+  }
+});
 
 test('captioners are listed apart from the classifiers', async () => {
   expect(await page.$$eval('#model-select option', (o) => o.map((x) => (x as unknown as { value: string }).value))).toEqual(['broken', 'small']);
