@@ -3,7 +3,8 @@
  */
 export interface RunCurve {
   run: string;
-  metrics: { epoch: number; trainLoss: number; valLoss: number; valTop1: number; trainTop1?: number }[];
+  /** valBleu: a captioner's corpus BLEU-1..4 of greedy validation captions (its top-1 is next-word accuracy). */
+  metrics: { epoch: number; trainLoss: number; valLoss: number; valTop1: number; trainTop1?: number; valBleu?: number[] }[];
 }
 
 export type VegaLiteSpec = Record<string, unknown>;
@@ -11,14 +12,23 @@ export type VegaLiteSpec = Record<string, unknown>;
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 const FONT = { font: 'DejaVu Sans, Helvetica, Arial, sans-serif' };
 
-/** Loss (left) and accuracy (right) per epoch, train dashed and validation solid, one colour per run. */
+/**
+ * Loss (left) and accuracy (right) per epoch, train dashed and validation solid, one colour per run. Captioners'
+ * accuracy is next-word top-1, and a third panel shows their validation BLEU-4. The subtitle says what the dashed
+ * lines are: the running training loss, and the eval-mode top-1 of a training sample where the runs measured one.
+ */
 export function curvesSpec(runs: RunCurve[], title: string): VegaLiteSpec {
+  const captioners = runs.length > 0 && runs.every((r) => r.metrics.some((m) => m.valBleu !== undefined));
+  const accuracy = captioners ? 'next-word top-1' : 'top-1 accuracy';
   const values = runs.flatMap((r) => r.metrics.flatMap((m) => [
     { run: r.run, epoch: m.epoch, split: 'train', metric: 'loss', value: m.trainLoss },
     { run: r.run, epoch: m.epoch, split: 'validation', metric: 'loss', value: m.valLoss },
-    ...(m.trainTop1 !== undefined ? [{ run: r.run, epoch: m.epoch, split: 'train', metric: 'top-1 accuracy', value: m.trainTop1 }] : []),
-    { run: r.run, epoch: m.epoch, split: 'validation', metric: 'top-1 accuracy', value: m.valTop1 },
+    ...(m.trainTop1 !== undefined ? [{ run: r.run, epoch: m.epoch, split: 'train', metric: accuracy, value: m.trainTop1 }] : []),
+    { run: r.run, epoch: m.epoch, split: 'validation', metric: accuracy, value: m.valTop1 },
+    ...(captioners && m.valBleu?.[3] !== undefined ? [{ run: r.run, epoch: m.epoch, split: 'validation', metric: 'BLEU-4', value: m.valBleu[3] }] : []),
   ]));
+  const sampled = runs.some((r) => r.metrics.some((m) => m.trainTop1 !== undefined));
+  const subtitle = `solid: validation · dashed: training (loss: running average${sampled ? '; top-1: eval mode on a fixed training sample' : ''})`;
   const panel = (metric: string, format: string) => ({
     title: metric,
     transform: [{ filter: { field: 'metric', equal: metric } }],
@@ -35,9 +45,9 @@ export function curvesSpec(runs: RunCurve[], title: string): VegaLiteSpec {
   });
   return {
     $schema: SCHEMA,
-    title: { text: title, subtitle: 'solid: validation · dashed: training (eval mode, 2,000-image sample; loss: running average)', anchor: 'start', subtitleColor: '#555' },
+    title: { text: title, subtitle, anchor: 'start', subtitleColor: '#555' },
     data: { values },
-    hconcat: [panel('loss', '.2f'), panel('top-1 accuracy', '.0%')],
+    hconcat: [panel('loss', '.2f'), panel(accuracy, '.0%'), ...(captioners ? [panel('BLEU-4', '.2f')] : [])],
     resolve: { scale: { color: 'shared' } },
     config: { ...FONT, view: { stroke: null }, axis: { grid: true, gridOpacity: 0.4 } },
     background: 'white',
