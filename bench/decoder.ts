@@ -25,7 +25,7 @@
  * every caption has L real tokens; --lengths varied draws lengths in [L/2, L] (tokens/s counts real tokens).
  *
  *   node bench/run.js bench/decoder.ts [--rounds 5] [--steps 20] [--threads N] [--lengths full|varied] [--json]
- *                                      [--omp-wait-policy passive|default] [--preallocated] [--ours-only]
+ *                                      [--omp-wait-policy passive|default] [--preallocated] [--ours-only] [--optimizer adam|sgd]
  *   node bench/run.js bench/decoder.ts --profile [--unmasked]   # kernel time per op type of a training step
  */
 import { spawn } from 'node:child_process';
@@ -42,6 +42,7 @@ import { BatchNorm2d, Embedding, Linear } from '../src/nn/layers';
 import { Module } from '../src/nn/module';
 import { LSTM } from '../src/nn/recurrent';
 import { encodeModel } from '../src/onnx/write';
+import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { Rng } from '../src/util/rng';
@@ -62,6 +63,12 @@ const LEARNING_RATE = 1e-3;
 const lengthsKind = text('--lengths', 'full');
 const preallocated = args.includes('--preallocated');
 const ompWaitPolicy = text('--omp-wait-policy', 'passive');
+// Adam is what captioners train with; --optimizer sgd (plain SGD, lr 0.1, as ../shared/bench/torch_lstm.py) shows
+// the training graphs side by side with an update that costs almost nothing on either side.
+const optimizerKind = text('--optimizer', 'adam');
+if (optimizerKind !== 'adam' && optimizerKind !== 'sgd') throw new Error(`--optimizer must be adam or sgd, got ${optimizerKind}`);
+const OPTIMIZER: OptimizerConfig = optimizerKind === 'adam' ? { kind: 'adam' } : { kind: 'sgd' };
+const UPDATE_RATE = optimizerKind === 'adam' ? LEARNING_RATE : 0.1;
 if (lengthsKind !== 'full' && lengthsKind !== 'varied') throw new Error(`--lengths must be full or varied, got ${lengthsKind}`);
 if (ompWaitPolicy !== 'passive' && ompWaitPolicy !== 'default') throw new Error(`--omp-wait-policy must be passive or default, got ${ompWaitPolicy}`);
 
@@ -137,7 +144,7 @@ async function prepare(masked: boolean, lengths: number[], extra: Partial<ort.In
   // and buffers; outputs loss, `<param>_grad`, the updated running statistics.
   const graph = buildTrainingGraph(decoder(masked));
   const specs = graph.trainableSpecs;
-  const optimizer = buildOptimizerGraph(specs, { kind: 'adam' });
+  const optimizer = buildOptimizerGraph(specs, OPTIMIZER);
   const session = await ort.InferenceSession.create((await modelForCpu(graph.model)).bytes, sessionOptions(extra));
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), sessionOptions());
   const rng = new Rng(0);
@@ -177,7 +184,7 @@ async function prepare(masked: boolean, lengths: number[], extra: Partial<ort.In
       out = await session.run(feeds(), fetches);
     } else out = await session.run(feeds());
     const optFeeds: Record<string, ort.Tensor> = {
-      learning_rate: new ort.Tensor('float32', Float32Array.from([LEARNING_RATE]), [1]),
+      learning_rate: new ort.Tensor('float32', Float32Array.from([UPDATE_RATE]), [1]),
       step: new ort.Tensor('int64', BigInt64Array.from([BigInt(count)]), [1]),
     };
     for (const p of specs) {
@@ -240,7 +247,7 @@ async function startPyTorch(lengths: number[]): Promise<Torch | string> {
   if (ompWaitPolicy === 'default') delete env.OMP_WAIT_POLICY;
   else env.OMP_WAIT_POLICY = 'PASSIVE';
   const proc = spawn('/usr/bin/python3', [script, '--serve', '--threads', String(threads), '--batch', String(BATCH), '--length', String(LENGTH),
-    '--vocab', String(VOCAB), '--lengths-json', JSON.stringify(lengths)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    '--vocab', String(VOCAB), '--optimizer', optimizerKind, '--lengths-json', JSON.stringify(lengths)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   const lines = readline.createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
@@ -332,7 +339,7 @@ async function profile(masked: boolean, lengths: number[]): Promise<void> {
   const torch = args.includes('--ours-only') ? 'not run (--ours-only)' : await startPyTorch(lengths);
   const withTorch = typeof torch !== 'string';
   const order = ORDER.filter(([side]) => side === 'ours' || withTorch);
-  say(`caption decoder training (batch ${BATCH}, ${LENGTH} tokens a caption, vocabulary ${VOCAB}, hidden ${HIDDEN}, Adam; ${tokens} real tokens an update), `
+  say(`caption decoder training (batch ${BATCH}, ${LENGTH} tokens a caption, vocabulary ${VOCAB}, hidden ${HIDDEN}, ${optimizerKind === 'adam' ? 'Adam' : 'SGD'}; ${tokens} real tokens an update), `
     + `onnxruntime-node ${ort.env.versions.node}, ${threads} threads, ${rounds} round(s) of ${steps} updates of each, alternating update by update`);
   say(withTorch ? `PyTorch: ${torch.system}` : `PyTorch skipped: ${torch}`);
   const losses: Partial<Record<Variant, number>> = {};

@@ -5,7 +5,7 @@ tokens/s. The model is graphs/captioner.ts's `reference` decoder (Show and Tell)
   feature [N, 1280] -> Linear(1280 -> 256) + BatchNorm1d(256) = the LSTM's input at step 0,
   Embedding(vocabulary, 256, padding_idx=0) of the caption's L tokens (teacher forcing) = its inputs at steps 1..L,
   torch.nn.LSTM(256 -> 512, batch_first) over the L + 1 steps -> Linear(512 -> vocabulary) on steps 1..L,
-  cross-entropy over the real tokens (padding ignored), Adam lr 1e-3.
+  cross-entropy over the real tokens (padding ignored), Adam lr 1e-3 (--optimizer sgd: plain SGD lr 0.1).
 
 Two ways of running the LSTM, timed in alternation (one update of each in turn, so that the machine's slow and
 fast phases hit both alike; with --serve, bench/decoder.ts asks for one update at a time and alternates them with
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--lengths", choices=["full", "varied"], default="full")
     ap.add_argument("--lengths-json", help="real tokens of each caption as a JSON list (overrides --lengths)")
     ap.add_argument("--variants", default="padded,packed")
+    ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="Adam lr 1e-3, or plain SGD lr 0.1")
     ap.add_argument("--serve", action="store_true", help="run one update per variant name read from stdin (bench/decoder.ts)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,7 +88,7 @@ def main():
     runs = {}
     for name in variants:
         model = Decoder(v, 1280, 256, 512).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3) if args.optimizer == "adam" else torch.optim.SGD(model.parameters(), lr=0.1)
         if name == "padded":
             def update(model=model, opt=opt):
                 opt.zero_grad(set_to_none=True)
