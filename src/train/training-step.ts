@@ -75,19 +75,17 @@ export class TrainingStep {
       learning_rate: new this.TensorOf('float32', Float32Array.from([lr]), [1]),
       step: new this.TensorOf('int64', BigInt64Array.from([BigInt(step)]), [1]),
     };
-    for (const name of this.graphs.trainable) {
+    const grads = this.graphs.trainable.map((name) => outputOf(out, `${name}_grad`, 'the training graph'));
+    this.graphs.trainable.forEach((name, i) => {
       feeds[name] = state.get(name)!;
-      feeds[`${name}_grad`] = outputOf(out, `${name}_grad`, 'the training graph');
-    }
+      feeds[`${name}_grad`] = grads[i]!;
+    });
     for (const name of this.graphs.slots) feeds[name] = state.get(`optimizer.${name}`)!;
     const updated = await this.optimizer.run(feeds);
-    for (const name of this.graphs.trainable) replace(state, name, updated[`${name}_updated`]!);
-    for (const name of this.graphs.slots) replace(state, `optimizer.${name}`, updated[`${name}_updated`]!);
+    for (const name of this.graphs.trainable) replace(state, name, outputOf(updated, `${name}_updated`, 'the optimizer graph'));
+    for (const name of this.graphs.slots) replace(state, `optimizer.${name}`, outputOf(updated, `${name}_updated`, 'the optimizer graph'));
     for (const [buffer, output] of this.graphs.stateOutputs) replace(state, buffer, outputOf(out, output, 'the training graph'));
-    for (const name of this.graphs.trainable) {
-      const grad = outputOf(out, `${name}_grad`, 'the training graph');
-      if (grad.location === 'gpu-buffer') grad.dispose();
-    }
+    for (const grad of grads) if (grad.location === 'gpu-buffer') grad.dispose();
   }
 
   /** A whole update: gradients, then the optimizer. Returns the batch's loss tensor (on the host unless placed on a GPU). */
