@@ -8,6 +8,7 @@ import { Pixels, Prediction, preprocessImage, topK } from '../../src/export/imag
 import { ModelCard, modelCardProblems } from '../../src/export/model-card';
 import { captionImage, LoadedCaptioner, loadCaptioner, releaseCaptioner } from './caption';
 import { fetchJson } from './fetch-files';
+import { acceptFileDrops } from './file-drops';
 import { pixelLimitProblem } from './teach/limits';
 
 declare const ort: typeof OrtWeb;
@@ -290,15 +291,8 @@ async function start(): Promise<void> {
   dropZone.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' || e.key === ' ') fileInput.click();
   });
-  dropZone.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    dropZone.classList.add('over');
-  });
-  dropZone.addEventListener('dragleave', () => dropZone.classList.remove('over'));
-  dropZone.addEventListener('drop', (e) => {
-    e.preventDefault();
-    dropZone.classList.remove('over');
-    const file = e.dataTransfer?.files[0];
+  acceptFileDrops(dropZone, (dropped) => {
+    const file = dropped?.[0];
     if (file) void useImage(file, file.name);
   });
 

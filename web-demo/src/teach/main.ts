@@ -11,6 +11,7 @@ import { isPlainName, TeachHead, TeachWholeModel } from '../../../src/export/tea
 import { SHAPE_CLASSES } from '../../../src/data/shapes';
 import { TeachBundle } from './bundle';
 import { decodeImage, sampleShapes, TeachImage, thumbnail } from './images';
+import { acceptFileDrops } from '../file-drops';
 import { PAGE_MAX_PIXELS } from './limits';
 import { chooseProvider, configureRuntime } from './runtime';
 import { installTestHooks } from './test-hooks';
@@ -157,16 +158,7 @@ function addClass(name: string, images: TeachImage[] = [], fixed = false): Teach
   files.addEventListener('change', () => {
     void addFiles(files.files).finally(() => (files.value = ''));
   });
-  row.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    row.classList.add('over');
-  });
-  row.addEventListener('dragleave', () => row.classList.remove('over'));
-  row.addEventListener('drop', (e) => {
-    e.preventDefault();
-    row.classList.remove('over');
-    void addFiles(e.dataTransfer?.files);
-  });
+  acceptFileDrops(row, (dropped) => void addFiles(dropped));
   remove.addEventListener('click', () => {
     classes.splice(classes.indexOf(c), 1);
     row.remove();
