@@ -56,11 +56,12 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+/** The page's top 5 for an uploaded file, once the list is for that file (the page names it in data-image). */
 async function upload(file: string, on: Page = page): Promise<{ label: string; probability: number }[]> {
   await on.setInputFiles('#file-input', file);
-  await on.waitForSelector('#results[data-state="done"], #results[data-state="error"]', { state: 'attached', timeout: 60000 });
-  const error = await on.textContent('#error');
-  if (error) throw new Error(`the page shows an error: ${error}`);
+  const name = JSON.stringify(path.basename(file));
+  await on.waitForSelector(`#results[data-state="done"][data-image=${name}], #results[data-state="error"]`, { state: 'attached', timeout: 60000 });
+  if (await on.getAttribute('#results', 'data-state') === 'error') throw new Error(`the page shows an error: ${await on.textContent('#error')}`);
   return on.$$eval('#results li', (items) => items.map((li) => ({ label: li.dataset.label!, probability: Number(li.dataset.probability) })));
 }
 
@@ -116,8 +117,8 @@ function cliCaption(file: string): string {
   return (JSON.parse(r.stdout) as { caption: string }).caption;
 }
 
-test('with a WebGPU adapter (Chromium\'s software one) the page classifies on onnxruntime-web\'s WebGPU provider, as predict does within 1e-4', async () => {
-  // SwiftShader's Vulkan gives headless Chromium an adapter on any machine, so this runs in CI too.
+/** A page on Chromium's software WebGPU adapter (SwiftShader's Vulkan, so it runs on any machine, CI's too). */
+async function withGpuPage(work: (p: Page, gpuBrowser: Browser) => Promise<void>): Promise<void> {
   const gpuBrowser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -128,15 +129,37 @@ test('with a WebGPU adapter (Chromium\'s software one) the page classifies on on
     await p.goto(`${url}?model=small`);
     await p.waitForSelector('#results[data-state="ready"]', { state: 'attached', timeout: 60000 });
     expect(await p.textContent('#provider')).toMatch(/Execution provider: WebGPU/);
+    await work(p, gpuBrowser);
+    expect(pageErrors).toEqual([]);
+  } finally {
+    await gpuBrowser.close();
+  }
+}
+
+test('with a WebGPU adapter (Chromium\'s software one) the page classifies on onnxruntime-web\'s WebGPU provider, as predict does within 1e-4', async () => {
+  await withGpuPage(async (p) => {
     const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
     expectSamePredictions(await upload(sample, p), predict(sample));
     const png = path.join(tmp, 'photo-webgpu.png');
     await sharp(fixture('photos/val_1.JPEG')).png().toFile(png);
     expectSamePredictions(await upload(png, p), predict(png));
-    expect(pageErrors).toEqual([]);
-  } finally {
-    await gpuBrowser.close();
-  }
+    expect(await p.getAttribute('#provider', 'data-provider')).toBe('WebGPU');
+  });
+});
+
+test('when the GPU device is lost (the GPU process crashes) the page says so, loads the model again on wasm and still agrees with predict', async () => {
+  await withGpuPage(async (p, gpuBrowser) => {
+    const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
+    expectSamePredictions(await upload(sample, p), predict(sample));
+    const cdp = await gpuBrowser.newBrowserCDPSession();
+    await cdp.send('Browser.crashGpuProcess');
+    await p.waitForSelector('#provider[data-provider="wasm"]', { state: 'attached', timeout: 60000 });
+    expect(await p.textContent('#provider')).toMatch(/^Execution provider: wasm \(\d+ threads?; the GPU device was lost: .+\)$/);
+    const png = path.join(tmp, 'photo-after-gpu-loss.png');
+    await sharp(fixture('photos/val_1.JPEG')).png().toFile(png);
+    expectSamePredictions(await upload(png, p), predict(png));
+    expect(await p.textContent('#error')).toBe('');
+  });
 });
 
 test('captioners are listed apart from the classifiers', async () => {

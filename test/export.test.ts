@@ -8,7 +8,7 @@ import { GraphBuilder } from '../src/dsl/builder';
 import { decodeImage } from '../src/data/decode-image';
 import { exportModel } from '../src/export/export-model';
 import { storeWeightsAsFloat16 } from '../src/export/float16-weights';
-import { preprocessImage, topK } from '../src/export/image-preprocessing';
+import { preprocessImage, scoresProblem, topK } from '../src/export/image-preprocessing';
 import type { ModelCard } from '../src/export/model-card';
 import { TensorData } from '../src/ir/tensor';
 import type { Model } from '../src/ir/model';
@@ -142,6 +142,14 @@ describe('image preprocessing shared by predict and the web page', () => {
     expect(Array.from(out.slice(0, 8), (v) => +v.toFixed(4))).toEqual([0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1]);
   });
 
+  test('scoresProblem: one finite score per label, else why not', () => {
+    expect(scoresProblem([1, 3, 2], ['a', 'b', 'c'])).toBeUndefined();
+    expect(scoresProblem([1, 3], ['a', 'b', 'c'])).toBe('the model gave 2 scores for 3 labels');
+    expect(scoresProblem([], ['a'])).toBe('the model gave 0 scores for 1 labels');
+    expect(scoresProblem([1, NaN, 2], ['a', 'b', 'c'])).toBe("the model's score for 'b' is NaN");
+    expect(scoresProblem([1, 2, -Infinity], ['a', 'b', 'c'])).toBe("the model's score for 'c' is -Infinity");
+  });
+
   test('topK is a softmax sorted by probability', () => {
     const p = topK([1, 3, 2], ['a', 'b', 'c'], 2);
     expect(p.map((x) => x.label)).toEqual(['b', 'c']);
@@ -251,6 +259,14 @@ describe('deepvision export and predict on a trained model', () => {
     expect(bad.stdout).toContain(direct[0]!.label);
 
     expect(cli(tmp, 'predict', tmp, image).stderr).toMatch(/has no model.json: export a model/);
+    // A card with a label fewer than the model has scores: one error line, not a top 5 with a class nobody named.
+    const short = path.join(tmp, 'short-labels');
+    fs.cpSync(trained.modelDir, short, { recursive: true });
+    const card = JSON.parse(fs.readFileSync(path.join(short, 'model.json'), 'utf8')) as { labels: string[] };
+    fs.writeFileSync(path.join(short, 'model.json'), JSON.stringify({ ...card, labels: card.labels.slice(1) }));
+    const mismatch = cli(tmp, 'predict', short, image);
+    expect(mismatch.status).toBe(1);
+    expect(mismatch.stderr).toMatch(new RegExp(`^error: .*the model gave ${card.labels.length} scores for ${card.labels.length - 1} labels\\n$`));
     expect(cli(tmp, 'export', tmp, '--out', path.join(tmp, 'x')).stderr).toMatch(/is not a deepvision training folder: inference_model.onnx is missing/);
   });
 });

@@ -111,6 +111,18 @@ export interface Prediction {
   probability: number;
 }
 
+/**
+ * Why a model's scores for one image cannot be ranked, or undefined: one score per label, all finite. A model from
+ * elsewhere, or a runtime that failed without saying so, must not show as an empty or meaningless top 5.
+ */
+export function scoresProblem(logits: ArrayLike<number>, labels: readonly string[]): string | undefined {
+  if (logits.length !== labels.length) return `the model gave ${logits.length} scores for ${labels.length} labels`;
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i])) return `the model's score for '${labels[i]}' is ${logits[i]}`;
+  }
+  return undefined;
+}
+
 /** Softmax over the logits (in float64) and the k most probable classes, most probable first. */
 export function topK(logits: ArrayLike<number>, labels: readonly string[], k = 5): Prediction[] {
   let max = -Infinity;

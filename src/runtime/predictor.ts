@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelCard, modelCardProblems } from '../export/model-card';
-import { Pixels, Prediction, preprocessImage, topK } from '../export/image-preprocessing';
+import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../export/image-preprocessing';
+import { outputOf } from './session-output';
 import { UserError } from '../util/user-error';
 
 export class PredictorError extends UserError {}
@@ -56,7 +57,10 @@ export class Predictor {
     const [c, h, w] = this.card.input.shape;
     const input = preprocessImage(image, this.card.input.preprocessing, c, h, w);
     const out = await this.session.run({ [this.card.input.name]: new ort.Tensor('float32', input, [1, c, h, w]) });
-    return topK(out[this.card.output.name]!.data as Float32Array, this.card.labels, k);
+    const scores = outputOf(out, this.card.output.name).data as Float32Array;
+    const problem = scoresProblem(scores, this.card.labels);
+    if (problem !== undefined) throw new PredictorError(problem);
+    return topK(scores, this.card.labels, k);
   }
 
   async release(): Promise<void> {

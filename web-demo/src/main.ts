@@ -4,9 +4,11 @@
  * and the caption from the same search as `deepvision caption`, so the page and the CLI agree.
  */
 import type * as OrtWeb from 'onnxruntime-web';
-import { Pixels, Prediction, preprocessImage, topK } from '../../src/export/image-preprocessing';
+import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../../src/export/image-preprocessing';
+import { outputOf } from '../../src/runtime/session-output';
 import { ModelCard, modelCardProblems } from '../../src/export/model-card';
 import { captionImage, LoadedCaptioner, loadCaptioner, releaseCaptioner } from './caption';
+import { errorMessage } from './error-message';
 import { fetchJson } from './fetch-files';
 import { acceptFileDrops } from './file-drops';
 import { pixelLimitProblem } from './teach/limits';
@@ -73,19 +75,41 @@ function clearError(): void {
   errorBox.textContent = '';
 }
 
+/** Why WebGPU is no longer used, once onnxruntime-web's GPU device was lost (a driver reset, a crashed GPU process). */
+let gpuLost: string | undefined;
+let watchingGpu = false;
+
+/**
+ * Every run on a lost device fails, and onnxruntime-web keeps its one device: when it is lost, the page loads the
+ * current model again, on wasm, and the provider line says why.
+ */
+function watchGpuDevice(): void {
+  if (watchingGpu) return;
+  watchingGpu = true;
+  // The typings say a promise; onnxruntime-web 1.30 gives the device itself once a WebGPU session exists.
+  void Promise.resolve(ort.env.webgpu.device as unknown)
+    .then((device) => (device as { lost: Promise<{ reason?: string; message?: string }> }).lost)
+    .then((info) => {
+      if (info.reason === 'destroyed') return;
+      gpuLost = info.message || 'no reason given';
+      modelSelect.dispatchEvent(new Event('change'));
+    });
+}
+
 /** WebGPU when the browser has a usable adapter, else wasm (threaded when the page is cross-origin isolated). */
 async function createSession(bytes: ArrayBuffer): Promise<{ session: OrtWeb.InferenceSession; provider: string }> {
   const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
-  let webgpuProblem = 'this browser has no WebGPU';
-  if (gpu) {
+  let webgpuProblem = gpuLost === undefined ? 'this browser has no WebGPU' : `the GPU device was lost: ${gpuLost}`;
+  if (gpu && gpuLost === undefined) {
     try {
       if (await gpu.requestAdapter()) {
         const session = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'] });
+        watchGpuDevice();
         return { session, provider: 'WebGPU' };
       }
       webgpuProblem = 'no WebGPU adapter';
     } catch (err) {
-      webgpuProblem = `WebGPU failed: ${(err as Error).message}`;
+      webgpuProblem = `WebGPU failed: ${errorMessage(err)}`;
     }
   }
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
@@ -121,7 +145,7 @@ async function loadModel(id: string): Promise<LoadedModel | undefined> {
     results.dataset.state = 'ready';
     return { id, card, session, provider };
   } catch (err) {
-    showError(`Could not load model '${id}': ${(err as Error).message}`);
+    showError(`Could not load model '${id}': ${errorMessage(err)}`);
     return undefined;
   }
 }
@@ -156,21 +180,28 @@ async function decode(blob: Blob, name: string): Promise<Pixels> {
 
 async function classify(): Promise<void> {
   const model = current;
-  if (!model || !lastImage) return;
+  const image = lastImage;
+  const serial = imageSerial;
+  if (!model || !image) return;
   results.dataset.state = 'running';
   try {
     const [c, h, w] = model.card.input.shape;
-    const input = preprocessImage(lastImage.pixels, model.card.input.preprocessing, c, h, w);
+    const input = preprocessImage(image.pixels, model.card.input.preprocessing, c, h, w);
     const started = performance.now();
     const out = await exclusive(() => model.session.run({ [model.card.input.name]: new ort.Tensor('float32', input, [1, c, h, w]) }));
     const elapsed = performance.now() - started;
-    const logits = out[model.card.output.name];
-    if (!logits) throw new Error(`the model has no output '${model.card.output.name}'`);
-    render(topK(logits.data as Float32Array, model.card.labels, 5));
-    timing.textContent = `Inference: ${elapsed.toFixed(1)} ms (${lastImage.pixels.width}×${lastImage.pixels.height} image → ${w}×${h} input)`;
+    // Another image came while this one ran: its own classification shows its result.
+    if (serial !== imageSerial) return;
+    const scores = outputOf(out, model.card.output.name).data as Float32Array;
+    const problem = scoresProblem(scores, model.card.labels);
+    if (problem !== undefined) throw new Error(problem);
+    render(topK(scores, model.card.labels, 5));
+    timing.textContent = `Inference: ${elapsed.toFixed(1)} ms (${image.pixels.width}×${image.pixels.height} image → ${w}×${h} input)`;
+    // Which image the list is for: a test (or a script) waits for its own image's result, not any earlier one.
+    results.dataset.image = image.name;
     results.dataset.state = 'done';
   } catch (err) {
-    showError(`Inference failed: ${(err as Error).message}`);
+    if (serial === imageSerial) showError(`Inference failed: ${errorMessage(err)}`);
   }
 }
 
@@ -216,7 +247,7 @@ async function caption(): Promise<void> {
     const { beam } = model.card.generation;
     captionTiming.textContent = `Caption: ${found.milliseconds.toFixed(1)} ms (${beam === 1 ? 'greedy' : `beam ${beam}`}, log-probability ${found.logProb.toFixed(2)})`;
   } catch (err) {
-    if (serial === imageSerial) showCaption('error', `Captioning failed: ${(err as Error).message}`);
+    if (serial === imageSerial) showCaption('error', `Captioning failed: ${errorMessage(err)}`);
   }
 }
 
@@ -231,7 +262,7 @@ const switchCaptioner = serially(async (id: string, serial: number) => {
   const previous = await captioner;
   showCaption('loading-model', 'Loading the captioner…');
   captioner = loadCaptioner(id).catch((err: unknown) => {
-    showCaption('error', `Could not load captioner '${id}': ${(err as Error).message}`);
+    showCaption('error', `Could not load captioner '${id}': ${errorMessage(err)}`);
     return undefined;
   });
   const loaded = await captioner;
@@ -260,6 +291,7 @@ async function useImage(blob: Blob, name: string): Promise<void> {
   imageSerial++;
   clearError();
   results.replaceChildren();
+  delete results.dataset.image;
   timing.textContent = '';
   imageName.textContent = name;
   if (!captionSection.hidden) showCaption('waiting', '');
@@ -267,7 +299,7 @@ async function useImage(blob: Blob, name: string): Promise<void> {
     lastImage = { pixels: await decode(blob, name), name };
   } catch (err) {
     lastImage = undefined;
-    showError((err as Error).message);
+    showError(errorMessage(err));
     if (!captionSection.hidden) showCaption('error', 'No caption: the image could not be read.');
     return;
   }
@@ -316,7 +348,7 @@ async function start(): Promise<void> {
   try {
     listed = (await fetchJson<{ models: ModelIndexEntry[] }>('models/index.json')).models;
   } catch (err) {
-    showError(`Could not list the models: ${(err as Error).message}`);
+    showError(`Could not list the models: ${errorMessage(err)}`);
   }
   const wantedCaptioner = new URLSearchParams(location.search).get('captioner');
   const captioners = listed.filter((m) => m.task === 'captioning');

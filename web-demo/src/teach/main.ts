@@ -11,6 +11,7 @@ import { isPlainName, TeachHead, TeachWholeModel } from '../../../src/export/tea
 import { SHAPE_CLASSES } from '../../../src/data/shapes';
 import { TeachBundle } from './bundle';
 import { decodeImage, sampleShapes, TeachImage, thumbnail } from './images';
+import { errorMessage } from '../error-message';
 import { acceptFileDrops } from '../file-drops';
 import { PAGE_MAX_PIXELS } from './limits';
 import { chooseProvider, configureRuntime } from './runtime';
@@ -144,7 +145,7 @@ function addClass(name: string, images: TeachImage[] = [], fixed = false): Teach
       try {
         decoded.push(await decodeImage(file, file.name));
       } catch (err) {
-        refused.push((err as Error).message);
+        refused.push(errorMessage(err));
       }
     }
     addImages(decoded);
@@ -256,6 +257,8 @@ async function train(): Promise<void> {
   busy = 'training';
   stopRequested = false;
   updateButtons();
+  // At once, before the first await: a status left from an earlier run must not read as this run's.
+  setStatus('training', 'Preparing the images…');
   let next: Taught | undefined;
   try {
     const labels = classes.map((c) => c.name.value.trim());
@@ -308,7 +311,7 @@ async function train(): Promise<void> {
   } catch (err) {
     // A trainer that never became the taught model is of no further use: free its sessions.
     if (next !== undefined && next !== taught) await next.trainer.release().catch(() => undefined);
-    showError(`Training failed: ${(err as Error).message}`);
+    showError(`Training failed: ${errorMessage(err)}`);
     setStatus('error', 'Training failed.');
   } finally {
     busy = undefined;
@@ -379,7 +382,7 @@ async function classify(file: File): Promise<void> {
     }));
     predictions.dataset.state = 'done';
   } catch (err) {
-    showError(`Could not classify: ${(err as Error).message}`);
+    showError(`Could not classify: ${errorMessage(err)}`);
     predictions.dataset.state = 'error';
   } finally {
     busy = undefined;
@@ -439,7 +442,7 @@ async function start(): Promise<void> {
     // Only the browser tests reach into the page, and they ask for it.
     if (new URLSearchParams(location.search).get('test') === '1') installTestHooks(bundle, () => taught?.trainer, () => lastSet);
   } catch (err) {
-    showError(`Could not load the Teach bundle at ${base}: ${(err as Error).message}. Make one with \`deepvision export-teach BACKBONE.onnx --out web-demo/models/${name}\`.`);
+    showError(`Could not load the Teach bundle at ${base}: ${errorMessage(err)}. Make one with \`deepvision export-teach BACKBONE.onnx --out web-demo/models/${name}\`.`);
     setStatus('error', 'No backbone.');
     updateButtons();
     return;
@@ -458,7 +461,7 @@ async function start(): Promise<void> {
   } catch (err) {
     // A card the checks let through but the page cannot use: say so rather than leave the page half set up.
     bundle = undefined;
-    showError(`Could not use the Teach bundle at ${base}: ${(err as Error).message}. Make it again with \`deepvision export-teach\`.`);
+    showError(`Could not use the Teach bundle at ${base}: ${errorMessage(err)}. Make it again with \`deepvision export-teach\`.`);
     setStatus('error', 'No backbone.');
     updateButtons();
     return;

@@ -3,6 +3,7 @@
  * WebGPU when the browser has an adapter, else on wasm.
  */
 import type * as OrtWeb from 'onnxruntime-web';
+import { errorMessage } from '../error-message';
 
 declare const ort: typeof OrtWeb;
 export const Ort = ort;
@@ -30,7 +31,7 @@ export async function chooseProvider(): Promise<Provider> {
     if (await gpu.requestAdapter()) return { providers: ['webgpu', 'wasm'], description: 'WebGPU' };
     return { providers: ['wasm'], description: `${wasm}; no WebGPU adapter` };
   } catch (err) {
-    return { providers: ['wasm'], description: `${wasm}; WebGPU failed: ${(err as Error).message}` };
+    return { providers: ['wasm'], description: `${wasm}; WebGPU failed: ${errorMessage(err)}` };
   }
 }
 
@@ -40,7 +41,7 @@ export async function createSession(bytes: ArrayBuffer | Uint8Array, provider: P
       executionProviders: provider.providers, graphOptimizationLevel: 'all',
     });
   } catch (err) {
-    throw new Error(`onnxruntime-web could not load ${what}: ${(err as Error).message.split('\n')[0]}`);
+    throw new Error(`onnxruntime-web could not load ${what}: ${errorMessage(err).split('\n')[0]}`);
   }
 }
 
