@@ -108,9 +108,9 @@ async function decodeSource(source: ImageSource, size: number, maxPixels: number
     const worker = async () => {
       for (let i = next++; i < entries.length; i = next++) {
         const e = entries[i]!;
-        const name = path.basename(e.file === undefined ? 'record' : displayPath(e.file));
+        const name = 'file' in e ? path.basename(displayPath(e.file)) : 'record';
         try {
-          const pixelsIn = e.planar ? interleave(e.planar) : await decodeImage(await readable(e.file!), { label: name, maxPixels });
+          const pixelsIn = 'planar' in e ? interleave(e.planar) : await decodeImage(await readable(e.file), { label: name, maxPixels });
           resizeToPlanar(pixelsIn, size, size, pixels.subarray(i * image, (i + 1) * image));
           ok[i] = 1;
         } catch (err) {

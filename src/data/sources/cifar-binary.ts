@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FolderListing } from './folder-listing';
-import { DataSourceError, ImageEntry, ImageSource } from './image-source';
+import { DataSourceError, DecodedImageEntry, ImageSource } from './image-source';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3 * 32 * 32;
@@ -35,8 +35,8 @@ export function cifarBinarySource(root: string): ImageSource {
   const metaFile = path.join(root, 'batches.meta.txt');
   const meta = fs.existsSync(metaFile) ? listing.file(metaFile, MISSING) : undefined;
   const classNames = meta !== undefined ? fs.readFileSync(meta, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') : CIFAR10_CLASSES;
-  const read = (files: string[]): ImageEntry[] => {
-    const entries: ImageEntry[] = [];
+  const read = (files: string[]): DecodedImageEntry[] => {
+    const entries: DecodedImageEntry[] = [];
     for (const file of files) {
       const bytes = fs.readFileSync(file);
       if (bytes.length % RECORD !== 0) throw new DataSourceError(`${file} is ${bytes.length} bytes, not a whole number of ${RECORD}-byte CIFAR-10 records (truncated?)`);

@@ -1,11 +1,11 @@
 import * as path from 'node:path';
 import { FolderListing } from './folder-listing';
-import { DataSourceError, IMAGE_EXTENSIONS, ImageEntry, ImageSource } from './image-source';
+import { DataSourceError, IMAGE_EXTENSIONS, FileImageEntry, ImageSource } from './image-source';
 
 const VAL_SPLIT_NAMES = ['val', 'valid', 'validation', 'test'];
 
-function entriesOf(listing: FolderListing, dir: string, classNames: string[]): ImageEntry[] {
-  const entries: ImageEntry[] = [];
+function entriesOf(listing: FolderListing, dir: string, classNames: string[]): FileImageEntry[] {
+  const entries: FileImageEntry[] = [];
   for (const [label, name] of classNames.entries()) {
     // A class missing from this split lists nothing.
     for (const file of listing.images(path.join(dir, name), true)) entries.push({ label, file });
@@ -25,8 +25,8 @@ export function imageFolderSource(root: string): ImageSource {
   const trainDir = top.includes('train') ? path.join(root, 'train') : undefined;
   const valName = VAL_SPLIT_NAMES.find((n) => top.includes(n));
   let classNames: string[];
-  let train: ImageEntry[];
-  let val: ImageEntry[] | undefined;
+  let train: FileImageEntry[];
+  let val: FileImageEntry[] | undefined;
   if (trainDir !== undefined) {
     classNames = listing.folders(trainDir);
     train = entriesOf(listing, trainDir, classNames);
@@ -46,6 +46,6 @@ export function imageFolderSource(root: string): ImageSource {
   if (empty.length > 0) throw new DataSourceError(`${root}: class folders without images: ${empty.slice(0, 5).join(', ')}`);
   return {
     name: path.basename(path.resolve(root)), format: 'image-folder', classNames, train, val,
-    files: [...train, ...(val ?? [])].map((e) => e.file!), notices: listing.notices(),
+    files: [...train, ...(val ?? [])].map((e) => e.file), notices: listing.notices(),
   };
 }

@@ -8,14 +8,20 @@ export function displayPath(file: FilePath): string {
   return typeof file === 'string' ? file : file.toString('utf8');
 }
 
-/** Where the images of a data set come from, before decoding: one entry per image, per split. */
-export interface ImageEntry {
+/** An image of a data set as an encoded file (JPEG, PNG, ...). */
+export interface FileImageEntry {
   label: number;
-  /** An encoded image file (JPEG, PNG, ...). */
-  file?: FilePath;
-  /** Or pixels already decoded (CIFAR's binary records): planar RGB, 8-bit. */
-  planar?: { data: Uint8Array; width: number; height: number };
+  file: FilePath;
 }
+
+/** An image of a data set as pixels already decoded (CIFAR's binary records): planar RGB, 8-bit. */
+export interface DecodedImageEntry {
+  label: number;
+  planar: { data: Uint8Array; width: number; height: number };
+}
+
+/** Where the images of a data set come from, before decoding: one entry per image, per split. */
+export type ImageEntry = FileImageEntry | DecodedImageEntry;
 
 export interface ImageSource {
   /** Short name for messages and cache files, e.g. 'tiny-imagenet-30'. */

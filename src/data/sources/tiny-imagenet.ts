@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FolderListing } from './folder-listing';
-import { DataSourceError, ImageEntry, ImageSource } from './image-source';
+import { DataSourceError, FileImageEntry, ImageSource } from './image-source';
 
 export function isTinyImageNet(root: string): boolean {
   return fs.existsSync(path.join(root, 'wnids.txt')) && fs.existsSync(path.join(root, 'train'));
@@ -39,13 +39,13 @@ export function tinyImageNetSource(root: string): ImageSource {
     }
   }
   const classNames = wnids.map((w) => words.get(w) ?? w);
-  const train: ImageEntry[] = [];
+  const train: FileImageEntry[] = [];
   for (const [label, wnid] of wnids.entries()) {
     const dir = path.join(root, 'train', wnid, 'images');
     if (!fs.existsSync(dir)) throw new DataSourceError(`${root}: train/${wnid}/images is missing (wnids.txt lists ${wnid})`);
     for (const file of listing.images(dir, false)) train.push({ label, file });
   }
-  let val: ImageEntry[] | undefined;
+  let val: FileImageEntry[] | undefined;
   const annotations = path.join(root, 'val', 'val_annotations.txt');
   if (fs.existsSync(annotations)) {
     const index = new Map(wnids.map((w, i) => [w, i]));
@@ -64,6 +64,6 @@ export function tinyImageNetSource(root: string): ImageSource {
   }
   return {
     name: path.basename(path.resolve(root)), format: 'tiny-imagenet', classNames, train, val,
-    files: [...train, ...(val ?? [])].map((e) => e.file!), notices: listing.notices(),
+    files: [...train, ...(val ?? [])].map((e) => e.file), notices: listing.notices(),
   };
 }
