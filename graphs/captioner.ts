@@ -7,13 +7,18 @@
  * reference study's decoder (Linear + BatchNorm to an embedding of 256, LSTM of 512) on a pretrained ONNX backbone's
  * pooled features (`--set backbone=FILE`, frozen). The `attention` variant is Show, Attend and Tell's decoder: at each
  * word it attends over the regions of the backbone's spatial `feature_map` (7x7 = 49 for MobileNetV2 at 224 px; the
- * small CNN's 4x4 map without a backbone) and reads their weighted sum beside the word.
+ * small CNN's 4x4 map without a backbone) and reads their weighted sum beside the word. Its regularizers, as in the
+ * paper: `dropout` before the vocabulary layer and `attentionPenalty`, the weight of the doubly stochastic attention
+ * penalty (both 0 by default; `dropout` serves the LSTM decoder too).
  *
  * Graphs: training (`input` images, `captions` [N, T] = the caption from <start>, predicting `targets` [N, T] = the
  * caption to <end>), and for generation two entry points: `encoder` (image -> its features and the LSTM state after
  * them) and `step` (previous token, state and features -> log-probabilities of the next token and the new state).
  */
-import { defineModel, F, nn, Tensor } from 'deepvision';
+import { defineModel, F, losses, nn, Tensor } from 'deepvision';
+
+/** The padding token's id (the vocabulary's first entry). */
+const PAD_TOKEN = 0;
 
 export type CaptionerConfig = {
   /** Vocabulary size and caption length (tokens fed per caption): set from the data by `deepvision train`. */
@@ -31,6 +36,13 @@ export type CaptionerConfig = {
   decoder: string;
   /** Attention: the size of its hidden layer (the regions' and the state's projections). */
   attentionSize: number;
+  /** Dropout on the LSTM's output before the vocabulary layer, in training (0: none). */
+  dropout: number;
+  /**
+   * Attention: the weight of Show, Attend and Tell's doubly stochastic penalty (losses.attentionPenalty), which
+   * pushes the attention each region gets over a caption towards 1 (0: none). Training graphs only.
+   */
+  attentionPenalty: number;
 };
 
 class SmallEncoder extends nn.Module {
@@ -135,7 +147,7 @@ export class Captioner extends nn.Module {
     const features = this.encoder.forward(images) as Tensor;
     const { output } = this.lstm.forward(F.concat([this.imageStep(features), this.wordSteps(captions, features)], 1));
     // Position 0 saw only the image; positions 1..T predict the caption's tokens.
-    return this.classifier.forward(F.slice(output, [1], [this.c.maxLength + 1], [1]));
+    return this.classifier.forward(F.dropout(F.slice(output, [1], [this.c.maxLength + 1], [1]), this.c.dropout));
   }
 
   /** The image's features and the LSTM state after reading them: what decoding starts from. */
@@ -190,32 +202,37 @@ export class AttentionCaptioner extends nn.Module {
     return [features, this.attention.projectFeatures(features), F.tanh(this.initH.forward(mean)), F.tanh(this.initC.forward(mean))];
   }
 
-  /** One word: logits [N, V], the new state, and where the model looked [N, R]. */
-  private decode(word: Tensor, h: Tensor, c: Tensor, features: Tensor, keys: Tensor): { logits: Tensor; h: Tensor; c: Tensor; weights: Tensor } {
+  /** One word: the new state, and where the model looked [N, R]. */
+  private decode(word: Tensor, h: Tensor, c: Tensor, features: Tensor, keys: Tensor): { h: Tensor; c: Tensor; weights: Tensor } {
     const { context, weights } = this.attention.forward(features, h, { projectedFeatures: keys });
     // The gate lets the state decide how much of the image a word needs (little for "a", "the").
     const gated = F.mul(F.sigmoid(this.gate.forward(h)), context);
     const next = this.cell.forward(F.concat([word, gated], 1), h, c);
-    return { logits: this.classifier.forward(next.h), h: next.h, c: next.c, weights };
+    return { h: next.h, c: next.c, weights };
   }
 
   /** Teacher forcing, one step per caption token: logits [N, T, vocabulary]. */
   forward(images: Tensor, captions: Tensor): Tensor {
     let [features, keys, h, c] = this.encode(images) as [Tensor, Tensor, Tensor, Tensor];
     const embedded = this.embed.forward(captions);
-    const logits: Tensor[] = [];
+    const states: Tensor[] = [];
+    const weights: Tensor[] = [];
     for (let t = 0; t < this.c.maxLength; t++) {
       const word = F.squeeze(F.slice(embedded, [t], [t + 1], [1]), [1]);
       const out = this.decode(word, h, c, features, keys);
-      logits.push(F.unsqueeze(out.logits, [1]));
+      states.push(F.unsqueeze(out.h, [1]));
+      weights.push(F.unsqueeze(out.weights, [1]));
       ({ h, c } = out);
     }
-    return F.concat(logits, 1);
+    // A step is real when its input token is (padding follows the caption's <end>): only those count.
+    losses.addTrainingLoss('attention', () => losses.attentionPenalty(F.concat(weights, 1), F.greater(captions, PAD_TOKEN)), this.c.attentionPenalty);
+    // One vocabulary layer over all the steps' states [N, T, H].
+    return this.classifier.forward(F.dropout(F.concat(states, 1), this.c.dropout));
   }
 
   step(token: Tensor, h: Tensor, c: Tensor, features: Tensor, keys: Tensor): Tensor[] {
     const out = this.decode(this.embed.forward(token), h, c, features, keys);
-    return [F.logSoftmax(out.logits, -1), out.h, out.c, out.weights];
+    return [F.logSoftmax(this.classifier.forward(out.h), -1), out.h, out.c, out.weights];
   }
 }
 
@@ -228,6 +245,7 @@ export default defineModel<CaptionerConfig>({
   task: 'captioning',
   defaults: {
     vocabularySize: 1000, maxLength: 16, imageSize: 32, embedding: 128, hidden: 256, backbone: '', output: 'features', inject: 'every', decoder: 'lstm', attentionSize: 256,
+    dropout: 0, attentionPenalty: 0,
   },
   variants: {
     // The reference study's decoder on MobileNetV2's pooled features.

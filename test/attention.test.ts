@@ -1,13 +1,15 @@
 /**
  * nn.AdditiveAttention against the same computation written by hand in PyTorch (float64): context, weights and the
  * gradients of the features, the query and every parameter, with and without a mask; against central finite
- * differences; the precomputed-features path; shapes and errors.
+ * differences; the precomputed-features path; shapes and errors. Show, Attend and Tell's attention penalty and the
+ * training-loss hook it goes through.
  */
 import * as ort from 'onnxruntime-node';
 import { checkGradientGraph } from '../src/autodiff/gradcheck';
 import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
+import * as losses from '../src/dsl/losses';
 import { AdditiveAttention } from '../src/nn/attention';
 import { encodeModel } from '../src/onnx/write';
 import { Rng } from '../src/util/rng';
@@ -160,4 +162,73 @@ test('shape errors name the module and the shapes', () => {
   expect(run(() => attention.forward(features, query, b.input('m', 'float32', ['batch', 6])))).toThrow(
     "additiveAttention 'decoder.attention': mask must be [N, R] = [batch, 7], got float32[batch, 6]");
   expect(() => new AdditiveAttention(D, 0, A)).toThrow('AdditiveAttention: hiddenSize must be a positive integer, got 0');
+});
+
+describe('losses.attentionPenalty and losses.addTrainingLoss', () => {
+  const [n, t, r] = [2, 3, 4];
+  const STEPS = [1, 1, 0, /**/ 1, 0, 0];
+
+  /** Weights [n, t, r] whose rows are softmaxes of seeded scores, and the penalty graph over them (float64). */
+  function penaltyCase() {
+    const rng = new Rng(11);
+    const weights: number[] = [];
+    for (let row = 0; row < n * t; row++) {
+      const e = Array.from({ length: r }, () => Math.exp(rng.normal()));
+      const total = e.reduce((a, b) => a + b, 0);
+      weights.push(...e.map((v) => v / total));
+    }
+    const b = new GraphBuilder('penalty', 'train');
+    const w = b.input('weights', 'float64', [n, t, r]);
+    const steps = b.input('steps', 'bool', [n, t]);
+    const penalty = b.run(() => losses.attentionPenalty(w, steps));
+    // The gradient check reads `loss` and `<input>_grad`.
+    b.output('loss', penalty);
+    b.output('weights_grad', gradients(penalty, [w])[0]!);
+    const feeds = {
+      weights: new ort.Tensor('float64', Float64Array.from(weights), [n, t, r]),
+      steps: new ort.Tensor('bool', Uint8Array.from(STEPS), [n, t]),
+    };
+    return { model: encodeModel(b.toModel()), feeds, weights };
+  }
+
+  test('mean over images and regions of (1 - the weights summed over the real steps)^2, with a gradient that matches finite differences', async () => {
+    const c = penaltyCase();
+    let expected = 0;
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < r; k++) {
+        let total = 0;
+        for (let s = 0; s < t; s++) if (STEPS[i * t + s]) total += c.weights[(i * t + s) * r + k]!;
+        expected += (1 - total) ** 2 / (n * r);
+      }
+    }
+    const session = await ort.InferenceSession.create(c.model);
+    const out = await session.run(c.feeds);
+    await session.release();
+    expect(Math.abs(Number(out.loss!.data[0]) - expected)).toBeLessThan(1e-12);
+    // Padding steps get no gradient.
+    const grad = out.weights_grad!.data as Float64Array;
+    for (let row = 0; row < n * t; row++) if (!STEPS[row]) expect(Array.from(grad.slice(row * r, (row + 1) * r), Math.abs)).toEqual([0, 0, 0, 0]);
+    const report = await checkGradientGraph(c.model, c.feeds, ['weights'], {});
+    expect(report).toMatchObject({ ok: true, failures: 0, checked: n * t * r });
+  });
+
+  test('a training graph adds the weighted term; an evaluation graph never builds it; bad terms are refused by name', () => {
+    const calls: string[] = [];
+    const build = (mode: 'train' | 'eval') => {
+      const b = new GraphBuilder('aux', mode);
+      const x = b.input('x', 'float32', [2, 3]);
+      b.run(() => losses.addTrainingLoss('l2', () => (calls.push(mode), F.reduceSum(F.mul(x, x), undefined, false)), 0.1));
+      return b;
+    };
+    expect([...build('train').trainingLosses.keys()]).toEqual(['l2']);
+    expect(build('eval').trainingLosses.size).toBe(0);
+    expect(calls).toEqual(['train']);
+    const b = new GraphBuilder('errors', 'train');
+    const x = b.input('x', 'float32', [2, 3]);
+    expect(() => b.run(() => losses.addTrainingLoss('row', () => F.reduceSum(x, [1], false)))).toThrow("'row' must be a float scalar, got float32[2]");
+    expect(() => b.run(() => losses.addTrainingLoss('minus', () => F.reduceSum(x, undefined, false), -1))).toThrow("the weight of 'minus' must be a finite number >= 0, got -1");
+    b.run(() => losses.addTrainingLoss('once', () => F.reduceSum(x, undefined, false)));
+    expect(() => b.run(() => losses.addTrainingLoss('once', () => F.reduceSum(x, undefined, false)))).toThrow("a training loss named 'once' was already added");
+    expect(() => b.run(() => losses.attentionPenalty(x))).toThrow('weights must be a float tensor [N, T, R], got float32[2, 3]');
+  });
 });

@@ -12,7 +12,7 @@ import { checkGradientGraph } from '../src/autodiff/gradcheck';
 import { buildEntryPoint, buildModel } from '../src/model/build';
 import { loadCaptionData } from '../src/data/captions/load-captions';
 import { readSafetensors } from '../src/io/safetensors';
-import { buildTrainingGraph } from '../src/model/training-graph';
+import { buildEvalGraph, buildTrainingGraph } from '../src/model/training-graph';
 import { train } from '../src/train/trainer';
 import { writeSmallBackbone } from './support/small-backbone';
 import { encodeModel } from '../src/onnx/write';
@@ -192,8 +192,8 @@ describe('captioner, attention variant (Show, Attend and Tell)', () => {
   // The small CNN's map of a 16-px image: 2x2 = 4 regions.
   const attention = { ...config, decoder: 'attention', attentionSize: 6 };
 
-  test('the training graph unrolls one attention step per token; gradients match finite differences', async () => {
-    const small = { ...attention, embedding: 4, hidden: 5, attentionSize: 3 };
+  test('the training graph unrolls one attention step per token; gradients (the attention penalty\'s too) match finite differences', async () => {
+    const small = { ...attention, embedding: 4, hidden: 5, attentionSize: 3, attentionPenalty: 1 };
     const graph = buildTrainingGraph(captioner, { config: small, seed: 2 });
     expect(graph.trainable).toEqual(expect.arrayContaining(['regions.weight', 'initH.weight', 'attention.featureProjection.weight', 'attention.score.weight', 'gate.weight', 'cell.weight_hh', 'classifier.weight']));
     const feeds: Record<string, ort.Tensor> = { ...batch(1) };
@@ -202,6 +202,54 @@ describe('captioner, attention variant (Show, Attend and Tell)', () => {
     const report = await checkGradientGraph(encodeModel(graph.model), feeds, decoder, { sample: 3, largest: 2, seed: 4, eps: 1e-3 });
     if (!report.ok) console.log(report);
     expect(report.ok).toBe(true);
+  });
+
+  test('the attention penalty: a training graph adds λ x mean over images and regions of (1 - the weights the step model gives each region over the real steps)^2; evaluation graphs do not', async () => {
+    const penalized = { ...attention, attentionPenalty: 0.5 };
+    const feeds: Record<string, ort.Tensor> = { ...batch(5) };
+    const plainGraph = buildTrainingGraph(captioner, { config: attention, seed: 3 });
+    for (const [name, value] of plainGraph.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
+    const lossOf = async (model: Parameters<typeof encodeModel>[0]) => {
+      const session = await ort.InferenceSession.create(encodeModel(model));
+      const wanted = Object.fromEntries(session.inputNames.map((name) => [name, feeds[name]!]));
+      const loss = Number((await session.run(wanted)).loss!.data[0]);
+      await session.release();
+      return loss;
+    };
+    const plain = await lossOf(plainGraph.model);
+    const withPenalty = await lossOf(buildTrainingGraph(captioner, { config: penalized, seed: 3 }).model);
+    expect(await lossOf(buildEvalGraph(captioner, { config: penalized, seed: 3 }).model)).toBeCloseTo(await lossOf(buildEvalGraph(captioner, { config: attention, seed: 3 }).model), 6);
+
+    // The same weights from the generation graphs, one step per token, summed over the steps whose token is real
+    // (the encoder with the batch's statistics, as the training graph normalizes).
+    const encoder = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'encoder', { config: attention, seed: 3, values: plainGraph.values, mode: 'train' })));
+    const step = await ort.InferenceSession.create(encodeModel(buildEntryPoint(captioner, 'step', { config: attention, seed: 3, values: plainGraph.values })));
+    const encoded = await encoder.run({ input: feeds.input! });
+    const R = 4;
+    const T = attention.maxLength;
+    const captions = feeds.captions!.data as BigInt64Array;
+    const totals = new Float64Array(N * R);
+    let { h, c } = encoded;
+    for (let t = 0; t < T; t++) {
+      const token = new ort.Tensor('int64', BigInt64Array.from({ length: N }, (_, n) => captions[n * T + t]!), [N]);
+      const out = await step.run({ token, h: h!, c: c!, features: encoded.features!, keys: encoded.keys! });
+      const weights = out.attention!.data as Float32Array;
+      for (let n = 0; n < N; n++) if (captions[n * T + t] !== 0n) for (let r = 0; r < R; r++) totals[n * R + r]! += weights[n * R + r]!;
+      ({ h_next: h, c_next: c } = out);
+    }
+    const penalty = totals.reduce((sum, total) => sum + (1 - total) ** 2, 0) / (N * R);
+    expect(penalty).toBeGreaterThan(0.01);
+    expect(Math.abs(withPenalty - plain - 0.5 * penalty)).toBeLessThan(1e-5);
+    await Promise.all([encoder.release(), step.release()]);
+  });
+
+  test('dropout before the vocabulary layer: one noise input over all the steps\' states in training graphs, none in generation graphs', () => {
+    const dropped = { ...attention, dropout: 0.5 };
+    const noise = buildTrainingGraph(captioner, { config: dropped }).model.graph.inputs.filter((v) => v.name.startsWith('dropout_noise'));
+    expect(noise.map((v) => v.shape)).toEqual([['batch', attention.maxLength, attention.hidden]]);
+    expect(buildEntryPoint(captioner, 'step', { config: dropped }).graph.inputs.map((v) => v.name)).toEqual(['token', 'h', 'c', 'features', 'keys']);
+    const lstmNoise = buildTrainingGraph(captioner, { config: { ...config, dropout: 0.3 } }).model.graph.inputs.filter((v) => v.name.startsWith('dropout_noise'));
+    expect(lstmNoise.map((v) => v.shape)).toEqual([['batch', config.maxLength, config.hidden]]);
   });
 
   test('encoder + decoder steps give the forward pass\'s log-probabilities token by token, with attention weights that sum to 1', async () => {

@@ -5,6 +5,7 @@
 import { isFloatingDType } from '../ir/dtype';
 import { dimsCompatible, formatShape } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
+import { activeBuilder } from './builder';
 import * as F from './functional';
 import type { Tensor } from './tensor';
 
@@ -102,4 +103,38 @@ export function mseLoss(prediction: Tensor, target: Tensor): Tensor {
 export function bceWithLogits(logits: Tensor, target: Tensor): Tensor {
   const perItem = F.add(F.sub(F.relu(logits), F.mul(logits, target)), F.log(F.add(F.exp(F.neg(F.abs(logits))), 1)));
   return F.reduceMean(perItem, undefined, false);
+}
+
+/**
+ * Show, Attend and Tell's doubly stochastic attention penalty (Xu et al. 2015, eq. 14): over a caption, the weights
+ * each region gets should add up to about 1, so that the decoder looks at every part of the image at some word.
+ * mean over images and regions of (1 - sum_t mask_t * alpha_ti)^2, for weights [N, T, R] (each row over R sums to
+ * 1) and mask [N, T] (1 for real steps, 0 for padding, which must not count). The paper sums over the regions; the
+ * mean keeps the term's size apart from the number of regions, beside a cross-entropy averaged per token.
+ */
+export function attentionPenalty(weights: Tensor, mask?: Tensor): Tensor {
+  const b = weights.builder;
+  if (weights.rank !== 3 || !isFloatingDType(weights.dtype)) throw b.error('attentionPenalty', `weights must be a float tensor [N, T, R], got ${weights.dtype}${formatShape(weights.shape)}`);
+  if (mask !== undefined && (mask.rank !== 2 || !dimsCompatible(mask.dim(0), weights.dim(0)) || !dimsCompatible(mask.dim(1), weights.dim(1)))) {
+    throw b.error('attentionPenalty', `mask must be [N, T] = ${formatShape(weights.shape.slice(0, 2))}, got ${mask.dtype}${formatShape(mask.shape)}`);
+  }
+  const counted = mask === undefined ? weights : F.mul(weights, F.unsqueeze(F.cast(mask, weights.dtype), [2]));
+  const shortfall = F.sub(1, F.reduceSum(counted, [1], false));
+  return F.reduceMean(F.mul(shortfall, shortfall), [0, 1], false);
+}
+
+
+/**
+ * Adds a float scalar, times `weight`, to the loss a training graph minimizes: for regularizers that a model computes
+ * from its own activations. `term` is only called when a training graph is built; evaluation graphs leave it out,
+ * so their loss stays the data term (the cross-entropy) and compares across models.
+ */
+export function addTrainingLoss(name: string, term: () => Tensor, weight = 1): void {
+  const b = activeBuilder();
+  if (!Number.isFinite(weight) || weight < 0) throw b.error('addTrainingLoss', `the weight of '${name}' must be a finite number >= 0, got ${weight}`);
+  if (b.trainingLosses.has(name)) throw b.error('addTrainingLoss', `a training loss named '${name}' was already added`);
+  if (!b.training || weight === 0) return;
+  const value = term();
+  if (value.rank !== 0 || !isFloatingDType(value.dtype)) throw b.error('addTrainingLoss', `'${name}' must be a float scalar, got ${value.dtype}${formatShape(value.shape)}`);
+  b.trainingLosses.set(name, weight === 1 ? value : F.mul(value, weight));
 }

@@ -105,14 +105,15 @@ export function traceModel(
 
 /**
  * One of a model's entry points (a captioner's encoder or decoder step) as an inference graph, its parameters
- * initializers with `values` where given (trained ones from a checkpoint), else their initial values.
+ * initializers with `values` where given (trained ones from a checkpoint), else their initial values. `mode`
+ * 'train' (batch statistics; no dropout noise may be asked for) lets a check compare it with a training graph.
  */
 export function buildEntryPoint(
-  definition: ModelDefinition, name: string, options: Omit<BuildOptions, 'parameters' | 'mode'> & { values?: ReadonlyMap<string, TensorData> } = {},
+  definition: ModelDefinition, name: string, options: Omit<BuildOptions, 'parameters'> & { values?: ReadonlyMap<string, TensorData> } = {},
 ): Model {
   const entry = definition.entryPoints?.[name];
   if (entry === undefined) throw new Error(`model '${definition.name}' has no entry point '${name}' (it has: ${Object.keys(definition.entryPoints ?? {}).join(', ') || 'none'})`);
-  const trace = traceModel(definition, { ...options, mode: 'eval', parameters: 'initializers' }, undefined, entry);
+  const trace = traceModel(definition, { ...options, mode: options.mode ?? 'eval', parameters: 'initializers' }, undefined, entry);
   const { builder, outputs } = trace;
   const names = typeof entry.outputs === 'function' ? entry.outputs(trace.config) : entry.outputs;
   if (outputs.length !== names.length) throw new Error(`entry point '${name}' of model '${definition.name}' names ${names.length} outputs but returned ${outputs.length}`);

@@ -1,5 +1,5 @@
 import { gradients } from '../autodiff/gradients';
-import { DROPOUT_NOISE } from '../dsl/functional';
+import * as F from '../dsl/functional';
 import { crossEntropy, maskedCrossEntropy } from '../dsl/losses';
 import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
@@ -29,7 +29,7 @@ export interface TrainingGraph {
 
 /**
  * The training graph of a classifier: inputs `input`, `labels`, the uniform noise of each dropout
- * (`dropout_noise.<k>`, shaped like the dropped tensor), then every parameter and every state tensor by name; outputs `loss` (softmax cross-entropy), then `<param>_grad` for each trainable parameter, then the updated
+ * (`dropout_noise.<k>`, shaped like the dropped tensor), then every parameter and every state tensor by name; outputs `loss` (softmax cross-entropy, plus the terms the model adds with losses.addTrainingLoss), then `<param>_grad` for each trainable parameter, then the updated
  * state tensors. The forward pass runs in training mode (dropout, batch statistics).
  */
 export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
@@ -67,13 +67,17 @@ function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGrap
   });
   const what = captioning ? 'a captioner\'s forward must return one tensor of logits [batch, length, vocabulary]' : 'a classifier\'s forward must return one tensor of logits';
   if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': ${what}`);
-  const loss = trace.builder.run(() => (captioning
-    ? maskedCrossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, trace.extraInputs[1]!, { labelSmoothing: options.labelSmoothing })
-    : crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing })));
+  const loss = trace.builder.run(() => {
+    const data = captioning
+      ? maskedCrossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, trace.extraInputs[1]!, { labelSmoothing: options.labelSmoothing })
+      : crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing });
+    // The model's own regularizers (losses.addTrainingLoss), in training graphs only.
+    return [...trace.builder.trainingLosses.values()].reduce((sum, term) => F.add(sum, term), data);
+  });
   // Dropout noise inputs appear while forward runs, after the parameters: list them with the data inputs.
   const inputs = trace.builder.graph.inputs;
-  const noise = inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
-  const rest = inputs.filter((v) => !v.name.startsWith(DROPOUT_NOISE));
+  const noise = inputs.filter((v) => v.name.startsWith(F.DROPOUT_NOISE));
+  const rest = inputs.filter((v) => !v.name.startsWith(F.DROPOUT_NOISE));
   const data = trace.inputs.length + trace.extraInputs.length;
   inputs.splice(0, inputs.length, ...rest.slice(0, data), ...noise, ...rest.slice(data));
   return { trace, loss, buildOptions };
