@@ -123,7 +123,6 @@ export function attentionPenalty(weights: Tensor, mask?: Tensor): Tensor {
   return F.reduceMean(F.mul(shortfall, shortfall), [0, 1], false);
 }
 
-
 /**
  * Adds a float scalar, times `weight`, to the loss a training graph minimizes: for regularizers that a model computes
  * from its own activations. `term` is only called when a training graph is built; evaluation graphs leave it out,

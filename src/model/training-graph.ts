@@ -29,8 +29,10 @@ export interface TrainingGraph {
 
 /**
  * The training graph of a classifier: inputs `input`, `labels`, the uniform noise of each dropout
- * (`dropout_noise.<k>`, shaped like the dropped tensor), then every parameter and every state tensor by name; outputs `loss` (softmax cross-entropy, plus the terms the model adds with losses.addTrainingLoss), then `<param>_grad` for each trainable parameter, then the updated
- * state tensors. The forward pass runs in training mode (dropout, batch statistics).
+ * (`dropout_noise.<k>`, shaped like the dropped tensor), then every parameter and every state tensor by name;
+ * outputs `loss` (softmax cross-entropy, plus the terms the model adds with losses.addTrainingLoss), then
+ * `<param>_grad` for each trainable parameter, then the updated state tensors. The forward pass runs in training
+ * mode (dropout, batch statistics).
  */
 export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
   const { trace, loss, buildOptions } = traceClassifier(definition, options, 'train');
