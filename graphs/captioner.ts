@@ -15,10 +15,7 @@
  * caption to <end>), and for generation two entry points: `encoder` (image -> its features and the LSTM state after
  * them) and `step` (previous token, state and features -> log-probabilities of the next token and the new state).
  */
-import { defineModel, F, losses, nn, Tensor } from 'deepvision';
-
-/** The padding token's id (the vocabulary's first entry). */
-const PAD_TOKEN = 0;
+import { defineModel, F, losses, nn, PAD_TOKEN, Tensor } from 'deepvision';
 
 export type CaptionerConfig = {
   /** Vocabulary size and caption length (tokens fed per caption): set from the data by `deepvision train`. */
@@ -124,7 +121,7 @@ export class Captioner extends nn.Module {
   constructor(readonly c: CaptionerConfig) {
     super();
     this.encoder = c.backbone === '' ? new SmallEncoder(c) : new PretrainedEncoder(c);
-    this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: 0 });
+    this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: PAD_TOKEN });
     this.lstm = new nn.LSTM(c.inject === 'every' ? 2 * c.embedding : c.embedding, c.hidden);
     this.classifier = new nn.Linear(c.hidden, c.vocabularySize);
   }
@@ -190,7 +187,7 @@ export class AttentionCaptioner extends nn.Module {
     this.initC = new nn.Linear(c.embedding, c.hidden);
     this.attention = new nn.AdditiveAttention(c.embedding, c.hidden, c.attentionSize);
     this.gate = new nn.Linear(c.hidden, c.embedding);
-    this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: 0 });
+    this.embed = new nn.Embedding(c.vocabularySize, c.embedding, { paddingIdx: PAD_TOKEN });
     this.cell = new nn.LSTMCell(2 * c.embedding, c.hidden);
     this.classifier = new nn.Linear(c.hidden, c.vocabularySize);
   }

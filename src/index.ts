@@ -14,6 +14,8 @@ export { buildModel } from './model/build';
 export type { BuildOptions, BuiltModel, ParameterInfo } from './model/build';
 export { formatSummary } from './model/summary';
 export * as losses from './dsl/losses';
+/** The id of `<pad>` in every caption vocabulary: captioners mask and embed padding by it. */
+export { PAD as PAD_TOKEN } from './data/captions/vocabulary';
 export { gradients, addGradientOutputs, GradientError } from './autodiff/gradients';
 export { gradCheck, checkGradients, checkGradientGraph } from './autodiff/gradcheck';
 export type { GradCheckReport, GradCheckOptions, GradCheckInput } from './autodiff/gradcheck';
