@@ -4,6 +4,7 @@
  * Node trainer updates it, the taught and fine-tuned models assembled from the bundle are ordinary ONNX models, and
  * the folder is written all or nothing.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,6 +20,8 @@ import { writeTeachBundle } from '../src/export/teach-bundle';
 import { heldOutSplit, TeachTrainer } from '../src/train/teach-session';
 import { bindInputs, spliceHead } from '../src/export/teach-splice';
 import { decodeModel } from '../src/onnx/read';
+import { encodeModel } from '../src/onnx/write';
+import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { train } from '../src/train/trainer';
 import type { TensorClass } from '../src/train/training-step';
 import { Rng } from '../src/util/rng';
@@ -303,6 +306,37 @@ describe('a bundle made from a training run', () => {
     const viaEval = await trainer.logits(input.slice(0, 4 * 243), 243);
     logits.forEach((v, i) => expect(Math.abs(v - viaEval[i]!)).toBeLessThanOrEqual(1e-5));
     await Promise.all([session.release(), release()]);
+  });
+
+  /** A copy of the run with one file replaced by `make(file)`; the bundle written from it must be refused. */
+  async function refusedWith(name: string, file: string, make: (target: string) => void): Promise<string> {
+    const copy = path.join(tmp, `run-with-bad-${name}`);
+    fs.cpSync(run, copy, { recursive: true });
+    fs.rmSync(path.join(copy, file));
+    make(path.join(copy, file));
+    const target = path.join(tmp, `bundle-${name}`);
+    const r = cli(tmp, 'export-teach', copy, '--classes', '3', '--out', target);
+    expect({ status: r.status, lines: r.stderr.trim().split('\n').length }).toEqual({ status: 1, lines: 1 });
+    expect(r.stderr).toMatch(/^error: /);
+    expect(fs.existsSync(target)).toBe(false);
+    return r.stderr;
+  }
+
+  test('every file the bundle ships from the run is validated as what it claims to be and must lie in the run folder', async () => {
+    // A link out of the run folder is never followed, whatever it points to (serve would publish the bundle).
+    expect(await refusedWith('link-out', 'optimizer_model.onnx', (f) => fs.symlinkSync('/etc/passwd', f))).toMatch(/optimizer_model\.onnx: .*leads outside/);
+    const elsewhere = path.join(tmp, 'elsewhere.onnx');
+    fs.copyFileSync(path.join(run, 'training_model.onnx'), elsewhere);
+    expect(await refusedWith('link-out-model', 'training_model.onnx', (f) => fs.symlinkSync(elsewhere, f))).toMatch(/training_model\.onnx: .*leads outside/);
+    // Random bytes, and an optimizer of other parameters or of another kind, are not this run's optimizer.
+    expect(await refusedWith('random', 'optimizer_model.onnx', (f) => fs.writeFileSync(f, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251))))).toMatch(/optimizer_model\.onnx/);
+    const other = buildOptimizerGraph([{ name: 'w', shape: [2, 2] }], { kind: 'adam' });
+    expect(await refusedWith('other-model', 'optimizer_model.onnx', (f) => fs.writeFileSync(f, encodeModel(other.model)))).toMatch(/is not the optimizer of this run: it has no input '0\.weight'/);
+    const params = whole.wholeModel!.parameters.filter((p) => !/running_|num_batches/.test(p.name));
+    const sgd = buildOptimizerGraph(params, { kind: 'sgd' });
+    expect(await refusedWith('other-kind', 'optimizer_model.onnx', (f) => fs.writeFileSync(f, encodeModel(sgd.model)))).toMatch(/is not the optimizer of this run: it has no input '.*\.exp_avg'/);
+    // A named pipe is refused at once, never read (a reader would block forever).
+    expect(await refusedWith('fifo', 'eval_model.onnx', (f) => execFileSync('mkfifo', [f]))).toMatch(/eval_model\.onnx: not a regular file/);
   });
 
   test('a folder that is not a finished run is refused in one line naming the missing file', async () => {

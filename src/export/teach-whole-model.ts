@@ -10,11 +10,13 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readSafetensors } from '../io/safetensors';
 import type { Model } from '../ir/model';
-import { decodeModel, readModelFile } from '../onnx/read';
+import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
-import type { OptimizerConfig } from '../optim/config';
+import { OptimizerConfig, slotNames } from '../optim/config';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
+import { checkTensorsFinite } from '../train/checkpoint';
 import { Rng } from '../util/rng';
+import { FileReadError, readRegularFile } from '../util/regular-file';
 import { UserError } from '../util/user-error';
 import type { TeachWholeModel } from './teach-card';
 import { TeachExportError } from './teach-error';
@@ -63,6 +65,8 @@ export function isTrainingRun(dir: string): boolean {
 export async function readWholeModel(runDir: string, o: WholeModelOptions = {}): Promise<WholeModel> {
   for (const f of RUN_FILES) {
     if (!fs.existsSync(path.join(runDir, f))) throw new TeachExportError(`${runDir} is not a finished deepvision training run: ${f} is missing (\`deepvision train ... --out ${runDir}\` writes it after the last epoch)`);
+    // The bundle is published by `serve`: a link out of the run folder (to /etc/passwd, another run) must not be.
+    runFile(runDir, f);
   }
   const checkpointFile = path.join(runDir, 'checkpoint.safetensors');
   const checkpoint = readCheckpoint(checkpointFile);
@@ -75,7 +79,9 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
     throw new TeachExportError(`${checkpointFile}: its normalization or class names are missing or malformed (was it written by \`deepvision train\`?)`);
   }
 
-  const training = readGraph(path.join(runDir, 'training_model.onnx'));
+  // Each file shipped is the file validated: read once, decoded, and the same bytes copied into the bundle.
+  const trainingBytes = runFile(runDir, 'training_model.onnx');
+  const training = decodeGraph(trainingBytes, `${runDir}/training_model.onnx`);
   const inputs = training.graph.inputs;
   const image = inputs.find((v) => v.name === 'input')?.shape;
   if (image === undefined || image.length !== 4 || !image.slice(1).every((d) => typeof d === 'number')) {
@@ -98,8 +104,10 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
   });
   const trainable = training.graph.outputs.filter((v) => v.name.endsWith('_grad')).length;
 
-  const evalBytes = fs.readFileSync(path.join(runDir, 'eval_model.onnx'));
-  const inference = encodeModel(logitsGraph(readGraph(path.join(runDir, 'eval_model.onnx'))));
+  const evalBytes = runFile(runDir, 'eval_model.onnx');
+  const optimizerBytes = runFile(runDir, 'optimizer_model.onnx');
+  checkOptimizerGraph(optimizerBytes, `${runDir}/optimizer_model.onnx`, state, training.graph.outputs.filter((v) => v.name.endsWith('_grad')).map((v) => v.name.slice(0, -'_grad'.length)), optimizerConfig);
+  const inference = encodeModel(logitsGraph(decodeGraph(evalBytes, `${runDir}/eval_model.onnx`)));
   const [c, h, w] = image.slice(1) as number[];
   const bound = decodedInputs(inference);
   const maxDifference = await verifyBound(inference, evalBytes, state.filter((t) => bound.has(t.name)), state, [c!, h!, w!]);
@@ -116,10 +124,9 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
     },
     ...bestValidation(meta),
   };
-  const copy = (f: string) => new Uint8Array(fs.readFileSync(path.join(runDir, f)));
   const files: Record<string, Uint8Array> = {
-    [`${FOLDER}/training_model.onnx`]: copy('training_model.onnx'),
-    [`${FOLDER}/optimizer_model.onnx`]: copy('optimizer_model.onnx'),
+    [`${FOLDER}/training_model.onnx`]: trainingBytes,
+    [`${FOLDER}/optimizer_model.onnx`]: optimizerBytes,
     [`${FOLDER}/eval_model.onnx`]: new Uint8Array(evalBytes),
     [`${FOLDER}/inference_model.onnx`]: inference,
     [`${FOLDER}/init.f32`]: concatFloats(state.map((t) => t.data)),
@@ -154,21 +161,65 @@ export function concatFloats(parts: readonly Float32Array[]): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
+/** The run's checkpoint, refused when a tensor holds NaN or infinity (see checkTensorsFinite). */
 function readCheckpoint(file: string): ReturnType<typeof readSafetensors> {
   try {
-    return readSafetensors(file);
+    const checkpoint = readSafetensors(file);
+    checkTensorsFinite(file, checkpoint.tensors);
+    return checkpoint;
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw new TeachExportError(`${file}: ${(err as Error).message.split('\n')[0]}`);
   }
 }
 
-function readGraph(file: string): Model {
+/** A run file's bytes: a regular file inside the run folder (links that stay inside are followed). */
+function runFile(runDir: string, name: string): Uint8Array {
+  const file = path.join(runDir, name);
   try {
-    return readModelFile(file);
+    return new Uint8Array(readRegularFile(file, { what: `run's ${name}`, within: runDir }));
+  } catch (err) {
+    if (err instanceof FileReadError) throw new TeachExportError(err.message);
+    throw err;
+  }
+}
+
+function decodeGraph(bytes: Uint8Array, file: string): Model {
+  try {
+    return decodeModel(bytes, { source: file });
   } catch (err) {
     throw new TeachExportError(`${file}: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+/**
+ * The run's optimizer graph must be the optimizer of this run's parameters, as optimizer-graph.ts builds it: inputs
+ * learning_rate, step, each trained parameter, its gradient and its slots, with the checkpoint's shapes; outputs each
+ * of those `_updated`. Anything else (random bytes, another model's optimizer, another optimizer) is refused.
+ */
+function checkOptimizerGraph(bytes: Uint8Array, file: string, state: readonly SpliceTensor[], trained: readonly string[], config: OptimizerConfig): void {
+  const graph = decodeGraph(bytes, file).graph;
+  const refuse = (why: string) => new TeachExportError(`${file} is not the optimizer of this run: ${why}`);
+  const shapes = new Map(state.map((t) => [t.name, t.dims]));
+  const expected = new Map<string, readonly number[]>([['learning_rate', [1]], ['step', [1]]]);
+  const slots = slotNames(config);
+  for (const name of trained) {
+    const shape = shapes.get(name);
+    if (shape === undefined) throw refuse(`the training graph's gradient '${name}_grad' is of no parameter in the checkpoint`);
+    for (const input of [name, `${name}_grad`, ...slots.map((s) => `${name}.${s}`)]) expected.set(input, shape);
+  }
+  const inputs = new Map(graph.inputs.map((v) => [v.name, v.shape]));
+  for (const [name, shape] of expected) {
+    const found = inputs.get(name);
+    if (!inputs.has(name)) throw refuse(`it has no input '${name}'`);
+    if (found === undefined || found.length !== shape.length || found.some((d, i) => d !== shape[i])) throw refuse(`its input '${name}' is [${String(found)}], the run's is [${shape.join(',')}]`);
+  }
+  const extra = graph.inputs.find((v) => !expected.has(v.name));
+  if (extra !== undefined) throw refuse(`it reads '${extra.name}', which the run does not have`);
+  const outputs = new Set(graph.outputs.map((v) => v.name));
+  const missing = [...expected.keys()].filter((n) => n !== 'learning_rate' && n !== 'step' && !n.endsWith('_grad')).find((n) => !outputs.has(`${n}_updated`));
+  if (missing !== undefined) throw refuse(`it has no output '${missing}_updated'`);
+  if (graph.outputs.length !== outputs.size || outputs.size !== trained.length * (1 + slots.length)) throw refuse(`it has ${graph.outputs.length} outputs, the run's optimizer ${trained.length * (1 + slots.length)}`);
 }
 
 function metadataJson(meta: Record<string, string>, key: string, file: string): unknown {
