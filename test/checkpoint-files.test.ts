@@ -6,8 +6,10 @@ import * as ort from 'onnxruntime-node';
 import { CheckpointError, decodeSafetensors, encodeSafetensors, NamedTensor, readSafetensors } from '../src/io/safetensors';
 import {
   checkpointBest, checkpointClasses, checkpointConfig, checkpointConfusion, checkpointImageSize, checkpointNormalization, CheckpointMetadata,
-  checkTensorsMatch, loadCheckpoint, saveCheckpoint,
+  checkTensorsFinite, checkTensorsMatch, loadCheckpoint, saveCheckpoint,
 } from '../src/train/checkpoint';
+import { classNamesDifference } from '../src/train/class-names';
+import { topKCorrect } from '../src/train/metrics';
 import { UserError } from '../src/util/user-error';
 import { Accessor, FileCase, malformedFiles, malformedMetadata, metadataCheckpoint, rawSafetensors, trainerMetadata, validTensors } from './adversarial/checkpoints';
 
@@ -203,5 +205,36 @@ describe('checkTensorsMatch', () => {
     const int64 = validTensors();
     int64.set('conv.bias', { dtype: 'int64', shape: [2], data: new BigInt64Array(2) });
     expectOneLine(failure(() => checkTensorsMatch(file, int64, expected)), file, 'is int64, the model needs float32');
+  });
+});
+
+describe('non-finite weights (issue 24 item 4)', () => {
+  test('loadCheckpoint refuses a tensor holding NaN or infinity, naming the file, the tensor and the value', () => {
+    for (const [value, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity']] as const) {
+      const tensors = validTensors();
+      (tensors.get('conv.weight')!.data as Float32Array)[2] = value;
+      const file = path.join(tmp, `non-finite-${shown}.safetensors`);
+      fs.writeFileSync(file, encodeSafetensors(tensors, trainerMetadata()));
+      expectOneLine(failure(() => loadCheckpoint(file)), file, `tensor "conv.weight" holds ${shown} at index 2: the checkpoint is unusable`);
+    }
+    const tensors = validTensors();
+    (tensors.get('conv.bias')!.data as Float32Array).fill(NaN);
+    expectOneLine(failure(() => checkTensorsFinite('x.safetensors', tensors)), 'x.safetensors', '"conv.bias" holds NaN at index 0 (2 values are not finite)');
+    expect(() => checkTensorsFinite('x.safetensors', validTensors())).not.toThrow();
+  });
+
+  test('a NaN logit never counts as a correct prediction (top-1 or top-5)', () => {
+    // Row 0: NaN for its label; row 1: NaN elsewhere; row 2: finite and right.
+    const logits = new Float32Array([NaN, 1, 2, 0, 5, NaN, 0, 1, 9]);
+    const labels = new BigInt64Array([0n, 1n, 2n]);
+    expect(topKCorrect(logits, labels, 3, 1)).toBe(1);
+    expect(topKCorrect(logits, labels, 3, 3)).toBe(1);
+    expect(topKCorrect(new Float32Array([NaN, NaN]), [0], 2, 1)).toBe(0);
+  });
+
+  test('class names: the first label that differs, or the counts', () => {
+    expect(classNamesDifference(['a', 'b'], ['a', 'b'])).toBeUndefined();
+    expect(classNamesDifference(['a', 'b', 'c'], ['a', 'x', 'y'])).toBe('label 1 is "b" for the model but "x" in the data (2 labels differ)');
+    expect(classNamesDifference(['a'], ['a', 'b'])).toBe('the model has 1 class ("a"), the data 2 ("a", "b")');
   });
 });

@@ -192,7 +192,7 @@ describe('checkpoint metadata and tensors', () => {
     ['NaN weights', (t) => {
       const w = t.get('head.bias')!;
       t.set('head.bias', { ...w, data: new Float32Array(w.shape[0]!).fill(NaN) });
-    }, /computes NaN .*checkpoint\.safetensors/],
+    }, /checkpoint\.safetensors: tensor "head\.bias" holds NaN at index 0 \(10 values are not finite\): the checkpoint is unusable/],
   ];
 
   test('each malformed value: exit 1, one error line naming the file and the key; nothing written', async () => {

@@ -19,6 +19,7 @@ import { teachCardProblems } from '../src/export/teach-card';
 import { writeTeachBundle } from '../src/export/teach-bundle';
 import { heldOutSplit, TeachTrainer } from '../src/train/teach-session';
 import { bindInputs, spliceHead } from '../src/export/teach-splice';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
 import { decodeModel } from '../src/onnx/read';
 import { encodeModel } from '../src/onnx/write';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
@@ -337,6 +338,16 @@ describe('a bundle made from a training run', () => {
     expect(await refusedWith('other-kind', 'optimizer_model.onnx', (f) => fs.writeFileSync(f, encodeModel(sgd.model)))).toMatch(/is not the optimizer of this run: it has no input '.*\.exp_avg'/);
     // A named pipe is refused at once, never read (a reader would block forever).
     expect(await refusedWith('fifo', 'eval_model.onnx', (f) => execFileSync('mkfifo', [f]))).toMatch(/eval_model\.onnx: not a regular file/);
+  });
+
+  test('class names that do not fit the model\'s outputs, and a NaN weight, are refused as `export` refuses them (issue 24 item 4)', async () => {
+    const { tensors, metadata } = readSafetensors(path.join(run, 'checkpoint.safetensors'));
+    const seven = Array.from({ length: 7 }, (_, i) => `class ${i}`);
+    expect(await refusedWith('classes', 'checkpoint.safetensors', (f) => writeSafetensors(f, tensors, { ...metadata, 'deepvision.classes': JSON.stringify(seven) })))
+      .toMatch(/checkpoint\.safetensors: metadata 'deepvision\.classes' names 7 classes, but the model has 3 outputs/);
+    const [name, t] = [...tensors].find(([, v]) => v.data.length > 1)!;
+    const nan = new Map([...tensors, [name, { ...t, data: Float32Array.from(t.data as Float32Array, (v, i) => (i === 1 ? NaN : v)) }]]);
+    expect(await refusedWith('nan', 'checkpoint.safetensors', (f) => writeSafetensors(f, nan, metadata))).toMatch(/holds NaN at index 1: the checkpoint is unusable/);
   });
 
   test('a folder that is not a finished run is refused in one line naming the missing file', async () => {

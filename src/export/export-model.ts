@@ -10,9 +10,11 @@ import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { foldBatchNorm } from '../passes/fold-batchnorm';
 import { removeIdentities } from '../passes/remove-identities';
+import { checkTensorsFinite } from '../train/checkpoint';
 import { writeFileAtomic } from '../util/atomic-write';
 import { Rng } from '../util/rng';
 import { UserError } from '../util/user-error';
+import { checkpointLabels } from './checkpoint-labels';
 import { ExportError } from './export-error';
 import { storeWeightsAsFloat16 } from './float16-weights';
 import type { ModelCard } from './model-card';
@@ -85,7 +87,7 @@ export async function exportModel(modelDir: string, outDir: string, o: ExportOpt
   const classes = output.shape?.[output.shape.length - 1];
 
   const normalization = readNormalization(meta, checkpointFile, chw[0]);
-  const labels = readLabels(meta, checkpointFile, typeof classes === 'number' ? classes : undefined);
+  const labels = checkpointLabels(meta, checkpointFile, typeof classes === 'number' ? classes : undefined, ExportError);
   const best = readBest(meta, checkpointFile);
 
   input.shape = ['batch', ...chw];
@@ -132,9 +134,12 @@ export async function exportModel(modelDir: string, outDir: string, o: ExportOpt
   };
 }
 
+/** The run's checkpoint, refused when a tensor holds NaN or infinity (see checkTensorsFinite). */
 function readCheckpoint(file: string): ReturnType<typeof readSafetensors> {
   try {
-    return readSafetensors(file);
+    const checkpoint = readSafetensors(file);
+    checkTensorsFinite(file, checkpoint.tensors);
+    return checkpoint;
   } catch (err) {
     // The checkpoint reader's own errors name the file already; anything else gets it here, on one line.
     if (err instanceof UserError) throw err;
@@ -178,18 +183,6 @@ function readNormalization(meta: Record<string, string>, file: string, channels:
   if (v.mean.length !== channels || v.std.length !== channels) throw bad(`has ${v.mean.length} means and ${v.std.length} standard deviations for a model of ${channels} input channels`);
   if (!v.std.every((s) => s > 0)) throw bad('has a standard deviation that is not positive');
   return { mean: v.mean, std: v.std };
-}
-
-function readLabels(meta: Record<string, string>, file: string, classes: number | undefined): string[] {
-  const key = 'deepvision.classes';
-  const v = metadataJson(meta, key, file);
-  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'string')) {
-    throw new ExportError(`${file}: metadata '${key}' must be a non-empty list of class names`);
-  }
-  if (classes !== undefined && v.length !== classes) {
-    throw new ExportError(`${file}: metadata '${key}' names ${v.length} classes, but the model has ${classes} outputs`);
-  }
-  return v as string[];
 }
 
 interface BestEpoch { epoch: number; valLoss: number; valTop1: number; valTop5: number }

@@ -18,6 +18,7 @@ import { checkTensorsFinite } from '../train/checkpoint';
 import { Rng } from '../util/rng';
 import { FileReadError, readRegularFile } from '../util/regular-file';
 import { UserError } from '../util/user-error';
+import { checkpointLabels } from './checkpoint-labels';
 import type { TeachWholeModel } from './teach-card';
 import { TeachExportError } from './teach-error';
 import { bindInputs, SpliceTensor } from './teach-splice';
@@ -73,10 +74,9 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
   const meta = checkpoint.metadata;
   if (meta['deepvision.task'] === 'captioning') throw new TeachExportError(`${runDir} is a captioner: the Teach page fine-tunes classifiers`);
   const normalization = metadataJson(meta, 'deepvision.normalization', checkpointFile) as { mean: number[]; std: number[] };
-  const labels = metadataJson(meta, 'deepvision.classes', checkpointFile) as string[];
   const optimizerConfig = metadataJson(meta, 'deepvision.optimizer', checkpointFile) as OptimizerConfig;
-  if (!Array.isArray(normalization?.mean) || !Array.isArray(normalization?.std) || !Array.isArray(labels) || labels.length < 2 || !labels.every((l) => typeof l === 'string')) {
-    throw new TeachExportError(`${checkpointFile}: its normalization or class names are missing or malformed (was it written by \`deepvision train\`?)`);
+  if (!Array.isArray(normalization?.mean) || !Array.isArray(normalization?.std)) {
+    throw new TeachExportError(`${checkpointFile}: its normalization is missing or malformed (was it written by \`deepvision train\`?)`);
   }
 
   // Each file shipped is the file validated: read once, decoded, and the same bytes copied into the bundle.
@@ -107,7 +107,13 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
   const evalBytes = runFile(runDir, 'eval_model.onnx');
   const optimizerBytes = runFile(runDir, 'optimizer_model.onnx');
   checkOptimizerGraph(optimizerBytes, `${runDir}/optimizer_model.onnx`, state, training.graph.outputs.filter((v) => v.name.endsWith('_grad')).map((v) => v.name.slice(0, -'_grad'.length)), optimizerConfig);
-  const inference = encodeModel(logitsGraph(decodeGraph(evalBytes, `${runDir}/eval_model.onnx`)));
+  const logitsModel = logitsGraph(decodeGraph(evalBytes, `${runDir}/eval_model.onnx`));
+  const logits = logitsModel.graph.outputs[0]!.shape;
+  const outputs = logits?.[logits.length - 1];
+  // The check `deepvision export` makes: one class name per output of the model.
+  const labels = checkpointLabels(meta, checkpointFile, typeof outputs === 'number' ? outputs : undefined, TeachExportError);
+  if (labels.length < 2) throw new TeachExportError(`${checkpointFile}: the model has 1 class; the Teach page fine-tunes classifiers of 2 classes or more`);
+  const inference = encodeModel(logitsModel);
   const [c, h, w] = image.slice(1) as number[];
   const bound = decodedInputs(inference);
   const maxDifference = await verifyBound(inference, evalBytes, state.filter((t) => bound.has(t.name)), state, [c!, h!, w!]);

@@ -50,10 +50,14 @@ export async function saveCheckpoint(file: string, contents: CheckpointContents)
   });
 }
 
-/** Reads a checkpoint written by `deepvision train`; a malformed file or position throws CheckpointError. */
+/**
+ * Reads a checkpoint written by `deepvision train`; a malformed file or position, or a tensor holding NaN or
+ * infinity, throws CheckpointError.
+ */
 export function loadCheckpoint(file: string): CheckpointContents {
   const { tensors, metadata } = readSafetensors(file);
   const position = trainingPosition(metadata, file);
+  checkTensorsFinite(file, tensors);
   const out = new Map<string, ort.Tensor>();
   for (const [name, t] of tensors) out.set(name, t.dtype === 'float32' ? new ort.Tensor('float32', t.data as Float32Array, [...t.shape]) : new ort.Tensor('int64', t.data as BigInt64Array, [...t.shape]));
   return { position, tensors: out, metadata };
@@ -184,6 +188,27 @@ export function checkTensorsMatch(file: string, tensors: ReadonlyMap<string, ort
     if (dtype !== 'float32') throw new CheckpointError(`${file}: tensor ${clip(JSON.stringify(name))} is ${dtype}, ${needer} needs float32`);
     if (dims.length !== shape.length || dims.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(`${file}: tensor ${clip(JSON.stringify(name))} is [${dims.join(', ')}] in the checkpoint, ${needer} expects [${shape.join(', ')}] (written for another model or config?)`);
+    }
+  }
+}
+
+/**
+ * Refuses a checkpoint whose float tensors hold NaN or infinity: one such weight makes every output NaN, and
+ * evaluation, export or a resumed run would then report numbers that mean nothing.
+ */
+export function checkTensorsFinite(file: string, tensors: ReadonlyMap<string, ort.Tensor | NamedTensor>): void {
+  for (const [name, t] of tensors) {
+    const data = t.data;
+    if (!(data instanceof Float32Array)) continue;
+    let bad = 0;
+    let first = 0;
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(data[i]!)) continue;
+      if (bad === 0) first = i;
+      bad++;
+    }
+    if (bad > 0) {
+      throw new CheckpointError(`${file}: tensor ${clip(JSON.stringify(name))} holds ${data[first]} at index ${first}${bad > 1 ? ` (${bad} values are not finite)` : ''}: the checkpoint is unusable (did training diverge?)`);
     }
   }
 }

@@ -1,4 +1,7 @@
-/** Top-k accuracy counts from logits [N, C] (row-major) and labels. */
+/**
+ * Top-k accuracy counts from logits [N, C] (row-major) and labels. A row with a NaN logit counts as wrong: NaN
+ * compares false with everything, so it would otherwise rank its label first.
+ */
 export function topKCorrect(logits: Float32Array, labels: ArrayLike<bigint | number>, classes: number, k: number): number {
   let correct = 0;
   const n = labels.length;
@@ -7,8 +10,13 @@ export function topKCorrect(logits: Float32Array, labels: ArrayLike<bigint | num
     const target = logits[row + Number(labels[i])]!;
     // The label is in the top k when fewer than k classes score strictly higher.
     let higher = 0;
-    for (let c = 0; c < classes && higher < k; c++) if (logits[row + c]! > target) higher++;
-    if (higher < k) correct++;
+    let nan = false;
+    for (let c = 0; c < classes; c++) {
+      const v = logits[row + c]!;
+      if (Number.isNaN(v)) nan = true;
+      else if (v > target) higher++;
+    }
+    if (!nan && higher < k) correct++;
   }
   return correct;
 }
