@@ -70,6 +70,21 @@ describe('a checkpoint is data: it never makes deepvision run code', () => {
     expect(r.stdout).toMatch(/top-1 [\d.]+ %/);
   });
 
+  test('eval refuses a checkpoint with one NaN weight, and data whose classes are other ones (issue 24 item 4)', () => {
+    const { tensors, metadata } = readSafetensors(path.join(run, 'best.safetensors'));
+    const name = [...tensors.keys()].find((n) => !n.startsWith('optimizer.'))!;
+    const weights = Float32Array.from(tensors.get(name)!.data as Float32Array);
+    weights[1] = NaN;
+    const nan = path.join(tmp, 'one-nan.safetensors');
+    writeSafetensors(nan, new Map([...tensors, [name, { ...tensors.get(name)!, data: weights }]]), metadata);
+    // It used to report "loss NaN, top-1 100.00 %".
+    expectOneLineError(cli('eval', nan, '--val-size', '32'), new RegExp(`one-nan\\.safetensors: tensor "${name.replace(/\./g, '\\.')}" holds NaN at index 1: the checkpoint is unusable`));
+    const renamed = path.join(tmp, 'renamed.safetensors');
+    const classes = JSON.parse(metadata['deepvision.classes']!) as string[];
+    writeSafetensors(renamed, tensors, { ...metadata, 'deepvision.classes': JSON.stringify(classes.map((c, i) => (i === 2 ? 'airplane' : c))) });
+    expectOneLineError(cli('eval', renamed, '--val-size', '32'), /renamed\.safetensors was trained on other classes than shapes has: label 2 is "airplane" for the model but "\w+" in the data/);
+  });
+
   test('eval validates its numeric options', () => {
     expect(cli('eval', path.join(run, 'best.safetensors'), '--val-size', 'abc').stderr).toMatch(/error: option '--val-size <n>' argument 'abc' is invalid/);
     expect(cli('eval', path.join(run, 'best.safetensors'), '--val-fraction', '1.5').status).toBe(1);
@@ -87,6 +102,17 @@ describe('resuming and output folders', () => {
     for (const f of ['best.safetensors', 'last.safetensors', 'inference_model.onnx', 'summary.json']) expect(fs.existsSync(path.join(b, f))).toBe(true);
     const epochs = fs.readFileSync(path.join(b, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
     expect(epochs).toEqual([1, 2, 3, 4]);
+  });
+
+  test('--resume with another batch size or learning rate: one line naming the setting, its saved value and the new one', () => {
+    const a = path.join(tmp, 'A');
+    const last = path.join(a, 'last.safetensors');
+    const other = (flag: string, value: string) => SMALL.map((v, i) => (SMALL[i - 1] === flag ? value : v));
+    expectOneLineError(cli('train', MLP, ...other('--batch-size', '16'), '--epochs', '4', '--set', 'hidden=8', '--out', path.join(tmp, 'C'), '--resume', last),
+      /A\/last\.safetensors was trained with --batch-size 32, this run has 16: --resume continues a run with the same settings/);
+    expectOneLineError(cli('train', MLP, ...SMALL, '--lr', '0.5', '--epochs', '4', '--set', 'hidden=8', '--out', path.join(tmp, 'C'), '--resume', last),
+      /trained with --lr 0\.001, this run has 0\.5/);
+    expect(fs.existsSync(path.join(tmp, 'C', 'metrics.jsonl'))).toBe(false);
   });
 
   test('--out naming a file, --resume naming nothing or an ONNX model: one-line errors', () => {

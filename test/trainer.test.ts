@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import cnn from '../graphs/cnn';
 import mlp from '../graphs/mlp';
 import { generateShapes } from '../src/data/shapes';
-import { readSafetensors } from '../src/io/safetensors';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors';
 import { readRunSummary, RunSummaryError } from '../src/train/run-summary';
 import { train, TrainOptions } from '../src/train/trainer';
 import { removeStaleTempFiles, writeFileAtomic } from '../src/util/atomic-write';
@@ -88,10 +88,35 @@ describe('trainer', () => {
   test('a NaN loss stops training with a clear message and leaves the last good checkpoint intact', async () => {
     const dir = path.join(tmp, 'nan');
     await train({ ...base(dir), epochs: 1 });
+    // A resume keeps the learning rate: the checkpoint is made one of an older version, which does not record it.
+    const { tensors, metadata } = readSafetensors(path.join(dir, 'last.safetensors'));
+    delete metadata['deepvision.resume_settings'];
+    writeSafetensors(path.join(dir, 'last.safetensors'), tensors, metadata);
     const before = fs.readFileSync(path.join(dir, 'last.safetensors'));
     await expect(train({ ...base(dir), epochs: 3, learningRate: 1e30, resume: path.join(dir, 'last.safetensors') }))
       .rejects.toThrow(/the loss became (NaN|Infinity|-Infinity) at epoch 2, batch \d+ .*training stopped\. Checkpoints already written are untouched/);
     expect(fs.readFileSync(path.join(dir, 'last.safetensors')).equals(before)).toBe(true);
+  });
+
+  test('--resume refuses other settings and other data, naming the setting, its saved value and the new one', async () => {
+    const dir = path.join(tmp, 'settings');
+    await train({ ...base(dir), epochs: 1 });
+    const last = path.join(dir, 'last.safetensors');
+    const resume = (changes: Partial<TrainOptions>) => train({ ...base(dir), epochs: 2, resume: last, ...changes });
+    const refused: [Partial<TrainOptions>, RegExp][] = [
+      [{ batchSize: 16 }, /last\.safetensors was trained with --batch-size 32, this run has 16: --resume continues a run with the same settings/],
+      [{ seed: 8 }, /trained with --seed 7, this run has 8/],
+      [{ train: generateShapes({ count: 200, imageSize: 8, seed: 0 }) }, /trained with training images \(--train-size\) 240, this run has 200/],
+      [{ learningRate: 0.01 }, /trained with --lr 0\.05, this run has 0\.01/],
+      [{ labelSmoothing: 0.1 }, /trained with --label-smoothing 0, this run has 0\.1/],
+      [{ optimizer: { kind: 'sgd', momentum: 0.5 } }, /trained with optimizer \(--optimizer, --momentum, --weight-decay\) \{"kind":"sgd","momentum":0\.9\}, this run has \{"kind":"sgd","momentum":0\.5\}/],
+      [{ data: { source: '/data/cifar10' } }, /trained with --data shapes, this run has \/data\/cifar10/],
+      [{ train: { ...trainSet, classNames: trainSet.classNames.map((c, i) => (i === 3 ? 'cat' : c)) } }, /trained on other classes than shapes has: label 3 is "\w+" for the model but "cat" in the data/],
+    ];
+    for (const [changes, message] of refused) await expect(resume(changes)).rejects.toThrow(message);
+    // Nothing was trained or logged by the refused resumes; the same settings (more epochs) continue.
+    expect(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect((await resume({})).history.map((m) => m.epoch)).toEqual([2]);
   });
 
   test('a checkpoint write killed midway leaves the previous file intact', async () => {

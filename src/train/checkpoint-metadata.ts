@@ -1,12 +1,14 @@
 import * as path from 'node:path';
 import { describeOptimizer } from '../optim/config';
 import type { ModelForData } from './model-for-data';
+import { resumeSettingsMetadata } from './resume-settings';
 import type { TrainOptions } from './trainer';
 import type { TrainingState } from './training-state';
 
 /**
  * The metadata of a run's checkpoints: what `deepvision eval`, export and a resume need to rebuild the model and
- * find its data, and the run so far (best epoch, its confusion matrix, every epoch trained).
+ * find its data, the settings a resume must keep (resume-settings.ts), and the run so far (best epoch, its
+ * confusion matrix, every epoch trained).
  */
 export function checkpointMetadata(
   o: TrainOptions, model: ModelForData, seed: number, state: Pick<TrainingState, 'best' | 'confusion' | 'epochsSoFar'>,
@@ -30,5 +32,6 @@ export function checkpointMetadata(
     ...(state.best ? { 'deepvision.best': JSON.stringify(state.best) } : {}),
     ...(state.confusion ? { 'deepvision.best_confusion': JSON.stringify(state.confusion) } : {}),
     'deepvision.history': JSON.stringify(state.epochsSoFar),
+    ...resumeSettingsMetadata(o, seed, model),
   };
 }

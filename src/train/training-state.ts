@@ -5,6 +5,7 @@ import { slotNames } from '../optim/config';
 import { Rng, RngState } from '../util/rng';
 import { checkpointBest, checkpointConfusion, checkTensorsMatch, loadCheckpoint, TrainingPosition } from './checkpoint';
 import type { ModelForData } from './model-for-data';
+import { checkResumeSettings } from './resume-settings';
 import type { EpochMetrics, TrainOptions } from './trainer';
 import { TrainingError } from './training-error';
 
@@ -41,6 +42,7 @@ export class TrainingState {
     const position: TrainingPosition = { epoch: 0, batch: 0, step: 0, epochRng: new Rng(`train/${seed}`).getState() };
     if (o.resume === undefined) return new TrainingState(tensors, position, undefined, undefined, []);
     const loaded = loadCheckpoint(o.resume);
+    checkResumeSettings(o.resume, loaded.metadata, o, seed, model);
     checkTensorsMatch(o.resume, loaded.tensors, new Map([...tensors].map(([name, t]) => [name, t.dims])), 'this model and optimizer');
     for (const name of tensors.keys()) tensors.set(name, loaded.tensors.get(name)!);
     return new TrainingState(

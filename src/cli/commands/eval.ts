@@ -4,7 +4,8 @@ import { Command, Option } from 'commander';
 import { loadData } from '../../data/registry';
 import { buildEvalGraph } from '../../model/training-graph';
 import { encodeModel } from '../../onnx/write';
-import { checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../train/checkpoint';
+import { classNamesDifference } from '../../train/class-names';
+import { checkpointClasses, checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../train/checkpoint';
 import { evaluate } from '../../train/trainer';
 import { isUserFacing, UserError } from '../errors';
 import { evaluateCaptionerCheckpoint } from '../caption-eval';
@@ -51,6 +52,10 @@ export function evalCommand(): Command {
         if (isUserFacing(err)) throw err;
         throw new UserError((err as Error).message);
       }
+      // Label k must mean the same class in the model and the data, or the accuracy scores the wrong labels.
+      const trainedOn = checkpointClasses(meta, file);
+      const difference = trainedOn && classNamesDifference(trainedOn, val.classNames);
+      if (difference) throw new UserError(`${file} was trained on other classes than ${dataName} has: ${difference}`);
       let model;
       try {
         ({ model } = buildEvalGraph(definition, { variant: meta['deepvision.variant'], config }));
