@@ -178,6 +178,24 @@ describe('broken exported folders: one error line', () => {
     expect(captionError(broken('other-resize', input((i) => (i.preprocessing.resizeShorterSide = 20))))).toMatch(/a captioner's input is a square image resized to its side, not \[3,16,16\] from 20 pixels$/m);
   });
 
+  test('preprocessing that is not numbers: a mean of strings, an infinite std, a resize side as text (issue 24 item 4)', () => {
+    const card = JSON.parse(fs.readFileSync(path.join(trained.modelDir, 'model.json'), 'utf8')) as CaptionerCard;
+    const edited = (edit: (p: Record<string, unknown>) => void): string[] => {
+      const copy = JSON.parse(JSON.stringify(card)) as CaptionerCard;
+      edit(copy.input.preprocessing as unknown as Record<string, unknown>);
+      return captionerCardProblems(copy);
+    };
+    expect(edited((p) => (p.mean = ['0.5', 0.5, 0.5]))).toEqual(["'input.preprocessing.mean' needs 3 finite numbers"]);
+    expect(edited((p) => (p.mean = [0.5, null, 0.5]))).toEqual(["'input.preprocessing.mean' needs 3 finite numbers"]);
+    expect(edited((p) => (p.mean = [0.5, 0.5]))).toEqual(["'input.preprocessing.mean' needs 3 finite numbers"]);
+    expect(edited((p) => (p.std = [1, 1e400, 1]))).toEqual(["'input.preprocessing.std' needs 3 positive finite numbers"]);
+    expect(edited((p) => (p.std = [1, '1', 1]))).toEqual(["'input.preprocessing.std' needs 3 positive finite numbers"]);
+    expect(edited((p) => (p.resizeShorterSide = '16'))).toEqual(expect.arrayContaining(["'input.preprocessing.resizeShorterSide' must be a positive integer"]));
+    // It used to print an empty caption and exit 0.
+    const dir = broken('mean-text', (c) => ((c.input as CaptionerCard['input']).preprocessing.mean = ['a', 'b', 'c'] as never));
+    expect(captionError(dir)).toMatch(/^error: .*model\.json: 'input\.preprocessing\.mean' needs 3 finite numbers$/m);
+  });
+
   test('predict on a captioner says to caption it', () => {
     const r = cli(tmp, 'predict', trained.modelDir, images[0]!);
     expect(r.status).toBe(1);

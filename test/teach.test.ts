@@ -159,8 +159,8 @@ test('the page refuses a teach.json it cannot use, naming each field: input, tra
     "'training.heldOutFraction' must be a number from 0 to below 1",
   ]);
   expect(edited((c) => delete c.input.name)).toEqual(["'input.name' must name the backbone's input"]);
-  expect(edited((c) => delete c.input.preprocessing)).toEqual(expect.arrayContaining(["'input.preprocessing.resizeShorterSide' is missing"]));
-  expect(edited((c) => (c.input.preprocessing.std = [1, 0, 1]))).toEqual(["'input.preprocessing.std' needs 3 positive values"]);
+  expect(edited((c) => delete c.input.preprocessing)).toEqual(expect.arrayContaining(["'input.preprocessing.resizeShorterSide' must be a positive integer"]));
+  expect(edited((c) => (c.input.preprocessing.std = [1, 0, 1]))).toEqual(["'input.preprocessing.std' needs 3 positive finite numbers"]);
   expect(edited((c) => delete c.backbone)).toEqual(["'backbone' must give the backbone's file, cut and parameter count"]);
   expect(edited((c) => (c.heads = [null]))).toEqual(['head null is not an object']);
   const whole = {

@@ -56,9 +56,13 @@ export function inputProblems(input: Partial<ModelCard['input']> | undefined): s
   const shape = input?.shape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d > 0)) problems.push("'input.shape' must be [channels, height, width]");
   const p = input?.preprocessing;
-  const channels = Array.isArray(shape) ? shape[0] : 3;
-  if (!p || !(p.resizeShorterSide > 0)) problems.push("'input.preprocessing.resizeShorterSide' is missing");
-  if (!p || !Array.isArray(p.mean) || p.mean.length !== channels) problems.push(`'input.preprocessing.mean' needs ${channels} values`);
-  if (!p || !Array.isArray(p.std) || p.std.length !== channels || p.std.some((s) => !(s > 0))) problems.push(`'input.preprocessing.std' needs ${channels} positive values`);
+  const channels = Array.isArray(shape) && Number.isInteger(shape[0]) && shape[0]! > 0 ? shape[0]! : 3;
+  // Numbers, not strings or nulls that JavaScript would coerce: a mean of "a" makes every input NaN, and the
+  // model then answers nothing (an empty caption, a NaN score) instead of an error.
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  const side = p?.resizeShorterSide;
+  if (!(typeof side === 'number' && Number.isSafeInteger(side) && side > 0)) problems.push("'input.preprocessing.resizeShorterSide' must be a positive integer");
+  if (!p || !Array.isArray(p.mean) || p.mean.length !== channels || !p.mean.every(finite)) problems.push(`'input.preprocessing.mean' needs ${channels} finite numbers`);
+  if (!p || !Array.isArray(p.std) || p.std.length !== channels || !p.std.every((s) => finite(s) && s > 0)) problems.push(`'input.preprocessing.std' needs ${channels} positive finite numbers`);
   return problems;
 }
