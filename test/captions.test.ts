@@ -205,6 +205,16 @@ describe('Flickr8k layout (generated)', () => {
     expect([small.train.images.count, small.val.images.count, small.train.encoded.count]).toEqual([3, 1, 6]);
   });
 
+  test('split files that list the same image are refused, naming the files and the images (issue 24 item 4)', () => {
+    const overlapping = path.join(tmp, 'flickr-overlap');
+    fs.cpSync(root, overlapping, { recursive: true });
+    fs.writeFileSync(path.join(overlapping, 'Flickr_8k.devImages.txt'), 'v1.jpg\nt2.jpg\nt3.jpg\n');
+    fs.writeFileSync(path.join(overlapping, 'Flickr_8k.testImages.txt'), 's1.jpg\nv1.jpg\n');
+    expect(() => openCaptionSource(overlapping)).toThrow(CaptionSourceError);
+    expect(() => openCaptionSource(overlapping)).toThrow(new RegExp('flickr-overlap: the split files overlap: Flickr_8k\\.trainImages\\.txt and Flickr_8k\\.devImages\\.txt both list 2 images \\("t2\\.jpg", "t3\\.jpg"\\); '
+      + 'Flickr_8k\\.devImages\\.txt and Flickr_8k\\.testImages\\.txt both list 1 image \\("v1\\.jpg"\\); an image must be in one split only$'));
+  });
+
   test('not a caption layout, or nothing usable left: a user error that says what was expected or found', async () => {
     const empty = path.join(tmp, 'not-captions');
     fs.mkdirSync(empty);

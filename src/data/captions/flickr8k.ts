@@ -55,6 +55,7 @@ export function flickr8kSource(root: string): CaptionSource {
     for (const name of names) if (!index.byImage.has(name)) listing.skip(SKIP.uncaptioned, `${SPLIT_FILES[split]}: ${name}`);
     lists[split] = names;
   }
+  refuseSharedImages(root, lists);
   if (splitFiles.length > 0 && lists.train === undefined) {
     // Only dev/test files: training is every other captioned image.
     const held = new Set([...(lists.val ?? []), ...(lists.test ?? [])]);
@@ -69,6 +70,32 @@ export function flickr8kSource(root: string): CaptionSource {
     name: path.basename(path.resolve(root)), format: 'flickr8k', splits,
     files: [captionFile, ...splitFiles, ...all.map((e) => e.file)], notices: listing.notices(),
   };
+}
+
+/**
+ * Refuses split files that list the same image: an image in the training split and the validation or test split
+ * would be trained on and then scored as unseen, and the metrics would flatter the model without a word.
+ */
+function refuseSharedImages(root: string, lists: Partial<Record<CaptionSplitName, string[]>>): void {
+  const listedBy = new Map<string, CaptionSplitName>();
+  const shared = new Map<string, string[]>();
+  for (const split of CAPTION_SPLITS) {
+    for (const name of lists[split] ?? []) {
+      const first = listedBy.get(name);
+      if (first === undefined) {
+        listedBy.set(name, split);
+        continue;
+      }
+      const pair = `${SPLIT_FILES[first]} and ${SPLIT_FILES[split]}`;
+      shared.set(pair, [...(shared.get(pair) ?? []), name]);
+    }
+  }
+  if (shared.size === 0) return;
+  const described = [...shared].map(([pair, names]) => {
+    const shown = names.slice(0, 3).map((n) => JSON.stringify(n)).join(', ');
+    return `${pair} both list ${names.length} image${names.length === 1 ? '' : 's'} (${shown}${names.length > 3 ? ', ...' : ''})`;
+  });
+  throw new CaptionSourceError(`${root}: the split files overlap: ${described.join('; ')}; an image must be in one split only`);
 }
 
 function readTokenFile(text: string, index: CaptionIndex, listing: FolderListing): void {
