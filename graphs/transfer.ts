@@ -27,11 +27,9 @@ export class Transfer extends nn.Module {
     const last = /^last:(\d+)$/.exec(c.trainable);
     const trainable = c.trainable === 'none' ? false : c.trainable === 'all' ? true : last ? { last: Number(last[1]) } : c.trainable.split(',').map((s) => s.trim()).filter(Boolean);
     this.backbone = new nn.OnnxModule(c.backbone, { output: c.output || undefined, trainable });
-    // The head's width is the backbone output's size per image, found by building the backbone once.
-    const shape = this.backbone.outputShape([1, 3, c.imageSize, c.imageSize]);
-    const features = shape.slice(1).reduce<number>((n, d) => n * (typeof d === 'number' ? d : NaN), 1);
-    if (!Number.isInteger(features)) throw new Error(`the backbone's output [${shape.join(', ')}] has no fixed size per image`);
-    this.head = new nn.Linear(features, c.numClasses);
+    // The head's width is the backbone output's size per image, found by building the backbone once (a cut without
+    // a fixed size is refused, as `deepvision inspect` leaves it out of the cut points it lists).
+    this.head = new nn.Linear(this.backbone.featuresPerImage([1, 3, c.imageSize, c.imageSize]), c.numClasses);
   }
 
   forward(x: Tensor): Tensor {

@@ -12,12 +12,16 @@ import { defineModel, F, nn, Tensor } from 'deepvision';
 import { checkGradientGraph } from '../src/autodiff/gradcheck';
 import { GraphBuilder } from '../src/dsl/builder';
 import { TensorData } from '../src/ir/tensor';
+import transfer from '../graphs/transfer';
+import { cutFeatures } from '../src/import/cut-acceptance';
 import { findCutPoints } from '../src/import/cut-points';
 import { buildModel } from '../src/model/build';
 import { formatSummary } from '../src/model/summary';
 import { readModelFile } from '../src/onnx/read';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
+import { generateShapes } from '../src/data/shapes';
+import { train, TrainingError } from '../src/train/trainer';
 import { Rng } from '../src/util/rng';
 import { dataTest, sharedFile } from './support/shared';
 import { writeSmallBackbone } from './support/small-backbone';
@@ -41,7 +45,7 @@ function withHead(file: string, options: { output?: string; trainable?: boolean 
     inputs: () => [{ name: 'input', shape: ['batch', 3, size, size] }],
     create: (c) => new (class extends nn.Module {
       backbone = new nn.OnnxModule(file, { output: options.output, trainable: options.trainable });
-      head = options.head === 0 ? undefined : new nn.Linear(this.backbone.outputShape([1, 3, size, size])[1] as number, c.numClasses as number);
+      head = options.head === 0 ? undefined : new nn.Linear(this.backbone.featuresPerImage([1, 3, size, size]), c.numClasses as number);
       forward(t: Tensor): Tensor {
         const f = F.flatten(this.backbone.forward(t));
         return this.head === undefined ? f : this.head.forward(f);
@@ -179,7 +183,7 @@ describe('nn.OnnxModule', () => {
       },
     }).finish());
     const module = new nn.OnnxModule(file);
-    expect(module.notes[0]).toMatch(/int8 QDQ model: 1 quantized weights dequantized to float32, 1 activation quantize\/dequantize pairs removed/);
+    expect(module.notes[0]).toMatch(/int8 QDQ model: 1 quantized weights dequantized to float32, 1 activation quantize\/dequantize pairs replaced by the clamp to their range/);
     const built = buildModel(withHead(file, { head: 0, imageSize: 5 }));
     expect(built.model.graph.nodes.map((n) => n.opType)).not.toContain('QuantizeLinear');
     // The model summary says what the import changed.
@@ -189,11 +193,111 @@ describe('nn.OnnxModule', () => {
     expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 5, 5]), await runFile(fs.readFileSync(file), input, [1, 3, 5, 5]))).toBeLessThan(1e-4);
   });
 
+  /** x -> QuantizeLinear -> DequantizeLinear -> Conv, the pair's zero points and the weights' scales as given. */
+  function writeQdq(file: string, o: { xz?: object; dqz?: object; ws?: number[]; size?: number } = {}): void {
+    const size = o.size ?? 5;
+    const weights = Int8Array.from({ length: 2 * 3 * 3 * 3 }, (_, i) => ((i * 37) % 255) - 127);
+    const xz = { name: 'xz', dims: [], dataType: 2, int32Data: [0], ...o.xz };
+    fs.writeFileSync(file, onnx.ModelProto.encode({
+      irVersion: 7,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'qdq',
+        node: [
+          { name: 'qx', opType: 'QuantizeLinear', input: ['x', 'xs', 'xz'], output: ['xq'] },
+          { name: 'dqx', opType: 'DequantizeLinear', input: ['xq', 'xs', o.dqz ? 'dqz' : 'xz'], output: ['xd'] },
+          { name: 'dqw', opType: 'DequantizeLinear', input: ['wq', 'ws', 'wz'], output: ['w'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+          { name: 'conv', opType: 'Conv', input: ['xd', 'w'], output: ['y'] },
+        ],
+        initializer: [
+          { name: 'xs', dims: [], dataType: 1, floatData: [6 / 255] }, xz, ...(o.dqz ? [{ name: 'dqz', dims: [], ...o.dqz }] : []),
+          { name: 'wq', dims: [2, 3, 3, 3], dataType: 3, rawData: new Uint8Array(weights.buffer) },
+          { name: 'ws', dims: [(o.ws ?? [0.01, 0.02]).length], dataType: 1, floatData: o.ws ?? [0.01, 0.02] },
+          { name: 'wz', dims: [(o.ws ?? [0, 0]).length], dataType: 3, int32Data: (o.ws ?? [0, 0]).map(() => 0) },
+        ],
+        input: [{ name: 'x', type: { tensorType: f32(['N', 3, size, size]) } }],
+        output: [{ name: 'y', type: { tensorType: f32(['N', 2, size - 2, size - 2]) } }],
+      },
+    }).finish());
+  }
+
+  test('an activation quantize/dequantize pair imports as the clamp to its range, as onnxruntime computes it (a ReLU6 the quantizer dropped) (issue 24 item 4)', async () => {
+    // uint8, zero point 0, scale 6/255: the pair holds [0, 6], as the ONNX zoo's int8 MobileNetV2 relies on.
+    const file = path.join(tmp, 'qdq-relu6.onnx');
+    writeQdq(file);
+    const built = buildModel(withHead(file, { head: 0, imageSize: 5 }));
+    expect(built.model.graph.nodes.map((n) => n.opType)).toContain('Clip');
+    // Inputs well outside [0, 6], on the quantization grid inside it.
+    const input = Float32Array.from(image(1, 5), (v) => Math.round((v * 5) / (6 / 255)) * (6 / 255));
+    expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 5, 5]), await runFile(fs.readFileSync(file), input, [1, 3, 5, 5]))).toBeLessThan(1e-4);
+  });
+
+  test('a malformed int8 QDQ backbone: weight scales that do not fit are refused on import, a pair onnxruntime refuses is refused before training (issue 24 item 4)', async () => {
+    const scales = path.join(tmp, 'qdq-bad-scales.onnx');
+    writeQdq(scales, { ws: [0.01, 0.02, 0.03] });
+    expect(() => new nn.OnnxModule(scales)).toThrow(/qdq-bad-scales\.onnx: dqw: DequantizeLinear has 3 scales for 2 channels \(axis 0 of \[2, 3, 3, 3\]\)/);
+    // The QuantizeLinear makes int8, its DequantizeLinear reads uint8: deepvision's importer never needed the pair's
+    // types, onnxruntime refuses the file. It used to train, and a NaN loss blamed the learning rate.
+    const pair = path.join(tmp, 'qdq-bad-pair.onnx');
+    writeQdq(pair, { xz: { dataType: 3 }, dqz: { dataType: 2, int32Data: [0] }, size: 8 });
+    expect(() => new nn.OnnxModule(pair)).not.toThrow();
+    const data = (count: number, seed: number) => generateShapes({ count, imageSize: 8, seed });
+    const run = train({
+      definition: withHead(pair, { imageSize: 8 }), train: data(16, 0), val: data(8, 1), epochs: 1, batchSize: 8,
+      optimizer: { kind: 'adam' }, learningRate: 1e-3, outDir: path.join(tmp, 'bad-pair-run'), threads: 1,
+    });
+    await expect(run).rejects.toThrow(TrainingError);
+    await expect(run).rejects.toThrow(/^onnxruntime cannot load the backbone .*qdq-bad-pair\.onnx, so deepvision will not train on it: .*DequantizeLinear/);
+    expect(fs.existsSync(path.join(tmp, 'bad-pair-run', 'metrics.jsonl'))).toBe(false);
+  });
+
   test('cut points: the pooled features the last Gemm reads, and the last feature map', () => {
     expect(findCutPoints(readModelFile(backbone), backbone)).toEqual([
       { name: 'features', shape: [1, 8], why: 'input of the last Gemm (pooled features)' },
       { name: expect.stringMatching(/Concat/), shape: [1, 8, 5, 5], why: 'last 4-D feature map' },
     ]);
+  });
+
+  test('inspect lists only cuts transfer accepts: pooled features reshaped to a run-time shape are listed before the reshape (issue 24 item 4)', () => {
+    // As the ONNX zoo's int8 MobileNetV2: Reshape(pooled, Concat(Unsqueeze(Gather(Shape(pooled), 0)), [-1])) -> Gemm.
+    const file = path.join(tmp, 'dynamic-reshape.onnx');
+    const int64 = (name: string, dims: number[], values: number[]) => ({ name, dims, dataType: 7, int64Data: values });
+    fs.writeFileSync(file, onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'dynamic-reshape',
+        node: [
+          { name: 'conv', opType: 'Conv', input: ['x', 'w'], output: ['map'] },
+          { name: 'pool', opType: 'GlobalAveragePool', input: ['map'], output: ['pooled'] },
+          { name: 'shape', opType: 'Shape', input: ['pooled'], output: ['s'] },
+          { name: 'gather', opType: 'Gather', input: ['s', 'zero'], output: ['n'] },
+          { name: 'unsqueeze', opType: 'Unsqueeze', input: ['n', 'axes'], output: ['n1'] },
+          { name: 'concat', opType: 'Concat', input: ['n1', 'minus1'], output: ['target'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+          { name: 'reshape', opType: 'Reshape', input: ['pooled', 'target'], output: ['flat'] },
+          { name: 'fc', opType: 'Gemm', input: ['flat', 'fcw'], output: ['logits'], attribute: [{ name: 'transB', type: 2, i: 1 }] },
+        ],
+        initializer: [
+          { name: 'w', dims: [2, 3, 1, 1], dataType: 1, floatData: [0.1, 0.2, 0.3, -0.1, -0.2, 0.4] },
+          { name: 'fcw', dims: [3, 2], dataType: 1, floatData: [1, 2, 3, 4, 5, 6] },
+          int64('zero', [], [0]), int64('axes', [1], [0]), int64('minus1', [1], [-1]),
+        ],
+        input: [{ name: 'x', type: { tensorType: f32(['N', 3, 4, 4]) } }],
+        output: [{ name: 'logits', type: { tensorType: f32(['N', 3]) } }],
+      },
+    }).finish());
+    const points = findCutPoints(readModelFile(file), file);
+    expect(points).toEqual([
+      { name: 'pooled', shape: [1, 2, 1, 1], why: 'pooled features (the last Gemm reads them through Reshape)' },
+      { name: 'map', shape: [1, 2, 4, 4], why: 'last 4-D feature map' },
+    ]);
+    // What inspect lists, transfer takes; the reshaped value it no longer lists, transfer refuses in one line.
+    const build = (output: string) => buildModel(transfer, { config: { backbone: file, output, imageSize: 4, numClasses: 3 } });
+    for (const p of points) expect(build(p.name).model.graph.outputs[0]!.shape).toEqual(['batch', 3]);
+    expect(() => build('flat')).toThrow(/dynamic-reshape\.onnx: the value 'flat' is \[.*\] for one image, not a fixed size, so a head cannot read it \(`deepvision inspect .*` lists cut points that work\)/);
+    expect(cutFeatures([1, 2, 3])).toBe(6);
+    expect(cutFeatures([1, '?', 3])).toBeUndefined();
+    expect(cutFeatures([1])).toBeUndefined();
   });
 
   test('what cannot be imported is named: an unknown op, a missing cut value, a second input, another domain, a missing file', () => {
@@ -245,6 +349,14 @@ describe('real backbones', () => {
     expect(findCutPoints(readModelFile(sharedFile(SQUEEZENET)), SQUEEZENET).map((p) => [p.name, p.shape])).toEqual([['features', [1, 512, 13, 13]]]);
   });
 
+  dataTest('the model zoo\'s int8 MobileNetV2: inspect lists the pooled features before the run-time Reshape (not `472`), and transfer takes every cut it lists (issue 24 item 4)', ['models/mobilenetv2-7-int8-qdq.onnx'], () => {
+    const file = sharedFile('models/mobilenetv2-7-int8-qdq.onnx');
+    const points = findCutPoints(readModelFile(file), file);
+    expect(points.map((p) => [p.name, p.shape])).toEqual([['464_DequantizeLinear_Output', [1, 1280, 1, 1]], ['463_DequantizeLinear_Output', [1, 1280, 7, 7]]]);
+    for (const p of points) expect(buildModel(transfer, { config: { backbone: file, output: p.name, numClasses: 3 } }).model.graph.outputs[0]!.shape).toEqual(['batch', 3]);
+    expect(() => buildModel(transfer, { config: { backbone: file, output: '472', numClasses: 3 } })).toThrow(/the value '472' is \[.*\] for one image, not a fixed size/);
+  });
+
   dataTest('the int8 QDQ MobileNetV2 imports as a float model that runs', ['models/mobilenetv2-7-int8-qdq.onnx'], async () => {
     const file = sharedFile('models/mobilenetv2-7-int8-qdq.onnx');
     const module = new nn.OnnxModule(file);
@@ -254,5 +366,8 @@ describe('real backbones', () => {
     const logits = await runFile(encodeModel(built.model), image(1, 224), [1, 3, 224, 224]);
     expect(logits).toHaveLength(1000);
     expect(logits.every(Number.isFinite)).toBe(true);
+    // Its activation quantize/dequantize pairs clamp (the quantizer dropped the ReLU6s): imported without the clamp,
+    // the logits reached 1e6 and a head trained on its features saw a loss of 1e5 (issue 24 item 4).
+    expect(Math.max(...Array.from(logits, Math.abs))).toBeLessThan(50);
   });
 });

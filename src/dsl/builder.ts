@@ -68,6 +68,8 @@ export class GraphBuilder {
   readonly stateUpdates = new Map<string, Tensor>();
   /** What modules changed while building, for the summary (an imported model's quantization removed, say). */
   readonly notes = new Set<string>();
+  /** The ONNX files modules imported (OnnxModule backbones), so that a runtime can check it loads each. */
+  readonly importedModels = new Set<string>();
   /**
    * Scalar terms a model adds to its training loss while its forward runs (regularizers such as Show, Attend and
    * Tell's attention penalty), by name. Only a training graph adds them to its loss (losses.addTrainingLoss).

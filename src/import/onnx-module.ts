@@ -11,6 +11,7 @@ import { Module } from '../nn/module';
 import { Buffer, Parameter } from '../nn/parameter';
 import { decodeModel } from '../onnx/read';
 import type { OpType } from '../ops/registry';
+import { cutFeatures } from './cut-acceptance';
 import { ImportedGraph, importGraph, ImportError } from './imported-graph';
 
 export interface OnnxModuleOptions {
@@ -40,12 +41,15 @@ const STATISTICS_SLOTS: Partial<Record<string, readonly number[]>> = { BatchNorm
  */
 export class OnnxModule extends Module {
   readonly imported: ImportedGraph;
+  /** The ONNX file, as an absolute path. */
+  readonly file: string;
   private readonly tensors: [string, Parameter][] = [];
   private readonly byInitializer = new Map<string, Parameter>();
 
   constructor(file: string, readonly options: OnnxModuleOptions = {}) {
     super();
     const resolved = path.resolve(file);
+    this.file = resolved;
     let bytes: Uint8Array;
     try {
       bytes = fs.readFileSync(resolved);
@@ -95,6 +99,21 @@ export class OnnxModule extends Module {
     return [...b.run(() => this.emitInto(b, x)).shape];
   }
 
+  /**
+   * How many values per image the module's output has for an input of `shape`: what a linear head on it reads. A
+   * cut whose size per image is not fixed is refused here, naming it, by the rule `deepvision inspect` recommends
+   * cuts by (cut-acceptance.ts).
+   */
+  featuresPerImage(shape: readonly Dim[]): number {
+    const out = this.outputShape(shape);
+    const n = cutFeatures(out);
+    if (n === undefined) {
+      const source = this.imported.source;
+      throw new ImportError(`${source}: the value '${this.imported.output}' is [${out.join(', ')}] for one image, not a fixed size, so a head cannot read it (\`deepvision inspect ${source}\` lists cut points that work)`);
+    }
+    return n;
+  }
+
   forward(x: Tensor): Tensor {
     return this.emitInto(x.builder, x);
   }
@@ -105,6 +124,7 @@ export class OnnxModule extends Module {
       throw new ImportError(`${this.imported.source} takes input [${declared.join(', ')}], got [${x.shape.join(', ')}]`);
     }
     for (const note of this.imported.notes) b.notes.add(`${this.path || this.imported.source}: ${note}`);
+    b.importedModels.add(this.file);
     const values = emitImportedGraph(b, this.imported, x, (name) => {
       const p = this.byInitializer.get(name);
       return p !== undefined ? asTensor(p, b) : undefined;

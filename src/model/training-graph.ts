@@ -25,6 +25,8 @@ export interface TrainingGraph {
   stateOutputs: Map<string, string>;
   /** Initial values of parameters and buffers. */
   values: Map<string, TensorData>;
+  /** The ONNX files the model imports (pretrained backbones), as absolute paths. */
+  importedModels: string[];
 }
 
 /**
@@ -50,7 +52,10 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
     metadata: modelMetadata(definition, trace, buildOptions, { 'deepvision.graph': 'training' }),
   });
   const trainableSpecs = trainable.map((name) => ({ name, shape: trace.parameters.find((p) => p.name === name)!.shape }));
-  return { model, config: trace.config, parameters: trace.parameters, trainable, trainableSpecs, stateOutputs, values: trace.values };
+  return {
+    model, config: trace.config, parameters: trace.parameters, trainable, trainableSpecs, stateOutputs, values: trace.values,
+    importedModels: [...builder.importedModels],
+  };
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Schedule } from '../optim/schedule';
 import { EpochEvaluation } from './evaluation';
 import { finishRun } from './finish-run';
 import { frozenFeaturesFor } from './frozen-backbone';
+import { checkImportedModels } from './imported-models';
 import { modelForData } from './model-for-data';
 import { RunFolder } from './run-folder';
 import { trainingBatches } from './training-batches';
@@ -141,6 +142,7 @@ export interface TrainResult {
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const seed = o.seed ?? 0;
   const model = modelForData(o, seed);
+  await checkImportedModels(model.graph.importedModels);
   const sessionOptions = sessionOptionsFor(o);
   // A frozen backbone runs once per image: training and evaluation then run the rest on its cached features.
   const frozen = await frozenFeaturesFor(o, model.graph, model.evalModel, model.normalization, sessionOptions);
