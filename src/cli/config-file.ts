@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from './errors';
+import { FileReadError, readRegularText } from '../util/regular-file';
 
 /**
  * `--config FILE`: a JSON object of option values ({"epochs": 30, "lr": 0.01, "hflip": 0.5}), keys written as on
@@ -9,8 +10,9 @@ import { UserError } from './errors';
 export function applyConfigFile(command: Command, file: string): void {
   let values: unknown;
   try {
-    values = JSON.parse(fs.readFileSync(file, 'utf8'));
+    values = JSON.parse(readRegularText(file, { what: 'config file', maxBytes: 16 * 1024 * 1024 }));
   } catch (err) {
+    if (err instanceof FileReadError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(code ? `cannot read config file ${file}: ${code}` : `config file ${file} is not valid JSON: ${(err as Error).message}`);
   }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { MAX_BEAM } from '../generate/search-limits';
 
 /**
  * Argument parsers for numeric options (commander's argParser): a value of the wrong type or range is refused
@@ -13,6 +14,8 @@ function parser(what: string, ok: (n: number) => boolean): (value: string) => nu
 }
 
 export const positiveInteger = parser('a positive integer', (n) => Number.isSafeInteger(n) && n > 0);
+/** A beam width: 1 (greedy) up to the widest beam searched. */
+export const beamWidth = parser(`a beam width from 1 to ${MAX_BEAM}`, (n) => Number.isSafeInteger(n) && n > 0 && n <= MAX_BEAM);
 export const nonNegativeInteger = parser('a non-negative integer', (n) => Number.isSafeInteger(n) && n >= 0);
 export const positiveNumber = parser('a positive number', (n) => Number.isFinite(n) && n > 0);
 export const nonNegativeNumber = parser('a number >= 0', (n) => Number.isFinite(n) && n >= 0);

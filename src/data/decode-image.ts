@@ -1,8 +1,9 @@
-import * as fs from 'node:fs';
 import sharp from 'sharp';
 import type { Metadata } from 'sharp';
 import type { Pixels } from '../export/image-preprocessing';
+import { FileReadError, readRegularFileAsync } from '../util/regular-file';
 import { UserError } from '../util/user-error';
+import { WorkBudget } from '../util/work-budget';
 
 /** An image that cannot be used: `reason` completes the sentence that starts with the file's name. */
 export class ImageDecodeError extends UserError {
@@ -54,23 +55,25 @@ function sniff(head: Uint8Array): Sniffed {
   return 'unknown';
 }
 
-async function readHead(file: string, label: string): Promise<Uint8Array> {
-  let handle: fs.promises.FileHandle;
+/**
+ * Pixels decoded at once in this process. Loaders keep several images in flight to use every core; with photos of
+ * tens of megapixels that would be gigabytes, so large images wait for each other (small ones still overlap).
+ */
+const DECODING = new WorkBudget(60_000_000);
+
+/** The longest image file read: 50 megapixels of PNG stored uncompressed is about 200 MB. */
+const MAX_IMAGE_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Reads an image file (a Buffer path: a name that is not valid UTF-8) as a regular file only: a named pipe would
+ * block a reader forever. Errors are in the image's words.
+ */
+export async function readImageFile(file: string | Buffer, label: string): Promise<Uint8Array> {
   try {
-    handle = await fs.promises.open(file, 'r');
+    return await readRegularFileAsync(file, { what: 'image', maxBytes: MAX_IMAGE_BYTES });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ImageDecodeError(label, code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? (err as Error).message})`);
-  }
-  try {
-    const head = Buffer.alloc(32);
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    return head.subarray(0, bytesRead);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ImageDecodeError(label, code === 'EISDIR' ? 'is a folder, not an image' : `cannot be read (${code ?? (err as Error).message})`);
-  } finally {
-    await handle.close();
+    if (!(err instanceof FileReadError)) throw err;
+    throw new ImageDecodeError(label, /ENOENT/.test(err.reason) ? 'does not exist' : err.reason.startsWith('is ') ? err.reason : `cannot be read: ${err.reason}`);
   }
 }
 
@@ -85,10 +88,19 @@ function acceptedFormat(meta: Metadata): boolean {
  * orientation applied, grayscale and CMYK converted to RGB. Only raster formats are accepted, and an image over the
  * pixel limit is refused from its header, before anything is decoded: a few bytes can declare gigapixels.
  */
-export async function decodeImage(source: string | Uint8Array, options: DecodeOptions = {}): Promise<Pixels> {
-  const label = options.label ?? (typeof source === 'string' ? source : 'image');
+export async function decodeImage(file: string | Uint8Array, options: DecodeOptions = {}): Promise<Pixels> {
+  return useDecodedImage(file, options, (pixels) => pixels);
+}
+
+/**
+ * Decodes an image as decodeImage does and hands its pixels to `use` (a resize, usually): the image's share of the
+ * decoding budget is held until `use` returns, so that decoded photos never pile up faster than they are used.
+ */
+export async function useDecodedImage<T>(file: string | Uint8Array, options: DecodeOptions, use: (pixels: Pixels) => T): Promise<T> {
+  const label = options.label ?? (typeof file === 'string' ? file : 'image');
   const maxPixels = options.maxPixels ?? maxPixelsFromEnvironment();
-  const head = typeof source === 'string' ? await readHead(source, label) : source.subarray(0, 32);
+  const source = typeof file === 'string' ? await readImageFile(file, label) : file;
+  const head = source.subarray(0, 32);
   const kind = sniff(head);
   if (kind === 'empty') throw new ImageDecodeError(label, 'is an empty file');
   if (kind === 'unknown') throw new ImageDecodeError(label, `is not a readable image (not a ${ACCEPTED_FORMATS.replace(/, (\w+)$/, ' or $1')} file)`);
@@ -116,12 +128,16 @@ export async function decodeImage(source: string | Uint8Array, options: DecodeOp
     const pages = meta.pages !== undefined && meta.pages > 1 ? `, ${meta.pages} pages` : '';
     throw new ImageDecodeError(label, `is ${width}x${height} (${(width * height).toLocaleString('en-US')} pixels${pages}), over the limit of ${maxPixels.toLocaleString('en-US')} pixels (${MAX_PIXELS_VARIABLE} raises it)`);
   }
-  try {
-    // limitInputPixels again: a file replaced between the two reads is still held to the limit.
-    const { data, info } = await sharp(source, { failOn: 'error', limitInputPixels: maxPixels, pages: 1, page: 0 })
-      .rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-  } catch (err) {
-    throw unreadable(err);
-  }
+  return DECODING.run(width * height, async () => {
+    let pixels: Pixels;
+    try {
+      // limitInputPixels again: a file replaced between the two reads is still held to the limit.
+      const { data, info } = await sharp(source, { failOn: 'error', limitInputPixels: maxPixels, pages: 1, page: 0 })
+        .rotate().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      pixels = { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    } catch (err) {
+      throw unreadable(err);
+    }
+    return use(pixels);
+  });
 }

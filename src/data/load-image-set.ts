@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { resizeToPlanar } from '../export/image-preprocessing';
 import { Rng } from '../util/rng';
 import type { ImageDataset } from './dataset';
-import { decodeImage, ImageDecodeError, maxPixelsFromEnvironment } from './decode-image';
+import { ImageDecodeError, maxPixelsFromEnvironment, readImageFile, useDecodedImage } from './decode-image';
 import { CachedImages, CachedSplit, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from './image-cache';
 import { selectImages, sharedBytes } from './dataset';
 import { cifarBinarySource, isCifarBinary } from './sources/cifar-binary';
@@ -110,8 +110,9 @@ async function decodeSource(source: ImageSource, size: number, maxPixels: number
         const e = entries[i]!;
         const name = 'file' in e ? path.basename(displayPath(e.file)) : 'record';
         try {
-          const pixelsIn = 'planar' in e ? interleave(e.planar) : await decodeImage(await readable(e.file), { label: name, maxPixels });
-          resizeToPlanar(pixelsIn, size, size, pixels.subarray(i * image, (i + 1) * image));
+          const into = pixels.subarray(i * image, (i + 1) * image);
+          if ('planar' in e) resizeToPlanar(interleave(e.planar), size, size, into);
+          else await useDecodedImage(await readable(e.file, name), { label: name, maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, into));
           ok[i] = 1;
         } catch (err) {
           skipped.count++;
@@ -137,8 +138,8 @@ async function decodeSource(source: ImageSource, size: number, maxPixels: number
 }
 
 /** decodeImage takes a path as a string; a path that is not valid UTF-8 is read here and passed as bytes. */
-async function readable(file: string | Buffer): Promise<string | Uint8Array> {
-  return typeof file === 'string' ? file : fs.promises.readFile(file);
+async function readable(file: string | Buffer, label: string): Promise<string | Uint8Array> {
+  return typeof file === 'string' ? file : readImageFile(file, label);
 }
 
 function interleave(p: { data: Uint8Array; width: number; height: number }) {

@@ -6,6 +6,7 @@
 import type { InferenceSession } from 'onnxruntime-common';
 import { Vocabulary, VocabularyJSON } from '../data/captions/vocabulary';
 import { inputProblems, ModelCard } from './model-card';
+import { beamProblem, MAX_CAPTION_TOKENS } from '../generate/search-limits';
 
 export interface CaptionerCard {
   format: 'deepvision-model-card';
@@ -75,9 +76,16 @@ export function captionerCardProblems(card: unknown): string[] {
     }
   }
   const g = c.generation;
-  const positive = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
-  if (!positive(g?.maxLength)) problems.push("'generation.maxLength' must be a positive integer");
-  if (!positive(g?.beam)) problems.push("'generation.beam' must be a positive integer");
+  const positive = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+  const [maxLength, beam] = [g?.maxLength, g?.beam];
+  if (!positive(maxLength)) problems.push("'generation.maxLength' must be a positive integer");
+  else if (maxLength > MAX_CAPTION_TOKENS) problems.push(`'generation.maxLength' is ${maxLength} words, more than the ${MAX_CAPTION_TOKENS} supported`);
+  if (!positive(beam)) problems.push("'generation.beam' must be a positive integer");
+  else {
+    const tokens = (c.vocabulary as { tokens?: unknown } | undefined)?.tokens;
+    const problem = beamProblem(beam, Array.isArray(tokens) ? tokens.length : undefined);
+    if (problem !== undefined) problems.push(`'generation.beam': ${problem}`);
+  }
   if (!(typeof g?.lengthPenalty === 'number' && Number.isFinite(g.lengthPenalty) && g.lengthPenalty >= 0)) problems.push("'generation.lengthPenalty' must be a number >= 0");
   return problems;
 }

@@ -18,6 +18,7 @@ import { ExportError } from './export-error';
 import { firstLine, imageDims } from './export-model';
 import { storeWeightsAsFloat16 } from './float16-weights';
 import { FileWriter, publish } from './publish';
+import { beamProblem } from '../generate/search-limits';
 
 export interface CaptionerExportOptions {
   fp16?: boolean;
@@ -66,7 +67,8 @@ export async function exportCaptioner(runDir: string, outDir: string, o: Caption
   const meta = parts.metadata ?? {};
   const beam = o.beam ?? 3;
   const lengthPenalty = o.lengthPenalty ?? 0.7;
-  if (!Number.isSafeInteger(beam) || beam < 1) throw new ExportError(`the beam must be a positive integer, got ${beam}`);
+  const beamRefused = beamProblem(beam, parts.vocabulary.size);
+  if (beamRefused !== undefined) throw new ExportError(beamRefused);
   if (!(Number.isFinite(lengthPenalty) && lengthPenalty >= 0)) throw new ExportError(`the length penalty must be a number >= 0, got ${lengthPenalty}`);
 
   const encoder = decodeModel(parts.encoder);

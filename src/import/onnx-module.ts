@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AttributeValue } from '../ir/attribute';
 import { GraphBuilder } from '../dsl/builder';
@@ -13,6 +12,7 @@ import { decodeModel } from '../onnx/read';
 import type { OpType } from '../ops/registry';
 import { cutFeatures } from './cut-acceptance';
 import { ImportedGraph, importGraph, ImportError } from './imported-graph';
+import { describeReadFailure, FileReadError, readRegularFile } from '../util/regular-file';
 
 export interface OnnxModuleOptions {
   /** The value the module returns: any value of the model (`features`, a feature map); default its first output. */
@@ -52,9 +52,9 @@ export class OnnxModule extends Module {
     this.file = resolved;
     let bytes: Uint8Array;
     try {
-      bytes = fs.readFileSync(resolved);
+      bytes = readRegularFile(resolved, { what: 'ONNX model' });
     } catch (err) {
-      throw new ImportError(`cannot read backbone ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new ImportError(`cannot read backbone ${file}: ${err instanceof FileReadError ? err.reason.replace(/^cannot read the ONNX model: /, '') : describeReadFailure(err)}`);
     }
     this.imported = importGraph(decodeModel(bytes, { baseDir: path.dirname(resolved), source: file }), file, options.output);
     const roles = initializerRoles(this.imported);

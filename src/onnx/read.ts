@@ -9,6 +9,7 @@ import { Dim, numElements, UNKNOWN_DIM } from '../ir/shape';
 import { allocTyped, TensorData } from '../ir/tensor';
 import { OnnxFormatError } from './errors';
 import { int64ToBigInt, int64ToNumber, LongLike } from './long';
+import { describeReadFailure, FileReadError, readRegularFile } from '../util/regular-file';
 
 /** IR versions and default-domain opsets deepvision reads (those of onnx 1.2 to 1.18, as onnxruntime 1.30 runs). */
 export const READ_IR_VERSIONS = { min: 3, max: 11 } as const;
@@ -35,8 +36,9 @@ export interface ReadOptions {
 export function readModelFile(file: string): Model {
   let bytes: Uint8Array;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = readRegularFile(file, { what: 'ONNX model' });
   } catch (err) {
+    if (err instanceof FileReadError) throw new OnnxFormatError(file, err.reason.replace(/^cannot read the ONNX model:/, 'cannot read file:'));
     throw new OnnxFormatError(file, `cannot read file: ${describeReadFailure(err)}`);
   }
   return decodeModel(bytes, { baseDir: path.dirname(path.resolve(file)), source: file });
@@ -381,15 +383,4 @@ function parseByteCount(text: string): number | undefined {
   if (!/^\d{1,16}$/.test(text)) return undefined;
   const n = Number(text);
   return Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** Why a file could not be read: the error code, with words for the common ones. */
-function describeReadFailure(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  const words: Record<string, string> = {
-    ENOENT: 'no such file', EISDIR: 'it is a folder, not a file', EACCES: 'permission denied', EPERM: 'permission denied',
-    ELOOP: 'a loop of symbolic links', ENOTDIR: 'a part of its path is a file, not a folder', EIO: 'input/output error',
-  };
-  if (code === undefined) return (err as Error).message.split('\n')[0]!;
-  return words[code] ? `${code} (${words[code]})` : code;
 }

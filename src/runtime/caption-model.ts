@@ -15,6 +15,8 @@ import { readModelFile } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
 import { UserError } from '../util/user-error';
+import { FileReadError, readRegularText } from '../util/regular-file';
+import { beamProblem, captionTokensProblem } from '../generate/search-limits';
 
 /** Loads the model definition of a checkpoint whose run folder lacks the generation graphs. */
 export type DefinitionLoader = (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition;
@@ -98,6 +100,8 @@ export class CaptionModel {
       throw new UserError(`${file}: its vocabulary (metadata 'deepvision.vocabulary') is missing or invalid: ${(err as Error).message}`);
     }
     const config = checkpointConfig(meta, file);
+    const tokensRefused = captionTokensProblem(Number(config.maxLength));
+    if (tokensRefused !== undefined) throw new UserError(`${file}: its config's maxLength: ${tokensRefused}`);
     const normalization = checkpointNormalization(meta, file);
     if (normalization === undefined) throw new UserError(`${file} does not record its input normalization`);
     if (config.vocabularySize !== vocabulary.size) throw new UserError(`${file}: the model's vocabulary size (${String(config.vocabularySize)}) differs from its saved vocabulary's (${vocabulary.size})`);
@@ -124,8 +128,9 @@ export class CaptionModel {
     const cardFile = path.join(dir, 'model.json');
     let card: unknown;
     try {
-      card = JSON.parse(fs.readFileSync(cardFile, 'utf8'));
+      card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: 64 * 1024 * 1024 }));
     } catch (err) {
+      if (err instanceof FileReadError) throw err;
       throw new UserError(`${cardFile} is not readable JSON (${(err as Error).message.split('\n')[0]})`);
     }
     if (!isCaptionerCard(card)) throw new UserError(`${cardFile} is not a captioner's card (for classifiers: deepvision predict)`);
@@ -170,6 +175,8 @@ export class CaptionModel {
 
   /** The best captions of one decoded image, best first (beam 1: greedy; default: `generation`). */
   async caption(image: Pixels, o: { beam?: number; lengthPenalty?: number } = {}): Promise<(Caption & { text: string })[]> {
+    const beamRefused = beamProblem(o.beam ?? this.generation.beam, this.vocabulary.size);
+    if (beamRefused !== undefined) throw new UserError(beamRefused);
     const { size, normalization } = this.input;
     const input = preprocessImage(image, { resizeShorterSide: size, mean: normalization.mean, std: normalization.std }, 3, size, size);
     const start = await this.encoder.run({ input: new ort.Tensor('float32', input, [1, 3, size, size]) });

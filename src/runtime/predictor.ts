@@ -6,8 +6,12 @@ import { ModelCard, modelCardProblems } from '../export/model-card';
 import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../export/image-preprocessing';
 import { outputOf } from './session-output';
 import { UserError } from '../util/user-error';
+import { FileReadError, readRegularText } from '../util/regular-file';
 
 export class PredictorError extends UserError {}
+
+/** A model card is a few kB (labels included); a larger one is not a card. */
+const MAX_CARD_BYTES = 64 * 1024 * 1024;
 
 /**
  * The ONNX file model.json names, which must lie inside the model's folder: a card from elsewhere must not make
@@ -36,8 +40,9 @@ export class Predictor {
     if (!fs.existsSync(cardFile)) throw new PredictorError(`${dir} has no model.json: export a model with \`deepvision export\``);
     let card: ModelCard;
     try {
-      card = JSON.parse(fs.readFileSync(cardFile, 'utf8')) as ModelCard;
+      card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: MAX_CARD_BYTES })) as ModelCard;
     } catch (err) {
+      if (err instanceof FileReadError) throw err;
       throw new PredictorError(`${cardFile} is not valid JSON (${(err as Error).message})`);
     }
     const problems = modelCardProblems(card);

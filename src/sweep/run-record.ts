@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { EpochMetrics } from '../train/trainer';
 import { UserError } from '../util/user-error';
+import { FileReadError, readRegularText } from '../util/regular-file';
 
 // `deepvision plot` reads summaries through this module too; the one definition is the trainer's.
 export { readRunSummary as readSummary } from '../train/run-summary';
@@ -12,8 +13,9 @@ export class RunRecordError extends UserError {}
 export function readMetrics(file: string): EpochMetrics[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularText(file, { what: 'metrics file' });
   } catch (err) {
+    if (err instanceof FileReadError) throw new RunRecordError(`cannot read ${file}: ${err.reason}`);
     throw new RunRecordError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const byEpoch = new Map<number, EpochMetrics>();

@@ -4,6 +4,7 @@ import { describeAugmentation, NO_AUGMENTATION } from '../data/augment';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 import type { EpochMetrics, StopReason, TrainOptions, TrainResult } from './trainer';
+import { FileReadError, readRegularText } from '../util/regular-file';
 
 /**
  * What a training run leaves in its output folder when it finishes (summary.json): written by train() itself, so a
@@ -60,9 +61,10 @@ export function readRunSummary(dir: string): RunSummary | undefined {
   const file = path.join(dir, SUMMARY_FILE);
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    if (!fs.existsSync(file)) return undefined;
+    text = readRegularText(file, { what: 'run summary' });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (err instanceof FileReadError) throw new RunSummaryError(`cannot read ${file}: ${err.reason}`);
     throw new RunSummaryError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   let parsed: unknown;

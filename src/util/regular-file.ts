@@ -75,7 +75,6 @@ function checkName(file: FilePath, o: RegularFileOptions): void {
 
 function openFailure(err: unknown, file: FilePath, o: RegularFileOptions): FileReadError {
   const what = o.what ?? 'file';
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new FileReadError(shown(file), `no such ${what}`);
   return new FileReadError(shown(file), `cannot read the ${what}: ${describeReadFailure(err)}`);
 }
 

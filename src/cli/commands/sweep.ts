@@ -5,6 +5,7 @@ import { planSweep, SweepSpec } from '../../sweep/grid';
 import { runOutcome, runSweep, writeSweepReport } from '../../sweep/run-sweep';
 import { UserError } from '../errors';
 import { helpText } from '../help-text';
+import { FileReadError, readRegularText } from '../../util/regular-file';
 
 export function sweepCommand(): Command {
   return new Command('sweep')
@@ -35,8 +36,9 @@ export function sweepCommand(): Command {
     .action(async (file: string, f: { out?: string; dryRun: boolean; reportOnly: boolean; retryFailed: boolean; only?: string }) => {
       let spec: SweepSpec;
       try {
-        spec = JSON.parse(fs.readFileSync(file, 'utf8')) as SweepSpec;
+        spec = JSON.parse(readRegularText(file, { what: 'sweep file', maxBytes: 16 * 1024 * 1024 })) as SweepSpec;
       } catch (err) {
+        if (err instanceof FileReadError) throw err;
         const code = (err as NodeJS.ErrnoException).code;
         throw new UserError(code ? `cannot read sweep file ${file}: ${code}` : `sweep file ${file} is not valid JSON: ${(err as Error).message}`);
       }

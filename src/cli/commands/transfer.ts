@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { UserError } from '../errors';
+import { openRegularFile } from '../../util/regular-file';
 
 /**
  * `deepvision transfer BACKBONE.onnx --data DIR`: `train` of the bundled graphs/transfer.ts with the backbone, cut
@@ -26,6 +27,8 @@ export function transferCommand(train: (argv: string[]) => Promise<unknown>): Co
     .addHelpText('after', '\nExamples:\n  deepvision transfer mobilenetv2-7-fp32.onnx --data photos/ --epochs 10\n  deepvision transfer mobilenetv2-7-fp32.onnx --data photos/ --unfreeze last:4 \\\n      --backbone-lr 1e-4 --lr 1e-3')
     .action(async (backbone: string, f: { cut: string; unfreeze: string; imageSize: string }, command: Command) => {
       if (!fs.existsSync(backbone)) throw new UserError(`backbone not found: ${backbone}`);
+      // Checked before the data is loaded (minutes at 224 px), so that a pipe or a folder is refused at once.
+      fs.closeSync(openRegularFile(backbone, { what: 'ONNX model' }).fd);
       const graph = path.join(__dirname, '..', '..', '..', 'graphs', 'transfer.ts');
       const rest = command.args.slice(1);
       await train([

@@ -11,6 +11,10 @@ export const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 export const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
 
 /** A positive whole number, or undefined when the flag was not given. */
-export function optionalPositiveInt(name: string, value: string | undefined): number | undefined {
-  return value === undefined ? undefined : flagNumber(name, value, positiveInt);
+/** A positive whole number, or undefined when the flag is not given; `max` is its ceiling, named in the refusal. */
+export function optionalPositiveInt(name: string, value: string | undefined, max?: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = flagNumber(name, value, positiveInt);
+  if (max !== undefined && n > max) throw new UserError(`--${name} got ${value}, more than the ${max} supported`);
+  return n;
 }

@@ -7,6 +7,7 @@ import type { TrainOptions } from '../../train/trainer';
 import { UserError } from '../errors';
 import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt } from './flag-number';
 import type { TrainFlags } from './train-flags';
+import { MAX_CAPTION_TOKENS } from '../../generate/search-limits';
 
 // The flags become training options in the order the command has always checked them, so a run with several bad
 // flags reports the same one first: these before the data is loaded, the schedule after (it counts batches), and
@@ -68,7 +69,7 @@ export interface CaptionRequest {
 }
 
 export function captionRequestFromFlags(f: TrainFlags): CaptionRequest {
-  return { minCount: optionalPositiveInt('min-count', f.minCount) ?? (f.data === 'shapes' ? 1 : 5), maxLength: optionalPositiveInt('max-length', f.maxLength) };
+  return { minCount: optionalPositiveInt('min-count', f.minCount) ?? (f.data === 'shapes' ? 1 : 5), maxLength: optionalPositiveInt('max-length', f.maxLength, MAX_CAPTION_TOKENS) };
 }
 
 export function workersFromFlags(f: TrainFlags, augment: AugmentConfig): number {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { FolderListing } from '../sources/folder-listing';
 import { DataSourceError, FilePath } from '../sources/image-source';
 import { tokenize } from './tokenize';
+import { readRegularText } from '../../util/regular-file';
 
 export type CaptionSplitName = 'train' | 'val' | 'test';
 export const CAPTION_SPLITS: readonly CaptionSplitName[] = ['train', 'val', 'test'];
@@ -64,7 +65,7 @@ export function readDataText(listing: FolderListing, file: string): string {
   const size = fs.statSync(file).size;
   if (size > MAX_CAPTION_FILE_BYTES) throw new CaptionSourceError(`${file} is ${size.toLocaleString('en-US')} bytes, over the ${MAX_CAPTION_FILE_BYTES / 1024 / 1024} MiB a caption file may have`);
   // A byte-order mark (files saved by some Windows editors) is not part of the first image name.
-  return fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+  return readRegularText(file, { what: 'caption file', maxBytes: MAX_CAPTION_FILE_BYTES });
 }
 
 /** Captions per image name, in the order the file first names each image; captions without words are counted and left out. */

@@ -4,7 +4,7 @@ import { resizeToPlanar } from '../../export/image-preprocessing';
 import { UserError } from '../../util/user-error';
 import { Rng } from '../../util/rng';
 import { ImageDataset, selectImages, sharedBytes } from '../dataset';
-import { decodeImage, ImageDecodeError, maxPixelsFromEnvironment } from '../decode-image';
+import { ImageDecodeError, maxPixelsFromEnvironment, readImageFile, useDecodedImage } from '../decode-image';
 import { CachedImages, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from '../image-cache';
 import { generateShapes } from '../shapes';
 import { displayPath } from '../sources/image-source';
@@ -251,8 +251,8 @@ async function decodeEntries(entries: CaptionEntry[], size: number, maxPixels: n
       const file = entries[i]!.file;
       const label = path.basename(displayPath(file));
       try {
-        const decoded = await decodeImage(typeof file === 'string' ? file : await fs.promises.readFile(file), { label, maxPixels });
-        resizeToPlanar(decoded, size, size, pixels.subarray(i * image, (i + 1) * image));
+        const source = typeof file === 'string' ? file : await readImageFile(file, label);
+        await useDecodedImage(source, { label, maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, pixels.subarray(i * image, (i + 1) * image)));
         ok[i] = 1;
       } catch (err) {
         skipped.count++;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FolderListing } from './folder-listing';
 import { DataSourceError, DecodedImageEntry, ImageSource } from './image-source';
+import { readRegularFile, readRegularText } from '../../util/regular-file';
 
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const RECORD = 1 + 3 * 32 * 32;
@@ -34,11 +35,11 @@ export function cifarBinarySource(root: string): ImageSource {
   const testFiles = inside(all.test);
   const metaFile = path.join(root, 'batches.meta.txt');
   const meta = fs.existsSync(metaFile) ? listing.file(metaFile, MISSING) : undefined;
-  const classNames = meta !== undefined ? fs.readFileSync(meta, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') : CIFAR10_CLASSES;
+  const classNames = meta !== undefined ? readRegularText(meta, { what: 'class list', maxBytes: 1024 * 1024 }).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '') : CIFAR10_CLASSES;
   const read = (files: string[]): DecodedImageEntry[] => {
     const entries: DecodedImageEntry[] = [];
     for (const file of files) {
-      const bytes = fs.readFileSync(file);
+      const bytes = readRegularFile(file, { what: 'CIFAR-10 batch' });
       if (bytes.length % RECORD !== 0) throw new DataSourceError(`${file} is ${bytes.length} bytes, not a whole number of ${RECORD}-byte CIFAR-10 records (truncated?)`);
       for (let at = 0; at < bytes.length; at += RECORD) {
         const label = bytes[at]!;

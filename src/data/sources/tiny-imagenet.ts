@@ -2,13 +2,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FolderListing } from './folder-listing';
 import { DataSourceError, FileImageEntry, ImageSource } from './image-source';
+import { readRegularText } from '../../util/regular-file';
 
 export function isTinyImageNet(root: string): boolean {
   return fs.existsSync(path.join(root, 'wnids.txt')) && fs.existsSync(path.join(root, 'train'));
 }
 
 function readLines(file: string): string[] {
-  return fs.readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  return readRegularText(file, { what: 'index file', maxBytes: 256 * 1024 * 1024 }).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
 }
 
 /** A name the index files may use: one path component, so that joining it cannot leave its folder. */
