@@ -109,6 +109,14 @@ describe('numbers that set how much work is done have a ceiling', () => {
     expectOneLineError(cli(tmp, 'eval', file, '--val-size', '4'), refused);
   });
 
+  test('input sizes and generated data: --image-size at most 4096 px, shapes at most 2 GiB of pixels', () => {
+    const out = ['--out', path.join(tmp, 'never')];
+    expectOneLineError(cli(tmp, 'train', path.join(ROOT, 'graphs', 'mlp.ts'), '--data', 'shapes', '--image-size', '100000', ...out), /--image-size got 100000, more than the 4096 supported/);
+    expectOneLineError(cli(tmp, 'train', path.join(ROOT, 'graphs', 'mlp.ts'), '--data', 'shapes', '--train-size', '1000000000', ...out), /shapes: 1,000,000,000 images of 32x32 would take 2861\.0 GiB; at most 2 GiB/);
+    expectOneLineError(cli(tmp, 'export-teach', path.join(ROOT, 'README.md'), '--image-size', '100000', ...out), /--image-size.*from 1 to 4096/);
+    expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
+  });
+
   test('train --max-length: at most 256 tokens', () => {
     expectOneLineError(cli(tmp, 'train', path.join(ROOT, 'graphs', 'captioner.ts'), '--data', 'shapes', '--max-length', '100000', '--out', path.join(tmp, 'never')),
       /--max-length got 100000, more than the 256 supported/);

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { MAX_BEAM } from '../generate/search-limits';
+import { MAX_INPUT_SIDE } from '../data/decode-image';
 
 /**
  * Argument parsers for numeric options (commander's argParser): a value of the wrong type or range is refused
@@ -14,6 +15,8 @@ function parser(what: string, ok: (n: number) => boolean): (value: string) => nu
 }
 
 export const positiveInteger = parser('a positive integer', (n) => Number.isSafeInteger(n) && n > 0);
+/** A model's input side in pixels. */
+export const imageSide = parser(`a size in pixels from 1 to ${MAX_INPUT_SIDE}`, (n) => Number.isSafeInteger(n) && n > 0 && n <= MAX_INPUT_SIDE);
 /** A beam width: 1 (greedy) up to the widest beam searched. */
 export const beamWidth = parser(`a beam width from 1 to ${MAX_BEAM}`, (n) => Number.isSafeInteger(n) && n > 0 && n <= MAX_BEAM);
 export const nonNegativeInteger = parser('a non-negative integer', (n) => Number.isSafeInteger(n) && n >= 0);

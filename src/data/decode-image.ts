@@ -19,6 +19,9 @@ export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 export const MAX_PIXELS_VARIABLE = 'DEEPVISION_MAX_PIXELS';
 
+/** The largest model input side in pixels: 16 times ImageNet's 224, and a 3 x 4096 x 4096 input is 200 MB of floats. */
+export const MAX_INPUT_SIDE = 4096;
+
 /** The pixel limit from DEEPVISION_MAX_PIXELS, or the default; a malformed value is a user error, not ignored. */
 export function maxPixelsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number {
   const text = env[MAX_PIXELS_VARIABLE];

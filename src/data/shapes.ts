@@ -5,6 +5,7 @@
  */
 import { Rng } from '../util/rng';
 import type { ImageDataset } from './dataset';
+import { UserError } from '../util/user-error';
 
 export const SHAPE_CLASSES = ['circle', 'square', 'triangle', 'star', 'cross', 'diamond', 'hexagon', 'ring', 'heart', 'crescent'] as const;
 
@@ -72,10 +73,17 @@ interface Scene {
   texture: 'plain' | 'noise' | 'stripes' | 'checker' | 'gradient';
 }
 
+/** The most pixel bytes the shapes generator makes at once (about 700,000 images at 32 px). */
+const MAX_SHAPES_BYTES = 2 * 2 ** 30;
+
 export function generateShapes(options: ShapesOptions): ImageDataset {
   const { count, imageSize: size, seed } = options;
   if (!Number.isInteger(size) || size < 8) throw new Error(`shapes: imageSize must be an integer >= 8, got ${size}`);
   if (!Number.isInteger(count) || count < 1) throw new Error(`shapes: count must be a positive integer, got ${count}`);
+  // The images are generated into one buffer: a count that cannot fit is a clear refusal, not a RangeError.
+  if (count * 3 * size * size > MAX_SHAPES_BYTES) {
+    throw new UserError(`shapes: ${count.toLocaleString('en-US')} images of ${size}x${size} would take ${(count * 3 * size * size / 2 ** 30).toFixed(1)} GiB; at most ${MAX_SHAPES_BYTES / 2 ** 30} GiB are generated (lower --train-size, --val-size or --image-size)`);
+  }
   const rng = new Rng(`shapes/${seed}/${size}`);
   const plane = size * size;
   const pixels = new Uint8Array(count * 3 * plane);
