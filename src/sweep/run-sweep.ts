@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { confusionSpec, curvesSpec } from '../plot/charts';
 import { writeChart } from '../plot/render-chart';
-import { writeFileAtomic } from '../util/atomic-write';
+import { makeOutputFolder, writeFileAtomic } from '../util/atomic-write';
 import type { PlannedRun } from './grid';
 import { trainArguments } from './grid';
 import { bestAccuracy, bestRun, resultsCsv, resultsMarkdown, RunOutcome } from './report';
@@ -45,7 +45,7 @@ export function runOutcome(run: PlannedRun, outDir: string): RunOutcome {
  */
 export async function runSweep(plan: PlannedRun[], o: SweepOptions): Promise<RunOutcome[]> {
   const log = o.log ?? console.log;
-  fs.mkdirSync(o.outDir, { recursive: true });
+  makeOutputFolder(o.outDir);
   for (const [i, run] of plan.entries()) {
     if (o.stopRequested?.()) break;
     const dir = path.join(o.outDir, run.name);

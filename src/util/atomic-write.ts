@@ -14,8 +14,38 @@ export function describeWriteFailure(err: unknown, target: string): string {
     case 'EROFS': return `read-only file system: cannot write ${target}`;
     case 'EACCES': case 'EPERM': return `permission denied writing ${target}`;
     case 'EISDIR': return `cannot write ${target}: it is a folder`;
-    case 'ENOTDIR': return `cannot write ${target}: a part of its path is a file, not a folder`;
-    default: return `could not write ${target}: ${(err as Error).message}`;
+    case 'ENOTDIR': case 'EEXIST': {
+      // A file where a folder of the path should be: open() says ENOTDIR, mkdir -p EEXIST. Name that file.
+      const file = fileBlockingPath(target);
+      if (file !== undefined) return `cannot write ${target}: ${file} is a file, not a folder`;
+      if (code === 'ENOTDIR') return `cannot write ${target}: a part of its path is a file, not a folder`;
+    }
+  }
+  return `could not write ${target}: ${(err as Error).message}`;
+}
+
+/** The first part of `target`'s path, from the top, that exists and is not a folder (links followed); undefined if none. */
+export function fileBlockingPath(target: string): string | undefined {
+  const parts: string[] = [];
+  for (let dir = path.dirname(target); ; dir = path.dirname(dir)) {
+    parts.unshift(dir);
+    if (path.dirname(dir) === dir) break;
+  }
+  return parts.find((dir) => {
+    try {
+      return !fs.statSync(dir).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Creates the folder an output goes into (and its parents); a failure is a WriteError naming the output. */
+export function makeOutputFolder(dir: string, target: string = dir): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new WriteError(describeWriteFailure(err, target));
   }
 }
 
@@ -39,8 +69,14 @@ export function writeFileAtomic(target: string, data: Uint8Array | string): void
     fd = undefined;
     fs.renameSync(tmp, target);
   } catch (err) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    // Clean-up is best effort: where the folder could not be made (a part of the path is a file) the temporary
+    // file's path gives ENOTDIR, not ENOENT, and that must not hide the first error.
+    try {
+      if (fd !== undefined) fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // Nothing was written there, or it cannot be removed either: the error below says what went wrong.
+    }
     throw new WriteError(describeWriteFailure(err, target));
   }
 }

@@ -7,6 +7,7 @@ import { UserError } from '../errors';
 import { collectAssignments, configFromFlags } from '../config-flags';
 import { loadGraphFile } from '../load-graph';
 import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
+import { checkOutputs } from '../../util/output-guard';
 import type { OptimizerConfig } from '../../optim/config';
 import { momentum, nonNegativeInteger, nonNegativeNumber } from '../numeric-options';
 import { smokeRun } from '../smoke-run';
@@ -46,11 +47,14 @@ export function buildCommand(): Command {
     .option('-q, --quiet', 'do not print the summary table')
     .addHelpText('after', '\nExamples:\n  deepvision build graphs/cnn.ts\n  deepvision build graphs/cnn.ts --variant cifar10 --out models/cnn-cifar10.onnx\n  deepvision build ./my-net.ts --set numClasses=10 --set imageSize=32 --check')
     .action(async (graphFile: string, flags: BuildFlags) => {
+      // Before the graph file runs, where --out names the output; a default output is checked once it is known.
+      if (flags.out !== undefined) checkBuildOutput(graphFile, flags.out, flags.train);
       const definition = loadGraphFile(graphFile);
       const overrides = configFromFlags(definition, flags.set);
       const seed = flags.seed;
       if (flags.train) {
         const outDir = flags.out ?? path.join('models', definition.name);
+        checkBuildOutput(graphFile, outDir, true);
         const weightDecay = flags.weightDecay;
         const optimizer: OptimizerConfig = flags.optimizer === 'sgd' ? { kind: 'sgd', momentum: flags.momentum, weightDecay } : { kind: flags.optimizer, weightDecay };
         let sizes: Record<string, number>;
@@ -74,9 +78,19 @@ export function buildCommand(): Command {
         throw new UserError(`cannot build ${graphFile}: ${e.message}`);
       }
       const out = flags.out ?? path.join('models', `${definition.name}${flags.variant ? `-${flags.variant}` : ''}.onnx`);
+      checkBuildOutput(graphFile, out, false);
       if (!flags.quiet) console.log(formatSummary(built));
       const bytes = writeModelFile(built.model, out);
       console.log(`Wrote ${out} (${(bytes / 1e6).toFixed(2)} MB, ${built.mode} graph, config ${JSON.stringify(built.config)})`);
       if (flags.check) console.log(await smokeRun(out));
     });
+}
+
+/** The files --train writes into its folder (writeTrainingArtifacts). */
+const TRAINING_ARTIFACTS = ['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'];
+
+/** The model file, or with --train the artifacts in the --out folder, must not be the graph file. */
+function checkBuildOutput(graphFile: string, out: string, train: boolean | undefined): void {
+  const files = train ? TRAINING_ARTIFACTS.map((name) => path.join(out, name)) : [out];
+  checkOutputs(files.map((file) => ({ file, option: '--out' })), [{ file: graphFile, what: 'graph file' }]);
 }

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { confusionSpec, curvesSpec } from '../../plot/charts';
 import { writeChart } from '../../plot/render-chart';
 import { locateRun, readMetrics, readSummary } from '../../sweep/run-record';
+import { checkOutputs } from '../../util/output-guard';
 import { UserError } from '../errors';
 import { helpText } from '../help-text';
 
@@ -27,10 +28,16 @@ export function plotCommand(): Command {
       const formats = f.format.split(',').map((s) => s.trim());
       if (formats.length === 0 || formats.some((x) => x !== 'svg' && x !== 'png')) throw new UserError(`--format takes svg, png or svg,png; got '${f.format}'`);
       const runs = targets.map(locateRun);
+      const base = f.out ?? path.join(runs[0]!.dir, 'curves');
+      // Every file written (curves, confusion matrices) against every file read (metrics, summaries).
+      const outputs = (b: string, option: string) => formats.map((x) => ({ file: `${b}.${x}`, option }));
+      checkOutputs([...outputs(base, f.out === undefined ? 'plot' : '--out'), ...(f.confusion ? runs.flatMap((r) => outputs(path.join(r.dir, 'confusion'), '--confusion')) : [])], [
+        ...runs.map((r) => ({ file: r.metricsFile, what: 'metrics file' })),
+        ...(f.confusion ? runs.map((r) => ({ file: path.join(r.dir, 'summary.json'), what: 'run summary' })) : []),
+      ]);
       const curves = runs.map((r) => ({ run: r.name, metrics: readMetrics(r.metricsFile) }));
       const empty = curves.filter((c) => c.metrics.length === 0);
       if (empty.length > 0) throw new UserError(`no epochs recorded yet in ${empty.map((c) => c.run).join(', ')}`);
-      const base = f.out ?? path.join(runs[0]!.dir, 'curves');
       const written = await writeChart(curvesSpec(curves, f.title ?? curves.map((c) => c.run).join(' vs ')), base, formats as ('svg' | 'png')[]);
       if (f.confusion) {
         for (const r of runs) {
