@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { DEFAULT_MAX_PIXELS, decodeImage, MAX_PIXELS_VARIABLE, maxPixelsFromEnvironment } from '../../data/decode-image';
+import { DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, maxPixelsFromEnvironment } from '../../data/decode-image';
 import { Predictor } from '../../runtime/predictor';
 import { helpText } from '../help-text';
+import { decodeImageArgument, imageArguments } from '../image-arguments';
 import { positiveInteger } from '../numeric-options';
 
 export function predictCommand(): Command {
@@ -27,10 +28,11 @@ export function predictCommand(): Command {
       const predictor = await Predictor.load(dir);
       let failed = 0;
       try {
-        for (const file of images) {
+        for (const image of imageArguments(images)) {
+          const file = image.shown;
           let predictions;
           try {
-            predictions = await predictor.classify(await decodeImage(file, { maxPixels }), f.top);
+            predictions = await predictor.classify(await decodeImageArgument(image, maxPixels), f.top);
           } catch (err) {
             failed++;
             if (f.json) console.log(JSON.stringify({ image: file, error: (err as Error).message }));
