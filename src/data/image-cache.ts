@@ -115,5 +115,5 @@ export function writeCache(file: string, images: CachedImages): void {
   prefix.writeUInt32LE(headerBytes.length, 8);
   const parts: Uint8Array[] = [prefix, headerBytes];
   for (const [, s] of splits) parts.push(new Uint8Array(s.labels.buffer, s.labels.byteOffset, s.labels.byteLength), s.pixels);
-  writeFileAtomic(file, Buffer.concat(parts));
+  writeFileAtomic(file, parts);
 }

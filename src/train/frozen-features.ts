@@ -11,6 +11,7 @@ import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { writeFileAtomic } from '../util/atomic-write';
+import { updateHash } from '../util/hash-bytes';
 
 /**
  * Frozen backbones: when the first part of a model trains nothing (a pretrained backbone with frozen weights), its
@@ -140,7 +141,7 @@ export async function computeFeatures(model: Model, split: FrozenSplit, sets: Im
   const out: Float32Array[] = [];
   try {
     for (const data of sets) {
-      const key = createHash('sha256').update(bytes).update(JSON.stringify(o.normalization)).update(`${data.channels}x${data.height}x${data.width}\n`).update(data.pixels).digest('hex');
+      const key = updateHash(createHash('sha256').update(bytes).update(JSON.stringify(o.normalization)).update(`${data.channels}x${data.height}x${data.width}\n`), data.pixels).digest('hex');
       const file = path.join(dir, `${key.slice(0, 32)}.f32`);
       const cached = readCache(file, data.count * perImage);
       if (cached !== undefined) {

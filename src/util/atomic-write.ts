@@ -49,21 +49,27 @@ export function makeOutputFolder(dir: string, target: string = dir): void {
   }
 }
 
+/** The most bytes one write call is given (a single write of more than 2 GiB fails). */
+const WRITE_CHUNK = 1 << 30;
+
 /**
  * Writes a file so that readers see either the old content or the complete new one, never a partial file:
  * the bytes go to a temporary file in the same folder, are flushed to disk, and the temporary file is renamed
  * over the target. On any failure the temporary file is removed, the target is untouched and a WriteError says why.
  */
-export function writeFileAtomic(target: string, data: Uint8Array | string): void {
+export function writeFileAtomic(target: string, data: Uint8Array | string | readonly Uint8Array[]): void {
   const dir = path.dirname(path.resolve(target));
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Date.now().toString(36)}.tmp`);
   let fd: number | undefined;
   try {
     fs.mkdirSync(dir, { recursive: true });
     fd = fs.openSync(tmp, 'w');
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let offset = 0;
-    while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+    // Parts are written one after the other, so a file of several gigabytes is never joined into one buffer.
+    const parts = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
+    for (const bytes of parts) {
+      let offset = 0;
+      while (offset < bytes.length) offset += fs.writeSync(fd, bytes, offset, Math.min(WRITE_CHUNK, bytes.length - offset));
+    }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
