@@ -7,6 +7,7 @@
 const END_TO_END = [
   'train-shapes', 'trainer', 'transfer', 'captioner', 'reliability', 'cli', 'browser', 'webgpu', 'webgpu-training', 'sweep',
   'export', 'export-hostile', 'hostile-files', 'export-captioner', 'backbone-gradients', 'device', 'browser-teach', 'teach',
+  'cli-paths',
 ];
 
 module.exports = {

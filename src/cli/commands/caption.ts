@@ -1,12 +1,14 @@
 import { Command } from 'commander';
-import { DEFAULT_MAX_PIXELS, decodeImage, MAX_PIXELS_VARIABLE, maxPixelsFromEnvironment } from '../../data/decode-image';
+import { DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, maxPixelsFromEnvironment } from '../../data/decode-image';
 import * as path from 'node:path';
 import { renderAttentionMap } from '../../plot/attention-map';
 import { CaptionModel } from '../../runtime/caption-model';
 import { writeFileAtomic } from '../../util/atomic-write';
+import { checkOutputs } from '../../util/output-guard';
 import { UserError } from '../../util/user-error';
+import { decodeImageArgument, imageArguments } from '../image-arguments';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
-import { nonNegativeNumber, positiveInteger } from '../numeric-options';
+import { beamWidth, nonNegativeNumber, positiveInteger } from '../numeric-options';
 
 export function captionCommand(): Command {
   return new Command('caption')
@@ -17,7 +19,7 @@ export function captionCommand(): Command {
       + `Images are read as by predict (raster formats only, at most $${MAX_PIXELS_VARIABLE} or ${DEFAULT_MAX_PIXELS.toLocaleString('en-US')} pixels).`)
     .argument('<model-dir>', 'a captioner\'s training run folder (best.safetensors)')
     .argument('<images...>', 'image files (JPEG, PNG, WebP, GIF, TIFF, AVIF)')
-    .option('--beam <k>', 'beam width (1: greedy) (default: an exported captioner\'s, as the page uses it; else 3)', positiveInteger)
+    .option('--beam <k>', 'beam width (1: greedy) (default: an exported captioner\'s, as the page uses it; else 3)', beamWidth)
     .option('--length-penalty <alpha>', 'rank captions by log-probability / length^alpha (0: shorter captions win) (default: an exported captioner\'s; else 0.7)', nonNegativeNumber)
     .option('--graph <file>', 'the graph file the captioner was trained from (default: the bundled graphs/<model>.ts); graph files are code: pass only files you trust')
     .option('--json', 'print one JSON object per image', false)
@@ -25,17 +27,23 @@ export function captionCommand(): Command {
     .addHelpText('after', '\nExamples:\n  deepvision caption models/captioner-shapes web-demo/samples/star.png\n  deepvision caption models/captioner-flickr8k photo.jpg --beam 5 --json')
     .action(async (dir: string, images: string[], f: { beam?: number; lengthPenalty?: number; graph?: string; json: boolean; attentionMap?: string }) => {
       if (f.attentionMap !== undefined && path.extname(f.attentionMap).toLowerCase() !== '.png') throw new UserError(`--attention-map writes a PNG: give a file name ending in .png, not ${f.attentionMap}`);
+      const inputs = imageArguments(images);
+      const mapFiles = f.attentionMap === undefined ? [] : attentionMapFiles(f.attentionMap, images);
+      checkOutputs(mapFiles.map((file) => ({ file, option: '--attention-map' })), [
+        ...inputs.map((image) => ({ file: image.path, what: 'input image' })),
+        ...(f.graph === undefined ? [] : [{ file: f.graph, what: 'graph file' }]),
+      ]);
       const model = await CaptionModel.fromDirectory(dir, (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)));
       if (f.attentionMap !== undefined && !model.attends) {
         await model.release();
         throw new UserError(`--attention-map: ${dir} is not an attention captioner (train one with --variant attention)`);
       }
-      const mapFiles = f.attentionMap === undefined ? [] : attentionMapFiles(f.attentionMap, images);
       let failed = 0;
       try {
-        for (const [index, file] of images.entries()) {
+        for (const [index, input] of inputs.entries()) {
+          const file = input.shown;
           try {
-            const image = await decodeImage(file, { maxPixels: maxPixelsFromEnvironment() });
+            const image = await decodeImageArgument(input, maxPixelsFromEnvironment());
             const captions = await model.caption(image, { beam: f.beam, lengthPenalty: f.lengthPenalty });
             const best = captions[0];
             if (f.attentionMap !== undefined && best?.attention !== undefined) {

@@ -7,10 +7,11 @@ import { encodeModel } from '../../onnx/write';
 import { classNamesDifference } from '../../train/class-names';
 import { checkpointClasses, checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../train/checkpoint';
 import { evaluate } from '../../train/trainer';
+import { checkOutputs, CommandInput } from '../../util/output-guard';
 import { isUserFacing, UserError } from '../errors';
 import { evaluateCaptionerCheckpoint } from '../caption-eval';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
-import { nonNegativeInteger, openFraction, positiveInteger } from '../numeric-options';
+import { beamWidth, nonNegativeInteger, openFraction, positiveInteger } from '../numeric-options';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -23,12 +24,13 @@ export function evalCommand(): Command {
     .option('--val-fraction <f>', 'folders: the held-out fraction the model was trained with (same seed gives the same split)', openFraction)
     .option('--seed <n>', 'data seed (default: the training seed)', nonNegativeInteger)
     .addOption(new Option('--split <name>', 'captioners: the split to caption (test: the data set\'s own test split, Flickr8k\'s 1,000 images)').choices(['val', 'test']).default('val'))
-    .option('--beam <k>', 'captioners: beam width (1: greedy)', positiveInteger, 3)
+    .option('--beam <k>', 'captioners: beam width (1: greedy)', beamWidth, 3)
     .option('--gallery <file.png>', 'captioners: also draw the first images of the split with their generated caption (bold) and a reference caption (grey)')
     .option('--gallery-size <n>', 'captioners: images in the gallery', positiveInteger, 12)
     .action(async (file: string, f: { graph?: string; data?: string; valSize?: number; valFraction?: number; seed?: number; split: 'val' | 'test'; beam: number; gallery?: string; gallerySize: number }) => {
       const checkpoint = loadCheckpoint(file);
       const meta = checkpoint.metadata;
+      if (f.gallery !== undefined) checkGalleryPath(f.gallery, file, f.graph, f.data ?? meta['deepvision.data']);
       const definition = loadGraphFile(graphFileForCheckpoint(file, meta, f.graph));
       if (meta['deepvision.task'] === 'captioning') {
         console.log(await evaluateCaptionerCheckpoint(file, meta, definition, {
@@ -73,6 +75,15 @@ export function evalCommand(): Command {
       await session.release();
       console.log(`${definition.name} on ${dataName} validation (${val.count} images): loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)} %, top-5 ${(100 * r.top5).toFixed(2)} %`);
     });
+}
+
+/** Before any work: --gallery must not be the checkpoint, the graph file or a file in the data folder. */
+function checkGalleryPath(gallery: string, checkpoint: string, graph: string | undefined, data: string | undefined): void {
+  const inputs: CommandInput[] = [{ file: checkpoint, what: 'checkpoint' }];
+  if (graph !== undefined) inputs.push({ file: graph, what: 'graph file' });
+  // A data set named by path (not the generated shapes); a path that is no folder adds nothing.
+  if (data !== undefined && data !== 'shapes') inputs.push({ file: data, what: 'data folder', folder: true });
+  checkOutputs([{ file: gallery, option: '--gallery' }], inputs);
 }
 
 /** A number the checkpoint's metadata records under `key`, checked; undefined when absent. */

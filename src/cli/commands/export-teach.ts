@@ -1,9 +1,10 @@
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { writeTeachBundle } from '../../export/teach-bundle';
+import { checkOutputs } from '../../util/output-guard';
 import { helpText } from '../help-text';
 import { loadGraphFile } from '../load-graph';
-import { openFraction, positiveInteger, positiveNumber } from '../numeric-options';
+import { imageSide, openFraction, positiveInteger, positiveNumber } from '../numeric-options';
 
 /** Three comma-separated numbers (a per-channel mean or std). */
 function channels(value: string): number[] {
@@ -53,7 +54,7 @@ export function exportTeachCommand(): Command {
     .argument('<backbone>', 'the pretrained ONNX model, or a `deepvision train` run folder (adds whole-model fine-tuning)')
     .requiredOption('--out <dir>', 'folder to write the bundle to (the page reads web-demo/models/teach by default)')
     .option('--cut <value>', 'the value of the backbone the head reads (default: `features`, else the input of its last Gemm or MatMul); `deepvision inspect BACKBONE` lists good ones')
-    .option('--image-size <n>', 'input size in pixels (default: the backbone\'s input size, else 224)', positiveInteger)
+    .option('--image-size <n>', 'input size in pixels (default: the backbone\'s input size, else 224)', imageSide)
     .option('--mean <r,g,b>', 'input normalization mean (default ImageNet\'s: 0.485,0.456,0.406)', channels)
     .option('--std <r,g,b>', 'input normalization std (default ImageNet\'s: 0.229,0.224,0.225)', channels)
     .option('--classes <counts>', 'class counts to ship heads for, FROM-TO or a list', classCounts)
@@ -68,6 +69,8 @@ export function exportTeachCommand(): Command {
       out: string; cut?: string; imageSize?: number; mean?: number[]; std?: number[]; classes?: number[];
       lr?: number; epochs?: number; batchSize?: number; heldOut?: number; seed?: number; fineTuneLr?: number; fineTuneEpochs?: number;
     }) => {
+      // The bundle replaces the --out folder whole: the backbone (a file, or a run folder) must not be in it.
+      checkOutputs([{ file: f.out, option: '--out', replacesFolder: true }], [{ file: backbone, what: 'backbone' }]);
       const definition = loadGraphFile(path.join(__dirname, '..', '..', '..', 'graphs', 'transfer.ts'));
       const r = await writeTeachBundle(definition, f.out, {
         backbone, cut: f.cut, imageSize: f.imageSize, mean: f.mean, std: f.std, classCounts: f.classes,

@@ -2,9 +2,10 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { captionerCheckpoint, exportCaptioner } from '../../export/export-captioner';
 import { exportModel } from '../../export/export-model';
+import { checkOutputs } from '../../util/output-guard';
 import { helpText } from '../help-text';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
-import { nonNegativeNumber, positiveInteger } from '../numeric-options';
+import { beamWidth, nonNegativeNumber, positiveInteger } from '../numeric-options';
 
 interface ExportFlags { out: string; fp16: boolean; beam: number; lengthPenalty: number; graph?: string }
 
@@ -26,10 +27,11 @@ export function exportCommand(): Command {
     .argument('<model-dir>', 'a training output folder (inference_model.onnx, eval_model.onnx, checkpoint.safetensors; a captioner\'s: best.safetensors)')
     .requiredOption('--out <dir>', 'folder to write the model and model.json to (its parent gets an index.json of all models)')
     .option('--fp16', 'store weights as float16 (half the download; computation stays float32)', false)
-    .option('--beam <k>', 'captioners: the beam width the page searches with', positiveInteger, 3)
+    .option('--beam <k>', 'captioners: the beam width the page searches with', beamWidth, 3)
     .option('--length-penalty <alpha>', 'captioners: the page ranks captions by log-probability / length^alpha', nonNegativeNumber, 0.7)
     .option('--graph <file>', 'captioners whose run has no encoder_model.onnx and step_model.onnx: the graph file to build them from; graph files are code: pass only files you trust')
     .action(async (modelDir: string, f: ExportFlags) => {
+      checkExportPaths(modelDir, f);
       if (captionerCheckpoint(modelDir) !== undefined) return exportCaptionerFolder(modelDir, f);
       const r = await exportModel(modelDir, f.out, { fp16: f.fp16 });
       const mb = (r.card.bytes / 1e6).toFixed(2);
@@ -38,6 +40,17 @@ export function exportCommand(): Command {
       console.log(`  checked against the eval model: max |difference| ${r.maxDifference.toExponential(2)}, top-1 agrees on ${r.top1Agreement.agree}/${r.top1Agreement.total} inputs`);
       console.log(`  ${path.relative(process.cwd(), r.modelFile)}, ${path.relative(process.cwd(), r.cardFile)}`);
     });
+}
+
+/** Before any work: neither the --out folder nor a file export writes (in it, and its parent's index.json) is an input. */
+function checkExportPaths(modelDir: string, f: ExportFlags): void {
+  const written = ['model.onnx', 'model.json', 'encoder.onnx', 'step.onnx'].map((name) => path.join(f.out, name));
+  const read = ['inference_model.onnx', 'eval_model.onnx', 'checkpoint.safetensors', 'best.safetensors', 'encoder_model.onnx', 'step_model.onnx', 'summary.json'];
+  checkOutputs([f.out, ...written, path.join(path.dirname(path.resolve(f.out)), 'index.json')].map((file) => ({ file, option: '--out' })), [
+    { file: modelDir, what: 'training run folder' },
+    ...read.map((name) => ({ file: path.join(modelDir, name), what: 'run file' })),
+    ...(f.graph === undefined ? [] : [{ file: f.graph, what: 'graph file' }]),
+  ]);
 }
 
 async function exportCaptionerFolder(runDir: string, f: ExportFlags): Promise<void> {
