@@ -76,7 +76,7 @@ export async function readImageFile(file: string | Buffer, label: string): Promi
     return await readRegularFileAsync(file, { what: 'image', maxBytes: MAX_IMAGE_BYTES });
   } catch (err) {
     if (!(err instanceof FileReadError)) throw err;
-    throw new ImageDecodeError(label, /ENOENT/.test(err.reason) ? 'does not exist' : err.reason.startsWith('is ') ? err.reason : `cannot be read: ${err.reason}`);
+    throw new ImageDecodeError(label, /ENOENT/.test(err.reason) ? 'does not exist' : /EISDIR/.test(err.reason) ? 'is a folder, not an image' : `cannot be read: ${err.reason}`);
   }
 }
 

@@ -62,7 +62,7 @@ export function assertInsideFolder(file: FilePath, folder: string, what = 'file'
 /** Throws unless the stat of an open file is of a regular file no larger than the limit. */
 function checkOpened(stat: fs.Stats, file: FilePath, o: RegularFileOptions): void {
   const what = o.what ?? 'file';
-  if (stat.isDirectory()) throw new FileReadError(shown(file), `is a folder, not ${article(what)}`);
+  if (stat.isDirectory()) throw new FileReadError(shown(file), `cannot read the ${what}: EISDIR (it is a folder, not a file)`);
   if (!stat.isFile()) throw new FileReadError(shown(file), `not a regular file (a named pipe, socket or device), so not ${article(what)}`);
   const limit = Math.min(o.maxBytes ?? Infinity, bufferConstants.MAX_LENGTH);
   if (stat.size > limit) throw new FileReadError(shown(file), `${stat.size.toLocaleString('en-US')} bytes, more than the ${Math.floor(limit).toLocaleString('en-US')} accepted for ${article(what)}`);
