@@ -10,7 +10,7 @@ import { CaptionModel } from '../runtime/caption-model';
 import { checkpointConfig } from '../train/checkpoint';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
-import { captionTokensProblem } from '../generate/search-limits';
+import { fedTokensProblem } from '../generate/search-limits';
 
 export interface CaptionEvalOptions {
   data?: string;
@@ -31,7 +31,7 @@ export interface CaptionEvalOptions {
 export async function evaluateCaptionerCheckpoint(file: string, meta: Record<string, string>, definition: ModelDefinition, o: CaptionEvalOptions): Promise<string> {
   if (o.gallery !== undefined && path.extname(o.gallery).toLowerCase() !== '.png') throw new UserError(`--gallery writes a PNG: give a file name ending in .png, not ${o.gallery}`);
   const config = checkpointConfig(meta, file);
-  const tokensRefused = captionTokensProblem(Number(config.maxLength));
+  const tokensRefused = fedTokensProblem(Number(config.maxLength));
   if (tokensRefused !== undefined) throw new UserError(`${file}: its config's maxLength: ${tokensRefused}`);
   const dataName = o.data ?? meta['deepvision.data'] ?? 'shapes';
   const data = await loadCaptionData(dataName, {

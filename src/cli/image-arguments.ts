@@ -1,7 +1,6 @@
-import { decodeImage, ImageDecodeError } from '../data/decode-image';
+import { decodeImage, readImageFile } from '../data/decode-image';
 import type { Pixels } from '../export/image-preprocessing';
 import { resolveArgumentPath } from '../util/argument-path';
-import { FileReadError, readRegularFileAsync } from '../util/regular-file';
 import { UserError } from '../util/user-error';
 
 /** An image named on the command line: the path to open (bytes for a name that is not valid UTF-8) and the name shown. */
@@ -24,19 +23,10 @@ export function imageArguments(args: readonly string[]): ImageArgument[] {
   });
 }
 
-/** The longest image file read, as decodeImage reads a path: 50 megapixels of uncompressed PNG is about 200 MB. */
-const MAX_IMAGE_BYTES = 512 * 1024 * 1024;
-
 /** Decodes an image argument as decodeImage decodes a path; messages name it as the user typed it. */
 export async function decodeImageArgument(image: ImageArgument, maxPixels: number): Promise<Pixels> {
   if (image.problem !== undefined) throw image.problem;
   if (typeof image.path === 'string') return decodeImage(image.path, { maxPixels });
-  let bytes: Uint8Array;
-  try {
-    bytes = await readRegularFileAsync(image.path, { what: 'image', maxBytes: MAX_IMAGE_BYTES });
-  } catch (err) {
-    if (!(err instanceof FileReadError)) throw err;
-    throw new ImageDecodeError(image.shown, /^no such/.test(err.reason) ? 'does not exist' : err.reason.startsWith('is ') ? err.reason : `cannot be read: ${err.reason}`);
-  }
+  const bytes = await readImageFile(image.path, image.shown, maxPixels);
   return decodeImage(bytes, { label: image.shown, maxPixels });
 }

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { MAX_BEAM } from '../generate/search-limits';
-import { MAX_INPUT_SIDE } from '../data/decode-image';
+import { MAX_INPUT_SIDE } from '../data/input-size';
 
 /**
  * Argument parsers for numeric options (commander's argParser): a value of the wrong type or range is refused

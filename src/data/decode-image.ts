@@ -19,8 +19,6 @@ export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 export const MAX_PIXELS_VARIABLE = 'DEEPVISION_MAX_PIXELS';
 
-/** The largest model input side in pixels: 16 times ImageNet's 224, and a 3 x 4096 x 4096 input is 200 MB of floats. */
-export const MAX_INPUT_SIDE = 4096;
 
 /** The pixel limit from DEEPVISION_MAX_PIXELS, or the default; a malformed value is a user error, not ignored. */
 export function maxPixelsFromEnvironment(env: NodeJS.ProcessEnv = process.env): number {
@@ -64,16 +62,19 @@ function sniff(head: Uint8Array): Sniffed {
  */
 const DECODING = new WorkBudget(60_000_000);
 
-/** The longest image file read: 50 megapixels of PNG stored uncompressed is about 200 MB. */
-const MAX_IMAGE_BYTES = 512 * 1024 * 1024;
+/**
+ * The longest image file read for a pixel limit: 8 bytes a pixel holds a 16-bit RGBA frame stored uncompressed (a
+ * 50 MP limit allows 400 MB), and 512 MB at least, for a multi-page TIFF whose first page is small.
+ */
+const maxImageBytes = (maxPixels: number) => Math.max(512 * 1024 * 1024, 8 * maxPixels + (1 << 20));
 
 /**
  * Reads an image file (a Buffer path: a name that is not valid UTF-8) as a regular file only: a named pipe would
  * block a reader forever. Errors are in the image's words.
  */
-export async function readImageFile(file: string | Buffer, label: string): Promise<Uint8Array> {
+export async function readImageFile(file: string | Buffer, label: string, maxPixels = maxPixelsFromEnvironment()): Promise<Uint8Array> {
   try {
-    return await readRegularFileAsync(file, { what: 'image', maxBytes: MAX_IMAGE_BYTES });
+    return await readRegularFileAsync(file, { what: 'image', maxBytes: maxImageBytes(maxPixels) });
   } catch (err) {
     if (!(err instanceof FileReadError)) throw err;
     throw new ImageDecodeError(label, /ENOENT/.test(err.reason) ? 'does not exist' : /EISDIR/.test(err.reason) ? 'is a folder, not an image' : `cannot be read: ${err.reason}`);
@@ -102,7 +103,7 @@ export async function decodeImage(file: string | Uint8Array, options: DecodeOpti
 export async function useDecodedImage<T>(file: string | Uint8Array, options: DecodeOptions, use: (pixels: Pixels) => T): Promise<T> {
   const label = options.label ?? (typeof file === 'string' ? file : 'image');
   const maxPixels = options.maxPixels ?? maxPixelsFromEnvironment();
-  const source = typeof file === 'string' ? await readImageFile(file, label) : file;
+  const source = typeof file === 'string' ? await readImageFile(file, label, maxPixels) : file;
   const head = source.subarray(0, 32);
   const kind = sniff(head);
   if (kind === 'empty') throw new ImageDecodeError(label, 'is an empty file');

@@ -79,7 +79,7 @@ export function captionerCardProblems(card: unknown): string[] {
   const positive = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
   const [maxLength, beam] = [g?.maxLength, g?.beam];
   if (!positive(maxLength)) problems.push("'generation.maxLength' must be a positive integer");
-  else if (maxLength > MAX_CAPTION_TOKENS) problems.push(`'generation.maxLength' is ${maxLength} words, more than the ${MAX_CAPTION_TOKENS} supported`);
+  else if (maxLength + 2 > MAX_CAPTION_TOKENS) problems.push(`'generation.maxLength' is ${maxLength} words, more than the ${MAX_CAPTION_TOKENS - 2} supported (${MAX_CAPTION_TOKENS} tokens with <start> and <end>)`);
   if (!positive(beam)) problems.push("'generation.beam' must be a positive integer");
   else {
     const tokens = (c.vocabulary as { tokens?: unknown } | undefined)?.tokens;

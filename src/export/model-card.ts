@@ -3,6 +3,9 @@
  * how to make it from an image, the labels of its outputs, and where it came from. Pure data, shared by the CLI and
  * the web demo.
  */
+/** The largest model.json read: a card is a few kB (a vocabulary or labels included); a larger file is not a card. */
+export const MAX_CARD_BYTES = 64 * 1024 * 1024;
+
 export interface ModelCard {
   format: 'deepvision-model-card';
   version: 1;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write';
 import { readRegularText } from '../util/regular-file';
+import { MAX_CARD_BYTES } from './model-card';
 
 export interface ModelIndexEntry {
   /** Folder name under the models folder. */
@@ -30,7 +31,7 @@ export function listModels(modelsDir: string): ModelIndexEntry[] {
     const cardFile = path.join(modelsDir, id, 'model.json');
     if (!fs.existsSync(cardFile)) continue;
     try {
-      const card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: 64 * 1024 * 1024 })) as { name?: string; task?: unknown; training?: { dataset?: string; validation?: { top1?: number } } };
+      const card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: MAX_CARD_BYTES })) as { name?: string; task?: unknown; training?: { dataset?: string; validation?: { top1?: number } } };
       entries.push({
         id, name: card.name ?? id, dataset: card.training?.dataset ?? 'unknown',
         ...(card.training?.validation?.top1 !== undefined ? { top1: card.training.validation.top1 } : {}),

@@ -21,7 +21,7 @@ import { createStagingFolder } from './staging-folder';
 import { concatFloats, isTrainingRun, logitsGraph, readWholeModel, WholeModelOptions } from './teach-whole-model';
 import { largestDifference } from '../util/largest-difference';
 import { outputOf } from '../runtime/session-output';
-import { MAX_INPUT_SIDE } from '../data/decode-image';
+import { inputSideProblem } from '../data/input-size';
 
 export { TeachExportError } from './teach-error';
 
@@ -88,7 +88,8 @@ export async function writeTeachBundle(definition: ModelDefinition, outDir: stri
   if (counts.length === 0 || !counts.every((k) => Number.isInteger(k) && k >= MIN_CLASSES && k <= 100)) throw new TeachExportError(`class counts must be integers from ${MIN_CLASSES} to 100, got ${counts.join(', ')}`);
   const backbone = readBackbone(o.backbone);
   const imageSize = o.imageSize ?? backboneImageSize(backbone) ?? 224;
-  if (!(Number.isSafeInteger(imageSize) && imageSize > 0 && imageSize <= MAX_INPUT_SIDE)) throw new TeachExportError(`an input of ${imageSize} pixels is not supported: from 1 to ${MAX_INPUT_SIDE} (--image-size)`);
+  const sideRefused = inputSideProblem(imageSize);
+  if (sideRefused !== undefined) throw new TeachExportError(`${sideRefused} (--image-size)`);
   const mean = o.mean ?? [0.485, 0.456, 0.406];
   const std = o.std ?? [0.229, 0.224, 0.225];
   if (mean.length !== 3 || std.length !== 3 || !std.every((s) => s > 0) || ![...mean, ...std].every(Number.isFinite)) {

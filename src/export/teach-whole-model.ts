@@ -16,7 +16,7 @@ import { OptimizerConfig, slotNames } from '../optim/config';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { checkTensorsFinite } from '../train/checkpoint';
 import { Rng } from '../util/rng';
-import { FileReadError, readRegularFile } from '../util/regular-file';
+import { FileReadError, openRegularFile, readRegularFile } from '../util/regular-file';
 import { UserError } from '../util/user-error';
 import { checkpointLabels } from './checkpoint-labels';
 import type { TeachWholeModel } from './teach-card';
@@ -67,7 +67,7 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
   for (const f of RUN_FILES) {
     if (!fs.existsSync(path.join(runDir, f))) throw new TeachExportError(`${runDir} is not a finished deepvision training run: ${f} is missing (\`deepvision train ... --out ${runDir}\` writes it after the last epoch)`);
     // The bundle is published by `serve`: a link out of the run folder (to /etc/passwd, another run) must not be.
-    runFile(runDir, f);
+    checkRunFile(runDir, f);
   }
   const checkpointFile = path.join(runDir, 'checkpoint.safetensors');
   const checkpoint = readCheckpoint(checkpointFile);
@@ -181,9 +181,17 @@ function readCheckpoint(file: string): ReturnType<typeof readSafetensors> {
 
 /** A run file's bytes: a regular file inside the run folder (links that stay inside are followed). */
 function runFile(runDir: string, name: string): Uint8Array {
-  const file = path.join(runDir, name);
+  return new Uint8Array(asTeachError(() => readRegularFile(path.join(runDir, name), { what: `run's ${name}`, within: runDir })));
+}
+
+/** Throws unless a run file is a regular file inside the run folder, without reading it. */
+function checkRunFile(runDir: string, name: string): void {
+  fs.closeSync(asTeachError(() => openRegularFile(path.join(runDir, name), { what: `run's ${name}`, within: runDir })).fd);
+}
+
+function asTeachError<T>(read: () => T): T {
   try {
-    return new Uint8Array(readRegularFile(file, { what: `run's ${name}`, within: runDir }));
+    return read();
   } catch (err) {
     if (err instanceof FileReadError) throw new TeachExportError(err.message);
     throw err;

@@ -28,3 +28,11 @@ export function captionTokensProblem(tokens: number): string | undefined {
   if (tokens > MAX_CAPTION_TOKENS) return `captions of ${tokens} tokens are longer than the ${MAX_CAPTION_TOKENS} supported`;
   return undefined;
 }
+
+/**
+ * Why a checkpoint's config `maxLength` (the tokens fed to the decoder: <start> and the words) cannot be used: its
+ * captions have one more token, the <end>.
+ */
+export function fedTokensProblem(fed: number): string | undefined {
+  return captionTokensProblem(fed + 1);
+}

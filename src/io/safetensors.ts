@@ -86,22 +86,22 @@ export function writeSafetensors(file: string, tensors: Map<string, NamedTensor>
  * (an ONNX model, an image, a huge unrelated file) is rejected without reading it whole.
  */
 export function readSafetensors(file: string): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(file);
-  } catch (err) {
-    throw new CheckpointError(`${file}: ${describeFsError(err)}`);
-  }
-  if (stat.isDirectory()) throw new CheckpointError(`${file}: is a directory, not a safetensors checkpoint (pass the last.safetensors or best.safetensors file inside it)`);
-  // A FIFO or device would block or never end: only plain files are read.
-  if (!stat.isFile()) throw new CheckpointError(`${file}: not a regular file, so not a safetensors checkpoint`);
-  if (stat.size > bufferConstants.MAX_LENGTH) throw new CheckpointError(`${file}: ${stat.size} bytes, too large to read as a checkpoint`);
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    // Non-blocking, so that opening a FIFO returns at once; the checks below are made on what was opened.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   } catch (err) {
     throw new CheckpointError(`${file}: ${describeFsError(err)}`);
   }
+  const stat = fs.fstatSync(fd);
+  const refuse = (why: string) => {
+    fs.closeSync(fd);
+    return new CheckpointError(`${file}: ${why}`);
+  };
+  if (stat.isDirectory()) throw refuse('is a directory, not a safetensors checkpoint (pass the last.safetensors or best.safetensors file inside it)');
+  // A FIFO or device would block or never end: only plain files are read.
+  if (!stat.isFile()) throw refuse('not a regular file, so not a safetensors checkpoint');
+  if (stat.size > bufferConstants.MAX_LENGTH) throw refuse(`${stat.size} bytes, too large to read as a checkpoint`);
   try {
     const size = stat.size;
     const head = readAt(fd, 0, Math.min(8, size), file);

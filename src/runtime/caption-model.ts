@@ -16,7 +16,8 @@ import { encodeModel } from '../onnx/write';
 import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
-import { beamProblem, captionTokensProblem } from '../generate/search-limits';
+import { beamProblem, fedTokensProblem } from '../generate/search-limits';
+import { MAX_CARD_BYTES } from '../export/model-card';
 
 /** Loads the model definition of a checkpoint whose run folder lacks the generation graphs. */
 export type DefinitionLoader = (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition;
@@ -100,7 +101,7 @@ export class CaptionModel {
       throw new UserError(`${file}: its vocabulary (metadata 'deepvision.vocabulary') is missing or invalid: ${(err as Error).message}`);
     }
     const config = checkpointConfig(meta, file);
-    const tokensRefused = captionTokensProblem(Number(config.maxLength));
+    const tokensRefused = fedTokensProblem(Number(config.maxLength));
     if (tokensRefused !== undefined) throw new UserError(`${file}: its config's maxLength: ${tokensRefused}`);
     const normalization = checkpointNormalization(meta, file);
     if (normalization === undefined) throw new UserError(`${file} does not record its input normalization`);
@@ -128,7 +129,7 @@ export class CaptionModel {
     const cardFile = path.join(dir, 'model.json');
     let card: unknown;
     try {
-      card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: 64 * 1024 * 1024 }));
+      card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: MAX_CARD_BYTES }));
     } catch (err) {
       if (err instanceof FileReadError) throw err;
       throw new UserError(`${cardFile} is not readable JSON (${(err as Error).message.split('\n')[0]})`);

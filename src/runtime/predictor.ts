@@ -2,16 +2,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ModelCard, modelCardProblems } from '../export/model-card';
+import { MAX_CARD_BYTES, ModelCard, modelCardProblems } from '../export/model-card';
 import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../export/image-preprocessing';
 import { outputOf } from './session-output';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
 
 export class PredictorError extends UserError {}
-
-/** A model card is a few kB (labels included); a larger one is not a card. */
-const MAX_CARD_BYTES = 64 * 1024 * 1024;
 
 /**
  * The ONNX file model.json names, which must lie inside the model's folder: a card from elsewhere must not make

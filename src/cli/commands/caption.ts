@@ -9,6 +9,7 @@ import { UserError } from '../../util/user-error';
 import { decodeImageArgument, imageArguments } from '../image-arguments';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
 import { beamWidth, nonNegativeNumber, positiveInteger } from '../numeric-options';
+import { beamProblem } from '../../generate/search-limits';
 
 export function captionCommand(): Command {
   return new Command('caption')
@@ -34,6 +35,12 @@ export function captionCommand(): Command {
         ...(f.graph === undefined ? [] : [{ file: f.graph, what: 'graph file' }]),
       ]);
       const model = await CaptionModel.fromDirectory(dir, (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)));
+      // Checked once here, so that a beam wider than the vocabulary is one error line, not one per image.
+      const beamRefused = beamProblem(f.beam ?? model.generation.beam, model.vocabulary.size);
+      if (beamRefused !== undefined) {
+        await model.release();
+        throw new UserError(`--beam: ${beamRefused}`);
+      }
       if (f.attentionMap !== undefined && !model.attends) {
         await model.release();
         throw new UserError(`--attention-map: ${dir} is not an attention captioner (train one with --variant attention)`);

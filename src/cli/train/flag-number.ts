@@ -10,7 +10,6 @@ export function flagNumber(name: string, value: string, check: (n: number) => bo
 export const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 export const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
 
-/** A positive whole number, or undefined when the flag was not given. */
 /** A positive whole number, or undefined when the flag is not given; `max` is its ceiling, named in the refusal. */
 export function optionalPositiveInt(name: string, value: string | undefined, max?: number): number | undefined {
   if (value === undefined) return undefined;

@@ -8,7 +8,7 @@ import { UserError } from '../errors';
 import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt } from './flag-number';
 import type { TrainFlags } from './train-flags';
 import { MAX_CAPTION_TOKENS } from '../../generate/search-limits';
-import { MAX_INPUT_SIDE } from '../../data/decode-image';
+import { inputSideProblem, MAX_INPUT_SIDE } from '../../data/input-size';
 
 // The flags become training options in the order the command has always checked them, so a run with several bad
 // flags reports the same one first: these before the data is loaded, the schedule after (it counts batches), and
@@ -42,8 +42,12 @@ export function chooseImageSize(f: TrainFlags, definition: ModelDefinition, conf
     throw new UserError((err as Error).message);
   }
   // An imageSize the user set (--set) sizes the data; else folders use the model's own, shapes its 32 px.
-  return optionalPositiveInt('image-size', f.imageSize, MAX_INPUT_SIDE)
+  const size = optionalPositiveInt('image-size', f.imageSize, MAX_INPUT_SIDE)
     ?? (typeof config.imageSize === 'number' ? config.imageSize : f.data !== 'shapes' && typeof modelImageSize === 'number' ? modelImageSize : 32);
+  // --set imageSize=N, or a graph or backbone declaring its input, is held to the same ceiling as --image-size.
+  const refused = inputSideProblem(size);
+  if (refused !== undefined) throw new UserError(`${refused} (--image-size, --set imageSize or the model's input)`);
+  return size;
 }
 
 /** What to load of the data set, for classifiers and captioners alike. */
