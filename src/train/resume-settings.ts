@@ -1,5 +1,5 @@
 import { describeAugmentation } from '../data/augment';
-import type { CheckpointMetadata } from './checkpoint';
+import { CheckpointMetadata, checkpointClasses } from './checkpoint';
 import { classNamesDifference } from './class-names';
 import type { ModelForData } from './model-for-data';
 import type { TrainOptions } from './trainer';
@@ -65,9 +65,9 @@ export function checkResumeSettings(file: string, meta: CheckpointMetadata, o: T
       throw new TrainingError(`${file} was trained with ${setting.name} ${show(saved)}, this run has ${show(now)}: --resume continues a run with the same settings (start a new run to change them)`);
     }
   }
-  const classes = meta['deepvision.classes'];
-  if (classes !== undefined && o.captions === undefined) {
-    const difference = classNamesDifference(parseNames(file, classes), o.train.classNames);
+  const classes = o.captions === undefined ? checkpointClasses(meta, file) : undefined;
+  if (classes !== undefined) {
+    const difference = classNamesDifference(classes, o.train.classNames);
     if (difference !== undefined) throw new TrainingError(`${file} was trained on other classes than ${o.train.name} has: ${difference}; --resume continues a run on the same data`);
   }
   const vocabulary = meta['deepvision.vocabulary'];
@@ -87,17 +87,6 @@ function recordedSettings(file: string, meta: CheckpointMetadata): Record<string
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new TrainingError(`${file}: checkpoint metadata '${KEY}' is not a JSON object`);
   return parsed as Record<string, unknown>;
-}
-
-function parseNames(file: string, text: string): string[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === 'string')) throw new TrainingError(`${file}: checkpoint metadata 'deepvision.classes' is not a list of class names`);
-  return parsed as string[];
 }
 
 /** A value as the user would type it (strings bare), cut to a line's worth. */
