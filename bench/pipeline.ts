@@ -28,7 +28,7 @@ const batches = option('--batches', 60);
   const rows: { pipeline: string; workers: number; imagesPerSecond: number }[] = [];
   for (const [name, augment] of [['standard augmentation', STANDARD_AUGMENTATION], ['heavy augmentation', heavy]] as const) {
     for (const workers of [0, 1, Math.max(2, Math.min(4, os.availableParallelism()))]) {
-      const pipeline = new BatchPipeline({ pixels: data.pixels, labels: data.labels, channels: 3, height: 64, width: 64, normalization, augment, seed: 0 }, workers);
+      const pipeline = new BatchPipeline({ source: { kind: 'memory', pixels: data.pixels }, labels: data.labels, channels: 3, height: 64, width: 64, normalization, augment, seed: 0 }, workers);
       const order = Array.from({ length: batches * 64 }, (_, i) => i % data.count);
       let n = 0;
       let started = 0;

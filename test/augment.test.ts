@@ -7,6 +7,7 @@ import mlp from '../graphs/mlp';
 import { assembleBatch, BatchSpec } from '../src/data/assemble-batch';
 import { AugmentConfig, NO_AUGMENTATION, STANDARD_AUGMENTATION } from '../src/data/augment';
 import { fillBatch } from '../src/data/dataset';
+import { openPixelReader } from '../src/data/pixel-store';
 import { generateShapes } from '../src/data/shapes';
 import { buildEvalGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
@@ -15,13 +16,13 @@ import { evaluate, train } from '../src/train/trainer';
 const set = generateShapes({ count: 16, imageSize: 12, seed: 3 });
 const norm = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] }; // normalized value = pixel value
 const spec = (augment: AugmentConfig, seed = 0): BatchSpec => ({
-  pixels: set.pixels, labels: set.labels, channels: 3, height: 12, width: 12, normalization: norm, augment, seed,
+  source: { kind: 'memory', pixels: set.pixels }, labels: set.labels, channels: 3, height: 12, width: 12, normalization: norm, augment, seed,
 });
 const image = 3 * 12 * 12;
 
 function batch(s: BatchSpec, indices: number[], epoch = 0, b = 0): Float32Array {
   const input = new Float32Array(indices.length * image);
-  assembleBatch(s, indices, epoch, b, input, new BigInt64Array(indices.length));
+  assembleBatch(s, openPixelReader(s.source, image), indices, epoch, b, input, new BigInt64Array(indices.length));
   return input;
 }
 
@@ -67,7 +68,7 @@ for (let n = 0; n < COORDS; n++) {
     }
   }
 }
-const coordBatch = (augment: AugmentConfig, seed: number) => batch({ ...spec(augment, seed), pixels: coordPixels, labels: new Int32Array(COORDS) }, [...Array(COORDS).keys()]);
+const coordBatch = (augment: AugmentConfig, seed: number) => batch({ ...spec(augment, seed), source: { kind: 'memory', pixels: coordPixels }, labels: new Int32Array(COORDS) }, [...Array(COORDS).keys()]);
 const ramp = (c: number, x: number, y: number) => (c === 0 ? 20 * x + 10 : c === 1 ? 20 * y + 10 : 200);
 
 test('padded crops shift by every offset within the padding, exactly, with black outside', () => {

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadImageSet, openSource } from '../src/data/load-image-set';
+import { ImageDataset, readAllPixels } from '../src/data/dataset';
 import { loadData } from '../src/data/registry';
 import { CIFAR10_CLASSES } from '../src/data/sources/cifar-binary';
 import { dataTest, fixture, sharedDir, sharedFile } from './support/shared';
@@ -22,9 +23,10 @@ function solid(width: number, height: number, rgb: [number, number, number]): Re
 }
 
 /** Pixel (x, y) of image n of a planar 8-bit set. */
-function pixel(set: { pixels: Uint8Array; height: number; width: number }, n: number, x: number, y: number): number[] {
+function pixel(set: ImageDataset, n: number, x: number, y: number): number[] {
+  const pixels = readAllPixels(set);
   const plane = set.height * set.width;
-  return [0, 1, 2].map((c) => set.pixels[n * 3 * plane + c * plane + y * set.width + x]!);
+  return [0, 1, 2].map((c) => pixels[n * 3 * plane + c * plane + y * set.width + x]!);
 }
 
 describe('image folder (one sub-folder per class)', () => {
@@ -82,7 +84,7 @@ describe('image folder (one sub-folder per class)', () => {
     expect((await loadImageSet(root, { imageSize: 4, cacheDir, valFraction: 0.25 })).fromCache).toBe(false);
     const again = await loadImageSet(root, { imageSize: 8, cacheDir, valFraction: 0.25, seed: 0 });
     expect(Array.from(again.val.labels)).toEqual(Array.from(second.val.labels));
-    expect(Buffer.from(again.val.pixels).equals(Buffer.from(second.val.pixels))).toBe(true);
+    expect(Buffer.from(readAllPixels(again.val)).equals(Buffer.from(readAllPixels(second.val)))).toBe(true);
   });
 
   test('clear errors for folders that are not data sets', async () => {

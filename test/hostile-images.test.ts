@@ -11,6 +11,7 @@ import * as F from '../src/dsl/functional';
 import { GraphBuilder } from '../src/dsl/builder';
 import { decodeImage, ImageDecodeError, maxPixelsFromEnvironment } from '../src/data/decode-image';
 import { loadImageSet } from '../src/data/load-image-set';
+import { readAllPixels } from '../src/data/dataset';
 import { loadData } from '../src/data/registry';
 import type { ModelCard } from '../src/export/model-card';
 import { TensorData } from '../src/ir/tensor';
@@ -108,7 +109,8 @@ describe('training folders: hostile files are skipped and reported, never fatal'
     // Read: cat.png, the non-UTF-8 name, linked.png (cats); dog.png, more/teal.png (dogs).
     const images = [train, val].flatMap((set) => Array.from({ length: set.count }, (_, n) => {
       const plane = 64;
-      return { label: set.labels[n]!, rgb: [0, 1, 2].map((c) => set.pixels[n * 3 * plane + c * plane + 36]!) };
+      const pixels = readAllPixels(set);
+      return { label: set.labels[n]!, rgb: [0, 1, 2].map((c) => pixels[n * 3 * plane + c * plane + 36]!) };
     }));
     expect(images).toHaveLength(5);
     const labelOf = (rgb: number[]) => images.find((i) => i.rgb.every((v, c) => Math.abs(v - rgb[c]!) <= 1))?.label;

@@ -1,10 +1,12 @@
 import { Rng } from '../util/rng';
 import { AugmentConfig, augmentImage, isIdentityAugmentation } from './augment';
 import type { Normalization } from './dataset';
+import type { PixelReader, PixelSource } from './pixel-store';
 
 /** What a batch is made from: shared by the trainer's thread and the pipeline's worker threads. */
 export interface BatchSpec {
-  pixels: Uint8Array;
+  /** Where the images are: in (shared) memory, or record files each thread opens on its own. */
+  source: PixelSource;
   labels: Int32Array;
   channels: number;
   height: number;
@@ -19,19 +21,26 @@ export interface BatchSpec {
  * asks for it, with a generator derived from (seed, epoch, batch) so that the result does not depend on which
  * thread assembles the batch or when.
  */
-export function assembleBatch(spec: BatchSpec, indices: ArrayLike<number>, epoch: number, batch: number, input: Float32Array, labels: BigInt64Array): void {
+export function assembleBatch(
+  spec: BatchSpec, reader: PixelReader, indices: ArrayLike<number>, epoch: number, batch: number, input: Float32Array, labels: BigInt64Array,
+): void {
   const plane = spec.height * spec.width;
   const image = spec.channels * plane;
+  // In memory, images are read where they are; from records, the batch's bytes are gathered first.
+  const inMemory = spec.source.kind === 'memory' ? spec.source.pixels : undefined;
+  const pixels = inMemory ?? new Uint8Array(indices.length * image);
+  if (inMemory === undefined) reader.gather(indices, pixels);
+  const offset = (b: number) => (inMemory !== undefined ? indices[b]! : b) * image;
   const plain = isIdentityAugmentation(spec.augment);
   const rng = plain ? undefined : Rng.derive(spec.seed, `augment/${epoch}/${batch}`);
   const scratch = plain ? undefined : new Float32Array(image);
   const scale = spec.normalization.std.map((s) => 1 / (255 * s));
   const shift = spec.normalization.mean.map((m, c) => -m / spec.normalization.std[c]!);
   for (let b = 0; b < indices.length; b++) {
-    const src = indices[b]! * image;
+    const src = offset(b);
     labels[b] = BigInt(spec.labels[indices[b]!]!);
     if (rng !== undefined) {
-      augmentImage(spec.pixels, src, spec.channels, spec.height, spec.width, spec.augment, rng, spec.normalization, input, b * image, scratch!);
+      augmentImage(pixels, src, spec.channels, spec.height, spec.width, spec.augment, rng, spec.normalization, input, b * image, scratch!);
       continue;
     }
     for (let c = 0; c < spec.channels; c++) {
@@ -39,7 +48,7 @@ export function assembleBatch(spec: BatchSpec, indices: ArrayLike<number>, epoch
       const o = shift[c]!;
       const from = src + c * plane;
       const to = b * image + c * plane;
-      for (let i = 0; i < plane; i++) input[to + i] = spec.pixels[from + i]! * k + o;
+      for (let i = 0; i < plane; i++) input[to + i] = pixels[from + i]! * k + o;
     }
   }
 }

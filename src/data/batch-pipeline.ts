@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { assembleBatch, BatchSpec } from './assemble-batch';
 import type { WorkerReply, WorkerRequest } from './batch-worker';
+import { openPixelReader, PixelReader } from './pixel-store';
 
 /**
  * One assembled batch. Consume it before asking for the batch after next: without workers the pipeline assembles
@@ -29,6 +30,8 @@ export class BatchPipeline {
   private readonly inlineBuffers: { input: Float32Array; labels: BigInt64Array }[] = [];
   private inlineTurn = 0;
   readonly spec: BatchSpec;
+  /** Reads images for batches assembled on this thread. */
+  private readonly reader: PixelReader;
 
   constructor(spec: BatchSpec, workers: number) {
     const file = path.join(__dirname, 'batch-worker.js');
@@ -37,12 +40,14 @@ export class BatchPipeline {
     if (count < workers && __filename.endsWith('.js')) {
       process.emitWarning(`batch workers unavailable (${file} is missing): batches are assembled on the training thread`);
     }
-    let pixels = spec.pixels;
-    if (count > 0 && !(pixels.buffer instanceof SharedArrayBuffer)) {
-      pixels = new Uint8Array(new SharedArrayBuffer(spec.pixels.length));
-      pixels.set(spec.pixels);
+    let source = spec.source;
+    if (count > 0 && source.kind === 'memory' && !(source.pixels.buffer instanceof SharedArrayBuffer)) {
+      const pixels = new Uint8Array(new SharedArrayBuffer(source.pixels.length));
+      pixels.set(source.pixels);
+      source = { kind: 'memory', pixels };
     }
-    this.spec = { ...spec, pixels };
+    this.spec = { ...spec, source };
+    this.reader = openPixelReader(source, spec.channels * spec.height * spec.width);
     for (let i = 0; i < count; i++) {
       const w = new Worker(file);
       w.on('message', (r: WorkerReply) => {
@@ -84,7 +89,7 @@ export class BatchPipeline {
       }
       const input = buffers.input.subarray(0, indices.length * image);
       const labels = buffers.labels.subarray(0, indices.length);
-      assembleBatch(this.spec, indices, epoch, batch, input, labels);
+      assembleBatch(this.spec, this.reader, indices, epoch, batch, input, labels);
       return Promise.resolve({ input, labels, count: indices.length });
     }
     if (this.failure) return Promise.reject(this.failure);
@@ -119,5 +124,6 @@ export class BatchPipeline {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
+    this.reader.close();
   }
 }

@@ -1,18 +1,88 @@
-/**
- * An in-memory image classification data set: 8-bit RGB images stored NCHW (compact: a 10,000-image 64x64 set is
- * 123 MB as bytes, four times that as floats), integer labels, optional captions.
- */
-export interface ImageDataset {
+import type { Hash } from 'node:crypto';
+import * as path from 'node:path';
+import { updateHash } from '../util/hash-bytes';
+import { openPixelReader, PixelReader, PixelSource, selectSource } from './pixel-store';
+
+/** What every image classification data set has: its images' shape, labels, optional captions. */
+interface ImageSetShape {
   name: string;
   classNames: string[];
   count: number;
   channels: number;
   height: number;
   width: number;
-  /** count x channels x height x width bytes. */
-  pixels: Uint8Array;
   labels: Int32Array;
   captions?: string[];
+}
+
+/**
+ * A data set held in memory: 8-bit RGB images stored NCHW (compact: a 10,000-image 64x64 set is 123 MB as bytes,
+ * four times that as floats). Generated and small sets.
+ */
+export interface InMemoryImageDataset extends ImageSetShape {
+  /** count x channels x height x width bytes. */
+  pixels: Uint8Array;
+  records?: undefined;
+}
+
+/** A data set whose decoded images stay on disk in record files (the image cache), read a batch at a time. */
+export interface RecordImageDataset extends ImageSetShape {
+  records: Extract<PixelSource, { kind: 'records' }>;
+  pixels?: undefined;
+}
+
+export type ImageDataset = InMemoryImageDataset | RecordImageDataset;
+
+/** Bytes of one image. */
+export function imageBytesOf(data: ImageDataset): number {
+  return data.channels * data.height * data.width;
+}
+
+/** Where the images of a data set are, as worker threads receive it. */
+export function pixelSourceOf(data: ImageDataset): PixelSource {
+  return data.records ?? { kind: 'memory', pixels: data.pixels };
+}
+
+/** The images at `indices` as a set of their own: copied when in memory, records shared. */
+export function subsetOf<T extends ImageDataset>(data: T, indices: readonly number[], name = data.name): T {
+  const labels = Int32Array.from(indices, (i) => data.labels[i]!);
+  const source = selectSource(pixelSourceOf(data), imageBytesOf(data), indices, sharedBytes);
+  const images = source.kind === 'memory' ? { pixels: source.pixels, records: undefined } : { records: source, pixels: undefined };
+  return { ...data, name, count: indices.length, labels, captions: undefined, ...images };
+}
+
+/**
+ * Feeds what identifies a set's images to `hash`, a piece at a time: the bytes of a set in memory; for records, the
+ * shard files (named by the image cache's key, which covers every source file) and the rows taken from them.
+ */
+export function hashImages(hash: Hash, data: ImageDataset): Hash {
+  if (data.pixels !== undefined) return updateHash(hash, data.pixels);
+  hash.update(JSON.stringify(data.records.shards.map((s) => [path.basename(s.file), s.slots])));
+  return updateHash(hash, new Uint8Array(data.records.rows.buffer, data.records.rows.byteOffset, data.records.rows.byteLength));
+}
+
+/** Every image of a set as one buffer (count x image bytes): for small sets only (tests, a gallery's few images). */
+export function readAllPixels(data: ImageDataset): Uint8Array {
+  if (data.pixels !== undefined) return data.pixels;
+  const out = new Uint8Array(data.count * imageBytesOf(data));
+  readerOf(data).gather(Array.from({ length: data.count }, (_, i) => i), out);
+  return out;
+}
+
+/** Readers kept per data set (a record file is opened once, not per batch); closed when the set is collected. */
+const readers = new WeakMap<object, PixelReader>();
+const closeReader = new FinalizationRegistry<PixelReader>((r) => r.close());
+
+/** A reader of the images of `data`, shared by every caller. */
+export function readerOf(data: ImageDataset): PixelReader {
+  const key = data.records ?? data.pixels;
+  let reader = readers.get(key);
+  if (reader === undefined) {
+    reader = openPixelReader(pixelSourceOf(data), imageBytesOf(data));
+    readers.set(key, reader);
+    if (data.records !== undefined) closeReader.register(key, reader);
+  }
+  return reader;
 }
 
 /** Bytes in a SharedArrayBuffer, which batch worker threads read without a copy. */
@@ -45,15 +115,26 @@ export function fillBatch(data: ImageDataset, indices: ArrayLike<number>, norm: 
   const image = data.channels * plane;
   const scale = norm.std.map((s) => 1 / (255 * s));
   const shift = norm.mean.map((m, c) => -m / norm.std[c]!);
+  // In memory, images are read where they are; from records, a batch's bytes are gathered first.
+  let pixels: Uint8Array;
+  let position: (b: number) => number;
+  if (data.pixels !== undefined) {
+    pixels = data.pixels;
+    position = (b) => indices[b]! * image;
+  } else {
+    pixels = new Uint8Array(indices.length * image);
+    readerOf(data).gather(indices, pixels);
+    position = (b) => b * image;
+  }
   for (let b = 0; b < indices.length; b++) {
-    const src = indices[b]! * image;
+    const src = position(b);
     const dst = b * image;
     for (let c = 0; c < data.channels; c++) {
       const k = scale[c]!;
       const o = shift[c]!;
       const from = src + c * plane;
       const to = dst + c * plane;
-      for (let i = 0; i < plane; i++) out[to + i] = data.pixels[from + i]! * k + o;
+      for (let i = 0; i < plane; i++) out[to + i] = pixels[from + i]! * k + o;
     }
     labels[b] = BigInt(data.labels[indices[b]!]!);
   }
@@ -62,20 +143,29 @@ export function fillBatch(data: ImageDataset, indices: ArrayLike<number>, norm: 
 /** Mean and standard deviation per channel over the whole set (in [0, 1] units), for normalization. */
 export function channelStatistics(data: ImageDataset): Normalization {
   const plane = data.height * data.width;
+  const image = data.channels * plane;
   const sums = new Float64Array(data.channels);
   const squares = new Float64Array(data.channels);
-  for (let n = 0; n < data.count; n++) {
-    for (let c = 0; c < data.channels; c++) {
-      const start = (n * data.channels + c) * plane;
-      let s = 0;
-      let q = 0;
-      for (let i = 0; i < plane; i++) {
-        const v = data.pixels[start + i]! / 255;
-        s += v;
-        q += v * v;
+  // Read in chunks of images, so that a set on disk is never held whole.
+  const chunk = Math.max(1, Math.min(data.count, Math.floor((16 << 20) / image)));
+  const bytes = data.pixels ?? new Uint8Array(chunk * image);
+  for (let first = 0; first < data.count; first += chunk) {
+    const n = Math.min(chunk, data.count - first);
+    if (data.pixels === undefined) readerOf(data).gather(Array.from({ length: n }, (_, i) => first + i), bytes);
+    const base = data.pixels === undefined ? -first * image : 0;
+    for (let m = first; m < first + n; m++) {
+      for (let c = 0; c < data.channels; c++) {
+        const start = base + (m * data.channels + c) * plane;
+        let s = 0;
+        let q = 0;
+        for (let i = 0; i < plane; i++) {
+          const v = bytes[start + i]! / 255;
+          s += v;
+          q += v * v;
+        }
+        sums[c] = sums[c]! + s;
+        squares[c] = squares[c]! + q;
       }
-      sums[c] = sums[c]! + s;
-      squares[c] = squares[c]! + q;
     }
   }
   const total = data.count * plane;

@@ -1,11 +1,13 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { resizeToPlanar } from '../export/image-preprocessing';
 import { Rng } from '../util/rng';
-import type { ImageDataset } from './dataset';
+import { UserError } from '../util/user-error';
+import { RecordImageDataset, subsetOf } from './dataset';
 import { ImageDecodeError, maxPixelsFromEnvironment, readImageFile, useDecodedImage } from './decode-image';
-import { CachedImages, CachedSplit, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from './image-cache';
-import { selectImages, sharedBytes } from './dataset';
+import { defaultCacheDir, fingerprint } from './image-cache';
+import { readRecordCache, RecordCacheWriter, recordFolder, RecordImages, RecordSplit, SplitName } from './record-cache';
 import { cifarBinarySource, isCifarBinary } from './sources/cifar-binary';
 import { imageFolderSource } from './sources/image-folder';
 import { DataSourceError, displayPath, ImageEntry, ImageSource } from './sources/image-source';
@@ -47,94 +49,111 @@ export function openSource(root: string): ImageSource {
  * and any change to the files rebuilds the cache. Unreadable images, images that are not raster images and images
  * over the pixel limit are skipped and reported in one line with examples; so are links that leave the folder.
  */
-export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ train: ImageDataset; val: ImageDataset; source: ImageSource; fromCache: boolean }> {
+export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ train: RecordImageDataset; val: RecordImageDataset; source: ImageSource; fromCache: boolean }> {
   const source = openSource(root);
   for (const notice of source.notices) o.onSkipped?.(notice);
   const size = o.imageSize;
   const maxPixels = o.maxPixels ?? maxPixelsFromEnvironment();
   const dir = o.cacheDir ?? defaultCacheDir();
   // The limit is part of the key: raising it must decode the images it skipped before.
-  const file = cacheFile(dir, source.name, fingerprint(source.files, `${source.format}\n${size}x${size}\nmax ${maxPixels} pixels`));
-  let images = readCache(file);
+  const key = fingerprint(source.files, `${source.format}\n${size}x${size}\nmax ${maxPixels} pixels`);
+  let images = readRecordCache(recordFolder(dir, source.name, key));
   const fromCache = images !== undefined;
   if (images === undefined) {
-    images = await decodeSource(source, size, maxPixels, o.onProgress);
+    let writer: RecordCacheWriter;
     try {
-      writeCache(file, images);
+      writer = new RecordCacheWriter(recordFolder(dir, source.name, key), source.classNames, size);
     } catch (err) {
-      // A cache that cannot be written (read-only home, full disk) costs time, not correctness.
-      o.onSkipped?.(`note: could not write the image cache (${(err as Error).message}); the next run decodes again`);
+      // A cache folder that cannot be written (read-only home, full disk) costs the decoding again next run.
+      const temporary = temporaryCacheDir();
+      o.onSkipped?.(`note: could not write the image cache in ${dir} (${(err as Error).message.split('\n')[0]}); decoding into ${temporary} for this run`);
+      writer = new RecordCacheWriter(recordFolder(temporary, source.name, key), source.classNames, size);
     }
+    images = await decodeSource(source, size, maxPixels, writer, o.onProgress);
   }
   if (images.skipped.count > 0) {
     o.onSkipped?.(`skipped ${images.skipped.count} unreadable image${images.skipped.count === 1 ? '' : 's'} (${images.skipped.examples.join('; ')})`);
   }
   const seed = o.seed ?? 0;
-  let trainSplit = images.train;
-  let valSplit = images.val;
-  if (o.valFraction !== undefined || valSplit === undefined) {
+  const dataset = (split: RecordSplit, which: string): RecordImageDataset => ({
+    name: `${source.name}/${which}`, classNames: images!.classNames, count: split.rows.length, channels: 3, height: size, width: size,
+    records: { kind: 'records', shards: split.shards, rows: split.rows }, labels: split.labels,
+  });
+  let train = dataset(images.splits.train!, 'train');
+  let val = images.splits.val === undefined ? undefined : dataset(images.splits.val, 'val');
+  if (o.valFraction !== undefined || val === undefined) {
     const fraction = o.valFraction ?? 0.2;
     if (!(fraction > 0 && fraction < 1)) throw new DataSourceError(`the validation fraction must be between 0 and 1, got ${fraction}`);
-    const order = new Rng(`split/${seed}`).shuffle([...Array(trainSplit.labels.length).keys()]);
+    const order = new Rng(`split/${seed}`).shuffle([...Array(train.count).keys()]);
     const held = Math.round(order.length * fraction);
-    const image = 3 * size * size;
-    valSplit = selectImages(trainSplit.pixels, trainSplit.labels, image, order.slice(0, held).sort((a, b) => a - b));
-    trainSplit = selectImages(trainSplit.pixels, trainSplit.labels, image, order.slice(held).sort((a, b) => a - b));
+    val = subsetOf(train, order.slice(0, held).sort((a, b) => a - b), `${source.name}/val`);
+    train = subsetOf(train, order.slice(held).sort((a, b) => a - b));
   }
-  if (o.trainSize !== undefined && o.trainSize < trainSplit.labels.length) trainSplit = sample(trainSplit, o.trainSize, `train-sample/${seed}`, size);
-  if (o.valSize !== undefined && o.valSize < valSplit.labels.length) valSplit = sample(valSplit, o.valSize, `val-sample/${seed}`, size);
-  const dataset = (split: CachedSplit, which: string): ImageDataset => ({
-    name: `${source.name}/${which}`, classNames: images!.classNames, count: split.labels.length, channels: 3, height: size, width: size,
-    pixels: split.pixels, labels: split.labels,
-  });
-  return { train: dataset(trainSplit, 'train'), val: dataset(valSplit, 'val'), source, fromCache };
+  if (o.trainSize !== undefined && o.trainSize < train.count) train = sample(train, o.trainSize, `train-sample/${seed}`);
+  if (o.valSize !== undefined && o.valSize < val.count) val = sample(val, o.valSize, `val-sample/${seed}`);
+  return { train, val, source, fromCache };
 }
 
-function sample(split: CachedSplit, count: number, stream: string, size: number): CachedSplit {
-  const order = new Rng(stream).shuffle([...Array(split.labels.length).keys()]);
-  return selectImages(split.pixels, split.labels, 3 * size * size, order.slice(0, count).sort((a, b) => a - b));
+/** A seeded sample of `count` images, in their order in the set (records are shared, not copied). */
+function sample(data: RecordImageDataset, count: number, stream: string): RecordImageDataset {
+  const order = new Rng(stream).shuffle([...Array(data.count).keys()]);
+  return subsetOf(data, order.slice(0, count).sort((a, b) => a - b));
 }
 
-async function decodeSource(source: ImageSource, size: number, maxPixels: number, onProgress?: (done: number, total: number) => void): Promise<CachedImages> {
+/** A cache folder for this run only, removed when the process exits. */
+function temporaryCacheDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-images-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Decodes every image of the source into the record cache, a few at a time: each image is resized and written to
+ * its record as soon as it is decoded, so memory does not grow with the number of images.
+ */
+async function decodeSource(source: ImageSource, size: number, maxPixels: number, writer: RecordCacheWriter, onProgress?: (done: number, total: number) => void): Promise<RecordImages> {
   const total = source.train.length + (source.val?.length ?? 0);
   const skipped = { count: 0, examples: [] as string[] };
   let done = 0;
-  const decodeSplit = async (entries: ImageEntry[]): Promise<CachedSplit> => {
+  const decodeSplit = async (name: SplitName, entries: ImageEntry[]): Promise<number> => {
     const image = 3 * size * size;
-    const pixels = new Uint8Array(entries.length * image);
+    const shards = writer.addSplit(name, entries.length);
     const ok = new Uint8Array(entries.length);
     let next = 0;
     // sharp decodes on libuv's thread pool: a few requests in flight keep every core busy.
     const worker = async () => {
+      const record = new Uint8Array(image);
       for (let i = next++; i < entries.length; i = next++) {
         const e = entries[i]!;
-        const name = 'file' in e ? path.basename(displayPath(e.file)) : 'record';
+        const label = 'file' in e ? path.basename(displayPath(e.file)) : 'record';
         try {
-          const into = pixels.subarray(i * image, (i + 1) * image);
-          if ('planar' in e) resizeToPlanar(interleave(e.planar), size, size, into);
-          else await useDecodedImage(await readable(e.file, name), { label: name, maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, into));
+          if ('planar' in e) resizeToPlanar(interleave(e.planar), size, size, record);
+          else await useDecodedImage(await readable(e.file, label), { label, maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, record));
+          writer.write(shards, i, record);
           ok[i] = 1;
         } catch (err) {
+          if (!(err instanceof ImageDecodeError) && !(err instanceof UserError)) throw err;
           skipped.count++;
-          if (skipped.examples.length < 3) skipped.examples.push(err instanceof ImageDecodeError ? `${name} ${err.reason}` : `${name}: ${(err as Error).message}`);
+          if (skipped.examples.length < 3) skipped.examples.push(err instanceof ImageDecodeError ? `${label} ${err.reason}` : `${label}: ${err.message}`);
         }
         done++;
         if (done % 256 === 0 || done === total) onProgress?.(done, total);
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
-    const kept = [...ok.keys()].filter((i) => ok[i] === 1);
-    const out: CachedSplit = { pixels: sharedBytes(kept.length * image), labels: new Int32Array(kept.length) };
-    kept.forEach((from, to) => {
-      out.pixels.set(pixels.subarray(from * image, (from + 1) * image), to * image);
-      out.labels[to] = entries[from]!.label;
-    });
-    return out;
+    const rows = [...ok.keys()].filter((i) => ok[i] === 1);
+    writer.finishSplit(name, entries.length, rows, rows.map((i) => entries[i]!.label));
+    return rows.length;
   };
-  const train = await decodeSplit(source.train);
-  const val = source.val ? await decodeSplit(source.val) : undefined;
-  if (train.labels.length === 0) throw new DataSourceError(`${source.name}: none of the ${source.train.length} training images could be read (${skipped.examples.join('; ')})`);
-  return { classNames: source.classNames, height: size, width: size, train, val, skipped };
+  try {
+    const kept = await decodeSplit('train', source.train);
+    if (source.val !== undefined) await decodeSplit('val', source.val);
+    if (kept === 0) throw new DataSourceError(`${source.name}: none of the ${source.train.length} training images could be read (${skipped.examples.join('; ')})`);
+    return writer.commit(skipped);
+  } catch (err) {
+    writer.abandon();
+    throw err;
+  }
 }
 
 /** decodeImage takes a path as a string; a path that is not valid UTF-8 is read here and passed as bytes. */

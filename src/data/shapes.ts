@@ -4,7 +4,7 @@
  * English caption ("a small red star in the top left corner on a blue background"). No download, fast to make.
  */
 import { Rng } from '../util/rng';
-import type { ImageDataset } from './dataset';
+import type { InMemoryImageDataset } from './dataset';
 import { UserError } from '../util/user-error';
 
 export const SHAPE_CLASSES = ['circle', 'square', 'triangle', 'star', 'cross', 'diamond', 'hexagon', 'ring', 'heart', 'crescent'] as const;
@@ -76,7 +76,7 @@ interface Scene {
 /** The most pixel bytes the shapes generator makes at once (about 700,000 images at 32 px). */
 const MAX_SHAPES_BYTES = 2 * 2 ** 30;
 
-export function generateShapes(options: ShapesOptions): ImageDataset {
+export function generateShapes(options: ShapesOptions): InMemoryImageDataset {
   const { count, imageSize: size, seed } = options;
   if (!Number.isInteger(size) || size < 8) throw new Error(`shapes: imageSize must be an integer >= 8, got ${size}`);
   if (!Number.isInteger(count) || count < 1) throw new Error(`shapes: count must be a positive integer, got ${count}`);

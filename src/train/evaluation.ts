@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { ImageDataset, Normalization, selectImages } from '../data/dataset';
+import { ImageDataset, Normalization, subsetOf } from '../data/dataset';
 import { outputOf } from '../runtime/session-output';
 import { Rng } from '../util/rng';
 import { CaptionMetrics, evaluateCaptions } from './caption-evaluation';
@@ -102,8 +102,7 @@ export class EpochEvaluation {
 
 /** The images at `indices` as a data set of their own (shares nothing with the original). */
 function subset(data: ImageDataset, indices: number[]): ImageDataset {
-  const { pixels, labels } = selectImages(data.pixels, data.labels, data.channels * data.height * data.width, indices);
-  return { ...data, name: `${data.name} (sample)`, count: indices.length, pixels, labels, captions: undefined };
+  return subsetOf(data, indices, `${data.name} (sample)`);
 }
 
 /** The rows `indices` of a [count x perImage] matrix. */

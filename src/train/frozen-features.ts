@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { defaultCacheDir } from '../data/image-cache';
-import { fillBatch, ImageDataset, Normalization } from '../data/dataset';
+import { fillBatch, hashImages, ImageDataset, Normalization } from '../data/dataset';
 import { Node, replaceAllUsesWith, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
@@ -11,7 +11,6 @@ import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { writeFileAtomic } from '../util/atomic-write';
-import { updateHash } from '../util/hash-bytes';
 
 /**
  * Frozen backbones: when the first part of a model trains nothing (a pretrained backbone with frozen weights), its
@@ -141,7 +140,7 @@ export async function computeFeatures(model: Model, split: FrozenSplit, sets: Im
   const out: Float32Array[] = [];
   try {
     for (const data of sets) {
-      const key = updateHash(createHash('sha256').update(bytes).update(JSON.stringify(o.normalization)).update(`${data.channels}x${data.height}x${data.width}\n`), data.pixels).digest('hex');
+      const key = hashImages(createHash('sha256').update(bytes).update(JSON.stringify(o.normalization)).update(`${data.channels}x${data.height}x${data.width}\n`), data).digest('hex');
       const file = path.join(dir, `${key.slice(0, 32)}.f32`);
       const cached = readCache(file, data.count * perImage);
       if (cached !== undefined) {

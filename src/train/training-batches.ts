@@ -1,6 +1,6 @@
 import { NO_AUGMENTATION } from '../data/augment';
 import { Batch, BatchPipeline } from '../data/batch-pipeline';
-import type { Normalization } from '../data/dataset';
+import { Normalization, pixelSourceOf } from '../data/dataset';
 import type { FrozenBackbone } from './frozen-backbone';
 import { featureBatches } from './frozen-features';
 import type { TrainOptions } from './trainer';
@@ -29,7 +29,7 @@ export function trainingBatches(o: TrainOptions, normalization: Normalization, s
     };
   }
   const pipeline = new BatchPipeline({
-    pixels: o.train.pixels, labels: o.train.labels, channels: o.train.channels, height: o.train.height, width: o.train.width,
+    source: pixelSourceOf(o.train), labels: o.train.labels, channels: o.train.channels, height: o.train.height, width: o.train.width,
     normalization, augment: o.augment ?? NO_AUGMENTATION, seed,
   }, o.workers ?? 0);
   return {

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { resizeToPlanar } from '../../export/image-preprocessing';
 import { UserError } from '../../util/user-error';
 import { Rng } from '../../util/rng';
-import { ImageDataset, selectImages, sharedBytes } from '../dataset';
+import { InMemoryImageDataset, selectImages, sharedBytes } from '../dataset';
 import { ImageDecodeError, maxPixelsFromEnvironment, readImageFile, useDecodedImage } from '../decode-image';
 import { CachedImages, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from '../image-cache';
 import { generateShapes } from '../shapes';
@@ -55,7 +55,7 @@ export interface EncodedCaptions {
 
 export interface CaptionSplit {
   /** The decoded images (labels: the shape class for shapes, 0 for photo sets, which have no classes). */
-  images: ImageDataset;
+  images: InMemoryImageDataset;
   /** Each image's captions as the data set writes them, all of them. */
   captions: string[][];
   /** The same, tokenized: each image's references for BLEU and CIDEr-D. */
@@ -147,7 +147,7 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
   const trainTokens = tokenized(raw.train);
   const vocabulary = Vocabulary.build(trainTokens.flat(), minCount);
   const build = (r: RawSplit, references = tokenized(r)): CaptionSplit => {
-    const images: ImageDataset = {
+    const images: InMemoryImageDataset = {
       name: r.name, classNames: r.classNames, count: r.labels.length, channels: 3, height: o.imageSize, width: o.imageSize,
       pixels: r.pixels, labels: r.labels, captions: r.captions.map((c) => c[0] ?? ''),
     };
