@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { defineModel, F, nn, Tensor } from '../src';
-import { selectImages } from '../src/data/dataset';
+import { subsetOf } from '../src/data/dataset';
 import { decodeImage } from '../src/data/decode-image';
 import { generateShapes, SHAPE_CLASSES } from '../src/data/shapes';
 import { preprocessImage } from '../src/export/image-preprocessing';
@@ -64,9 +64,9 @@ const backboneDefinition = defineModel({
 function taughtShapes(count: number, seed: number) {
   const all = generateShapes({ count, imageSize: SIZE, seed });
   const keep = [...Array(all.count).keys()].filter((i) => TAUGHT.includes(SHAPE_CLASSES[all.labels[i]!] as (typeof TAUGHT)[number]));
-  const { pixels, labels } = selectImages(all.pixels, all.labels, 3 * SIZE * SIZE, keep);
-  const relabelled = Int32Array.from(labels, (l) => TAUGHT.indexOf(SHAPE_CLASSES[l] as (typeof TAUGHT)[number]));
-  return { ...all, count: keep.length, pixels, labels: relabelled, classNames: [...TAUGHT], captions: undefined };
+  const kept = subsetOf(all, keep);
+  const relabelled = Int32Array.from(kept.labels, (l) => TAUGHT.indexOf(SHAPE_CLASSES[l] as (typeof TAUGHT)[number]));
+  return { ...kept, labels: relabelled, classNames: [...TAUGHT] };
 }
 
 /**

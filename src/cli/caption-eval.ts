@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { loadCaptionData } from '../data/captions/load-captions';
-import type { InMemoryImageDataset } from '../data/dataset';
+import { ImageDataset, readerOf } from '../data/dataset';
 import type { Pixels } from '../export/image-preprocessing';
 import { corpusBleu } from '../metrics/bleu';
 import { ciderD } from '../metrics/cider';
@@ -65,9 +65,10 @@ export async function evaluateCaptionerCheckpoint(file: string, meta: Record<str
 }
 
 /** Image `i` of a data set (planar, already at the model's size) as interleaved pixels. */
-function pixelsOf(data: InMemoryImageDataset, i: number): Pixels {
+function pixelsOf(data: ImageDataset, i: number): Pixels {
   const plane = data.height * data.width;
-  const image = data.pixels.subarray(i * data.channels * plane, (i + 1) * data.channels * plane);
+  const image = new Uint8Array(data.channels * plane);
+  readerOf(data).gather([i], image);
   const out = new Uint8Array(plane * data.channels);
   for (let p = 0; p < plane; p++) for (let c = 0; c < data.channels; c++) out[p * data.channels + c] = image[c * plane + p]!;
   return { width: data.width, height: data.height, channels: data.channels, data: out };

@@ -90,19 +90,6 @@ export function sharedBytes(length: number): Uint8Array {
   return new Uint8Array(new SharedArrayBuffer(length));
 }
 
-/**
- * Copies the images at `indices` (each `imageBytes` long) and their labels into a new set in shared memory: the
- * seeded --train-size samples and the training-accuracy sample both use it.
- */
-export function selectImages(pixels: Uint8Array, labels: Int32Array, imageBytes: number, indices: readonly number[]): { pixels: Uint8Array; labels: Int32Array } {
-  const out = { pixels: sharedBytes(indices.length * imageBytes), labels: new Int32Array(indices.length) };
-  indices.forEach((from, to) => {
-    out.pixels.set(pixels.subarray(from * imageBytes, (from + 1) * imageBytes), to * imageBytes);
-    out.labels[to] = labels[from]!;
-  });
-  return out;
-}
-
 /** Per-channel normalization applied when a batch is assembled: (x / 255 - mean) / std. */
 export interface Normalization {
   mean: number[];

@@ -1,16 +1,13 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { resizeToPlanar } from '../export/image-preprocessing';
 import { Rng } from '../util/rng';
-import { UserError } from '../util/user-error';
 import { RecordImageDataset, subsetOf } from './dataset';
-import { ImageDecodeError, maxPixelsFromEnvironment, readImageFile, useDecodedImage } from './decode-image';
+import { maxPixelsFromEnvironment } from './decode-image';
+import { decodeToRecords, recordDataset } from './decode-to-records';
 import { defaultCacheDir, fingerprint } from './image-cache';
-import { readRecordCache, RecordCacheWriter, recordFolder, RecordImages, RecordSplit, SplitName } from './record-cache';
 import { cifarBinarySource, isCifarBinary } from './sources/cifar-binary';
 import { imageFolderSource } from './sources/image-folder';
-import { DataSourceError, displayPath, ImageEntry, ImageSource } from './sources/image-source';
+import { DataSourceError, ImageSource } from './sources/image-source';
 import { isTinyImageNet, tinyImageNetSource } from './sources/tiny-imagenet';
 
 export interface ImageSetOptions {
@@ -54,33 +51,23 @@ export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ 
   for (const notice of source.notices) o.onSkipped?.(notice);
   const size = o.imageSize;
   const maxPixels = o.maxPixels ?? maxPixelsFromEnvironment();
-  const dir = o.cacheDir ?? defaultCacheDir();
   // The limit is part of the key: raising it must decode the images it skipped before.
   const key = fingerprint(source.files, `${source.format}\n${size}x${size}\nmax ${maxPixels} pixels`);
-  let images = readRecordCache(recordFolder(dir, source.name, key));
-  const fromCache = images !== undefined;
-  if (images === undefined) {
-    let writer: RecordCacheWriter;
-    try {
-      writer = new RecordCacheWriter(recordFolder(dir, source.name, key), source.classNames, size);
-    } catch (err) {
-      // A cache folder that cannot be written (read-only home, full disk) costs the decoding again next run.
-      const temporary = temporaryCacheDir();
-      o.onSkipped?.(`note: could not write the image cache in ${dir} (${(err as Error).message.split('\n')[0]}); decoding into ${temporary} for this run`);
-      writer = new RecordCacheWriter(recordFolder(temporary, source.name, key), source.classNames, size);
-    }
-    images = await decodeSource(source, size, maxPixels, writer, o.onProgress);
+  const decoded = await decodeToRecords({
+    name: source.name, key, cacheDir: o.cacheDir ?? defaultCacheDir(), classNames: source.classNames, size,
+    splits: { train: source.train, val: source.val }, maxPixels, onProgress: o.onProgress, onNotice: o.onSkipped,
+  });
+  const images = decoded.images;
+  const fromCache = decoded.fromCache;
+  if (images.splits.train!.rows.length === 0) {
+    throw new DataSourceError(`${source.name}: none of the ${source.train.length} training images could be read (${images.skipped.examples.join('; ')})`);
   }
   if (images.skipped.count > 0) {
     o.onSkipped?.(`skipped ${images.skipped.count} unreadable image${images.skipped.count === 1 ? '' : 's'} (${images.skipped.examples.join('; ')})`);
   }
   const seed = o.seed ?? 0;
-  const dataset = (split: RecordSplit, which: string): RecordImageDataset => ({
-    name: `${source.name}/${which}`, classNames: images!.classNames, count: split.rows.length, channels: 3, height: size, width: size,
-    records: { kind: 'records', shards: split.shards, rows: split.rows }, labels: split.labels,
-  });
-  let train = dataset(images.splits.train!, 'train');
-  let val = images.splits.val === undefined ? undefined : dataset(images.splits.val, 'val');
+  let train = recordDataset(images, 'train', `${source.name}/train`);
+  let val = images.splits.val === undefined ? undefined : recordDataset(images, 'val', `${source.name}/val`);
   if (o.valFraction !== undefined || val === undefined) {
     const fraction = o.valFraction ?? 0.2;
     if (!(fraction > 0 && fraction < 1)) throw new DataSourceError(`the validation fraction must be between 0 and 1, got ${fraction}`);
@@ -100,70 +87,3 @@ function sample(data: RecordImageDataset, count: number, stream: string): Record
   return subsetOf(data, order.slice(0, count).sort((a, b) => a - b));
 }
 
-/** A cache folder for this run only, removed when the process exits. */
-function temporaryCacheDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-images-'));
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/**
- * Decodes every image of the source into the record cache, a few at a time: each image is resized and written to
- * its record as soon as it is decoded, so memory does not grow with the number of images.
- */
-async function decodeSource(source: ImageSource, size: number, maxPixels: number, writer: RecordCacheWriter, onProgress?: (done: number, total: number) => void): Promise<RecordImages> {
-  const total = source.train.length + (source.val?.length ?? 0);
-  const skipped = { count: 0, examples: [] as string[] };
-  let done = 0;
-  const decodeSplit = async (name: SplitName, entries: ImageEntry[]): Promise<number> => {
-    const image = 3 * size * size;
-    const shards = writer.addSplit(name, entries.length);
-    const ok = new Uint8Array(entries.length);
-    let next = 0;
-    // sharp decodes on libuv's thread pool: a few requests in flight keep every core busy.
-    const worker = async () => {
-      const record = new Uint8Array(image);
-      for (let i = next++; i < entries.length; i = next++) {
-        const e = entries[i]!;
-        const label = 'file' in e ? path.basename(displayPath(e.file)) : 'record';
-        try {
-          if ('planar' in e) resizeToPlanar(interleave(e.planar), size, size, record);
-          else await useDecodedImage(await readable(e.file, label), { label, maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, record));
-          writer.write(shards, i, record);
-          ok[i] = 1;
-        } catch (err) {
-          if (!(err instanceof ImageDecodeError) && !(err instanceof UserError)) throw err;
-          skipped.count++;
-          if (skipped.examples.length < 3) skipped.examples.push(err instanceof ImageDecodeError ? `${label} ${err.reason}` : `${label}: ${err.message}`);
-        }
-        done++;
-        if (done % 256 === 0 || done === total) onProgress?.(done, total);
-      }
-    };
-    await Promise.all(Array.from({ length: 8 }, worker));
-    const rows = [...ok.keys()].filter((i) => ok[i] === 1);
-    writer.finishSplit(name, entries.length, rows, rows.map((i) => entries[i]!.label));
-    return rows.length;
-  };
-  try {
-    const kept = await decodeSplit('train', source.train);
-    if (source.val !== undefined) await decodeSplit('val', source.val);
-    if (kept === 0) throw new DataSourceError(`${source.name}: none of the ${source.train.length} training images could be read (${skipped.examples.join('; ')})`);
-    return writer.commit(skipped);
-  } catch (err) {
-    writer.abandon();
-    throw err;
-  }
-}
-
-/** decodeImage takes a path as a string; a path that is not valid UTF-8 is read here and passed as bytes. */
-async function readable(file: string | Buffer, label: string): Promise<string | Uint8Array> {
-  return typeof file === 'string' ? file : readImageFile(file, label);
-}
-
-function interleave(p: { data: Uint8Array; width: number; height: number }) {
-  const plane = p.width * p.height;
-  const data = new Uint8Array(plane * 3);
-  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = p.data[c * plane + i]!;
-  return { width: p.width, height: p.height, channels: 3, data };
-}

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resizeToPlanar } from '../../export/image-preprocessing';
 import { UserError } from '../../util/user-error';
 import { Rng } from '../../util/rng';
-import { InMemoryImageDataset, selectImages, sharedBytes } from '../dataset';
-import { ImageDecodeError, maxPixelsFromEnvironment, readImageFile, useDecodedImage } from '../decode-image';
-import { CachedImages, cacheFile, defaultCacheDir, fingerprint, readCache, writeCache } from '../image-cache';
+import { ImageDataset, RecordImageDataset, subsetOf } from '../dataset';
+import { maxPixelsFromEnvironment } from '../decode-image';
+import { decodeToRecords, recordDataset } from '../decode-to-records';
+import { defaultCacheDir, fingerprint } from '../image-cache';
 import { generateShapes } from '../shapes';
 import { displayPath } from '../sources/image-source';
 import { CAPTION_SPLITS, CaptionEntry, CaptionSource, CaptionSourceError, CaptionSplitName } from './caption-source';
@@ -55,7 +55,7 @@ export interface EncodedCaptions {
 
 export interface CaptionSplit {
   /** The decoded images (labels: the shape class for shapes, 0 for photo sets, which have no classes). */
-  images: InMemoryImageDataset;
+  images: ImageDataset;
   /** Each image's captions as the data set writes them, all of them. */
   captions: string[][];
   /** The same, tokenized: each image's references for BLEU and CIDEr-D. */
@@ -95,7 +95,8 @@ interface RawSplits {
 
 interface RawSplit {
   name: string;
-  pixels: Uint8Array;
+  /** The split's images: generated ones in memory, decoded ones as records of the image cache. */
+  images: ImageDataset;
   labels: Int32Array;
   classNames: string[];
   captions: string[][];
@@ -130,7 +131,7 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
     // The seeds of loadData('shapes'): the same images as the classification data, now with their captions.
     const generated = (count: number, s: number, split: string): RawSplit => {
       const set = generateShapes({ count, imageSize: o.imageSize, seed: s });
-      return { name: `shapes/${split}`, pixels: set.pixels, labels: set.labels, classNames: set.classNames, captions: set.captions!.map((c) => [c]) };
+      return { name: `shapes/${split}`, images: set, labels: set.labels, classNames: set.classNames, captions: set.captions!.map((c) => [c]) };
     };
     raw = { train: generated(o.trainSize ?? 10000, 2 * seed, 'train'), val: generated(o.valSize ?? 2000, 2 * seed + 1, 'val'), test: undefined };
   } else {
@@ -147,10 +148,7 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
   const trainTokens = tokenized(raw.train);
   const vocabulary = Vocabulary.build(trainTokens.flat(), minCount);
   const build = (r: RawSplit, references = tokenized(r)): CaptionSplit => {
-    const images: InMemoryImageDataset = {
-      name: r.name, classNames: r.classNames, count: r.labels.length, channels: 3, height: o.imageSize, width: o.imageSize,
-      pixels: r.pixels, labels: r.labels, captions: r.captions.map((c) => c[0] ?? ''),
-    };
+    const images: ImageDataset = { ...r.images, name: r.name, classNames: r.classNames, count: r.labels.length, labels: r.labels, captions: r.captions.map((c) => c[0] ?? '') };
     return { images, captions: r.captions, references, encoded: encodeAll(references, vocabulary, maxLength) };
   };
   const train = build(raw.train, trainTokens);
@@ -184,12 +182,13 @@ function countTruncated(references: string[][][], maxLength: number): number {
 /** The decoded images of each of the source's splits, with the entries (captions) of the images that decoded. */
 interface DecodedSplit {
   entries: CaptionEntry[];
-  pixels: Uint8Array;
+  images: RecordImageDataset;
 }
 
 /**
- * Decodes every image of every split once, through the image cache: one cached "split" holds all of them, each
- * labelled with its entry's index, so images that failed to decode are simply absent and the captions follow.
+ * Decodes every image of every split once, into the record cache (as loadImageSet does): one cached "split" holds
+ * all of them, each labelled with its entry's index, so images that failed to decode are simply absent and the
+ * captions follow.
  */
 async function decodeCaptionSource(source: CaptionSource, o: CaptionDataOptions): Promise<{ splits: Partial<Record<CaptionSplitName, DecodedSplit>>; fromCache: boolean }> {
   const size = o.imageSize;
@@ -197,23 +196,17 @@ async function decodeCaptionSource(source: CaptionSource, o: CaptionDataOptions)
   const entries = CAPTION_SPLITS.flatMap((s) => source.splits[s] ?? []);
   // The entry order is part of the key: labels index into it, so another reading of the caption files is another cache.
   const extra = `captions\n${source.format}\n${size}x${size}\nmax ${maxPixels} pixels\n${entries.map((e) => displayPath(e.file)).join('\n')}`;
-  const file = cacheFile(o.cacheDir ?? defaultCacheDir(), `captions-${source.name}`, fingerprint(source.files, extra));
-  let images = readCache(file);
-  const fromCache = images !== undefined;
-  if (images === undefined) {
-    images = await decodeEntries(entries, size, maxPixels, o.onProgress);
-    try {
-      writeCache(file, images);
-    } catch (err) {
-      o.onNotice?.(`note: could not write the image cache (${(err as Error).message}); the next run decodes again`);
-    }
-  }
+  const decoded = await decodeToRecords({
+    name: `captions-${source.name}`, key: fingerprint(source.files, extra), cacheDir: o.cacheDir ?? defaultCacheDir(), classNames: [], size,
+    splits: { train: entries.map((e, i) => ({ file: e.file, label: i })) }, maxPixels, onProgress: o.onProgress, onNotice: o.onNotice,
+  });
+  const images = decoded.images;
   if (images.skipped.count > 0) {
     o.onNotice?.(`skipped ${images.skipped.count} unreadable image${images.skipped.count === 1 ? '' : 's'} with their captions (${images.skipped.examples.join('; ')})`);
   }
-  const image = 3 * size * size;
+  const all = recordDataset(images, 'train', `captions-${source.name}`);
   const rowOf = new Map<number, number>();
-  images.train.labels.forEach((entry, row) => rowOf.set(entry, row));
+  all.labels.forEach((entry, row) => rowOf.set(entry, row));
   const splits: Partial<Record<CaptionSplitName, DecodedSplit>> = {};
   let start = 0;
   for (const s of CAPTION_SPLITS) {
@@ -233,40 +226,9 @@ async function decodeCaptionSource(source: CaptionSource, o: CaptionDataOptions)
     if (kept.length === 0) {
       throw new CaptionSourceError(`${source.name}: none of the ${list.length} ${s === 'val' ? 'validation' : s} images could be read (${images.skipped.examples.join('; ')})`);
     }
-    splits[s] = { entries: kept, pixels: selectImages(images.train.pixels, images.train.labels, image, rows).pixels };
+    splits[s] = { entries: kept, images: subsetOf(all, rows) };
   }
-  return { splits, fromCache };
-}
-
-async function decodeEntries(entries: CaptionEntry[], size: number, maxPixels: number, onProgress?: (done: number, total: number) => void): Promise<CachedImages> {
-  const image = 3 * size * size;
-  const pixels = new Uint8Array(entries.length * image);
-  const ok = new Uint8Array(entries.length);
-  const skipped = { count: 0, examples: [] as string[] };
-  let next = 0;
-  let done = 0;
-  // sharp decodes on libuv's thread pool: a few requests in flight keep every core busy (as loadImageSet does).
-  const worker = async () => {
-    for (let i = next++; i < entries.length; i = next++) {
-      const file = entries[i]!.file;
-      const label = path.basename(displayPath(file));
-      try {
-        const source = typeof file === 'string' ? file : await readImageFile(file, label);
-        await useDecodedImage(source, { label, maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, pixels.subarray(i * image, (i + 1) * image)));
-        ok[i] = 1;
-      } catch (err) {
-        skipped.count++;
-        if (skipped.examples.length < 3) skipped.examples.push(err instanceof ImageDecodeError ? `${label} ${err.reason}` : `${label}: ${(err as Error).message}`);
-      }
-      done++;
-      if (done % 256 === 0 || done === entries.length) onProgress?.(done, entries.length);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  const kept = [...ok.keys()].filter((i) => ok[i] === 1);
-  const out = { pixels: sharedBytes(kept.length * image), labels: Int32Array.from(kept) };
-  kept.forEach((from, to) => out.pixels.set(pixels.subarray(from * image, (from + 1) * image), to * image));
-  return { classNames: [], height: size, width: size, train: out, skipped };
+  return { splits, fromCache: decoded.fromCache };
 }
 
 /**
@@ -275,7 +237,6 @@ async function decodeEntries(entries: CaptionEntry[], size: number, maxPixels: n
  * then the seeded --train-size / --val-size samples. The test split is never sampled.
  */
 function splitAndSample(source: CaptionSource, decoded: Partial<Record<CaptionSplitName, DecodedSplit>>, o: CaptionDataOptions, seed: number): RawSplits {
-  const image = 3 * o.imageSize * o.imageSize;
   let train = decoded.train;
   let val = decoded.val;
   if (train === undefined && val !== undefined) {
@@ -284,10 +245,7 @@ function splitAndSample(source: CaptionSource, decoded: Partial<Record<CaptionSp
     val = undefined;
   }
   if (train === undefined) throw new CaptionSourceError(`${source.name} has only a test split: there is nothing to train on`);
-  const pick = (split: DecodedSplit, indices: number[]): DecodedSplit => ({
-    entries: indices.map((i) => split.entries[i]!),
-    pixels: selectImages(split.pixels, new Int32Array(split.entries.length), image, indices).pixels,
-  });
+  const pick = (split: DecodedSplit, indices: number[]): DecodedSplit => ({ entries: indices.map((i) => split.entries[i]!), images: subsetOf(split.images, indices) });
   if (val === undefined) {
     const fraction = o.valFraction ?? 0.2;
     if (!(fraction > 0 && fraction < 1)) throw new UserError(`the validation fraction must be between 0 and 1, got ${fraction}`);
@@ -302,7 +260,7 @@ function splitAndSample(source: CaptionSource, decoded: Partial<Record<CaptionSp
     return pick(split, new Rng(`${stream}/${seed}`).shuffle([...split.entries.keys()]).slice(0, count).sort((a, b) => a - b));
   };
   const raw = (split: DecodedSplit, which: CaptionSplitName): RawSplit => ({
-    name: `${source.name}/${which}`, pixels: split.pixels, labels: new Int32Array(split.entries.length), classNames: [],
+    name: `${source.name}/${which}`, images: split.images, labels: new Int32Array(split.entries.length), classNames: [],
     captions: split.entries.map((e) => e.captions),
   });
   return {
