@@ -190,6 +190,29 @@ test('a captioner that fails to load says so in the caption\'s place', async () 
   expect(pageErrors).toEqual([]);
 });
 
+test('with only a captioner exported (npm run demo:caption), the page captions and shows no empty top 5', async () => {
+  const p = await browser.newPage();
+  const errors: string[] = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  try {
+    // The folder as demo:caption leaves it on a fresh checkout: the captioner alone in its index.
+    await p.route('**/models/index.json', (route) => route.fulfill({ json: { models: [{ id: 'captioner', name: 'captioner', dataset: 'shapes', task: 'captioning' }] } }));
+    await p.goto(url);
+    await p.waitForSelector('#caption[data-state="ready"]', { state: 'attached', timeout: 60000 });
+    expect(await p.isVisible('#caption-section')).toBe(true);
+    expect(await p.isVisible('#classifier-section')).toBe(false);
+    expect(await p.isVisible('h2:text-is("Top 5")')).toBe(false);
+    const sample = path.resolve(__dirname, '..', 'web-demo', 'samples', 'star.png');
+    await p.setInputFiles('#file-input', sample);
+    await p.waitForSelector('#caption[data-state="done"][data-image="star.png"], #caption[data-state="error"]', { state: 'attached', timeout: 60000 });
+    expect(await p.getAttribute('#caption', 'data-caption')).toBe(cliCaption(sample));
+    expect(await p.isVisible('#error')).toBe(false);
+    expect(errors).toEqual([]);
+  } finally {
+    await p.close();
+  }
+});
+
 test('a file that is not an image shows an error on the page', async () => {
   const fake = path.join(tmp, 'notes.png');
   fs.writeFileSync(fake, 'these are notes, not pixels');

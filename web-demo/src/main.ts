@@ -40,6 +40,7 @@ const samples = $<HTMLDivElement>('samples');
 const errorBox = $<HTMLDivElement>('error');
 const preview = $<HTMLCanvasElement>('preview');
 const imageName = $<HTMLParagraphElement>('image-name');
+const classifierSection = $<HTMLDivElement>('classifier-section');
 const results = $<HTMLOListElement>('results');
 const timing = $<HTMLParagraphElement>('timing');
 const providerLine = $<HTMLParagraphElement>('provider');
@@ -364,6 +365,8 @@ async function start(): Promise<void> {
   const models = listed.filter((m) => m.task === undefined);
   if (models.length === 0) {
     modelSelect.replaceChildren(new Option(captioners.length > 0 ? 'no classifiers exported yet' : 'no models exported yet'));
+    // A captioner alone (npm run demo:caption): no classifier, so no top 5 to show under its heading.
+    if (captioners.length > 0) classifierSection.hidden = true;
     if (errorBox.hidden && captioners.length === 0) showError('No models yet: run `deepvision export models/RUN --out web-demo/models/NAME` and reload.');
     return;
   }
