@@ -12,6 +12,9 @@ import { BatchPipeline } from '../src/data/batch-pipeline';
 import { channelStatistics, fillBatch, ImageDataset, InMemoryImageDataset, readAllPixels, subsetOf } from '../src/data/dataset';
 import { loadImageSet } from '../src/data/load-image-set';
 import { openPixelReader, shardLayout } from '../src/data/pixel-store';
+import { GraphBuilder } from '../src/dsl/builder';
+import * as F from '../src/dsl/functional';
+import { computeFeatures, readFeatureRows } from '../src/train/frozen-features';
 import { Rng } from '../src/util/rng';
 
 let tmp: string;
@@ -110,4 +113,30 @@ test('records spread over several shard files read back in order, and a damaged 
   expect(second.fromCache).toBe(false);
   expect(readAllPixels(second.train)).toEqual(before);
   expect(fs.statSync(second.train.records.shards[0]!.file).size).toBe(second.train.records.shards[0]!.slots * 3 * 64);
+});
+
+test('frozen features computed from records equal those of the same images in memory, and come back from their cache', async () => {
+  const { train } = await loadImageSet(root, { imageSize: 12, cacheDir: path.join(tmp, 'feature-images') });
+  // A per-image "backbone": pooled channels and a scaled copy, 6 values per image.
+  const b = new GraphBuilder('features', 'eval');
+  const x = b.input('input', 'float32', ['batch', 3, 12, 12]);
+  b.output('features', b.run(() => F.concat([F.flatten(F.globalAvgPool(x)), F.flatten(F.globalAvgPool(F.mul(x, 2)))], 1)));
+  const model = b.toModel();
+  const split = { value: 'features', perImage: [6] };
+  const options = { normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, sessionOptions: {}, cacheDir: path.join(tmp, 'feature-cache') };
+  const [fromRecords] = await computeFeatures(model, split, [train], options);
+  const [fromMemory] = await computeFeatures(model, split, [inMemory(train)], { ...options, cacheDir: path.join(tmp, 'feature-cache-memory') });
+  const rows = (f: typeof fromRecords) => {
+    const out = new Float32Array(train.count * 6);
+    readFeatureRows(f!, Array.from({ length: train.count }, (_, i) => i), out);
+    return out;
+  };
+  expect(fromRecords!.rows.kind).toBe('records');
+  expect(rows(fromRecords)).toEqual(rows(fromMemory));
+  expect(rows(fromRecords).some((v) => v !== 0)).toBe(true);
+  // The second pass reads the cache: the same rows, and no new folder.
+  const before = fs.readdirSync(path.join(tmp, 'feature-cache', 'features'));
+  const [again] = await computeFeatures(model, split, [train], options);
+  expect(rows(again)).toEqual(rows(fromRecords));
+  expect(fs.readdirSync(path.join(tmp, 'feature-cache', 'features'))).toEqual(before);
 });

@@ -1,7 +1,7 @@
 import type { Hash } from 'node:crypto';
 import * as path from 'node:path';
 import { updateHash } from '../util/hash-bytes';
-import { openPixelReader, PixelReader, PixelSource, selectSource } from './pixel-store';
+import { openPixelReader, PixelReader, PixelSource, selectSource, sharedReader } from './pixel-store';
 
 /** What every image classification data set has: its images' shape, labels, optional captions. */
 interface ImageSetShape {
@@ -69,20 +69,9 @@ export function readAllPixels(data: ImageDataset): Uint8Array {
   return out;
 }
 
-/** Readers kept per data set (a record file is opened once, not per batch); closed when the set is collected. */
-const readers = new WeakMap<object, PixelReader>();
-const closeReader = new FinalizationRegistry<PixelReader>((r) => r.close());
-
-/** A reader of the images of `data`, shared by every caller. */
+/** A reader of the images of `data`, shared by every caller (see sharedReader). */
 export function readerOf(data: ImageDataset): PixelReader {
-  const key = data.records ?? data.pixels;
-  let reader = readers.get(key);
-  if (reader === undefined) {
-    reader = openPixelReader(pixelSourceOf(data), imageBytesOf(data));
-    readers.set(key, reader);
-    if (data.records !== undefined) closeReader.register(key, reader);
-  }
-  return reader;
+  return data.records !== undefined ? sharedReader(data.records, imageBytesOf(data)) : openPixelReader(pixelSourceOf(data), imageBytesOf(data));
 }
 
 /** Bytes in a SharedArrayBuffer, which batch worker threads read without a copy. */

@@ -105,6 +105,21 @@ class RecordReader implements PixelReader {
   }
 }
 
+/** Readers kept per source (a record file is opened once, not per batch); closed when the source is collected. */
+const readers = new WeakMap<PixelSource, PixelReader>();
+const closeReader = new FinalizationRegistry<PixelReader>((r) => r.close());
+
+/** A reader of `source`, shared by every caller in this thread. */
+export function sharedReader(source: PixelSource, recordBytes: number): PixelReader {
+  let reader = readers.get(source);
+  if (reader === undefined) {
+    reader = openPixelReader(source, recordBytes);
+    readers.set(source, reader);
+    if (source.kind === 'records') closeReader.register(source, reader);
+  }
+  return reader;
+}
+
 /** Shard files of a record set in `dir`: `PREFIX-000.bin`, `PREFIX-001.bin`, ... of at most `maxBytes` each. */
 export function shardLayout(dir: string, prefix: string, slots: number, imageBytes: number, maxBytes = SHARD_BYTES): RecordShard[] {
   const perShard = Math.max(1, Math.floor(maxBytes / imageBytes));

@@ -66,64 +66,59 @@ export function readRecordCache(folder: string): RecordImages | undefined {
   return { classNames: index.classNames, size: index.size, splits, skipped: index.skipped };
 }
 
-/** Writes a record cache: `fill` writes each split's records through the writer it is given, then the index lands. */
-export class RecordCacheWriter {
+/**
+ * Writes a folder of record shards under a hidden staging name; commit() writes its index.json and renames it into
+ * place, abandon() removes it. Records not written stay zero.
+ */
+export class RecordFolderWriter {
   private readonly staging: string;
   private readonly fds = new Map<string, number>();
-  private readonly index: Index;
 
-  constructor(private readonly folder: string, classNames: string[], private readonly size: number) {
+  constructor(private readonly folder: string, private readonly recordBytes: number) {
     this.staging = path.join(path.dirname(folder), `.${path.basename(folder)}.tmp-${process.pid}`);
     fs.rmSync(this.staging, { recursive: true, force: true });
     fs.mkdirSync(this.staging, { recursive: true });
-    this.index = { version: RECORDS_VERSION, classNames, size, splits: [], skipped: { count: 0, examples: [] } };
   }
 
-  /** Shard files of `slots` records for a split, made at their full size (unwritten records read as zeros). */
-  addSplit(name: SplitName, slots: number): RecordShard[] {
-    const shards = shardLayout(this.staging, name, slots, 3 * this.size * this.size);
+  /** Shard files of `slots` records named PREFIX-000.bin, ..., made at their full size. */
+  addShards(prefix: string, slots: number): RecordShard[] {
+    const shards = shardLayout(this.staging, prefix, slots, this.recordBytes);
     for (const s of shards) {
       const fd = fs.openSync(s.file, 'w+');
-      fs.ftruncateSync(fd, s.slots * 3 * this.size * this.size);
       this.fds.set(s.file, fd);
+      fs.ftruncateSync(fd, s.slots * this.recordBytes);
     }
     return shards;
   }
 
-  /** Writes the record of slot `slot` of a split's shards. */
+  /** Writes `bytes` (one or more whole records) from record `slot` on. */
   write(shards: readonly RecordShard[], slot: number, bytes: Uint8Array): void {
     let first = 0;
+    let at = 0;
     for (const s of shards) {
-      if (slot < first + s.slots) {
-        const position = (slot - first) * bytes.length;
+      while (at < bytes.length && slot < first + s.slots) {
+        const fits = Math.min(bytes.length - at, (first + s.slots - slot) * this.recordBytes);
+        const position = (slot - first) * this.recordBytes;
         let done = 0;
-        while (done < bytes.length) done += fs.writeSync(this.fds.get(s.file)!, bytes, done, bytes.length - done, position + done);
-        return;
+        while (done < fits) done += fs.writeSync(this.fds.get(s.file)!, bytes, at + done, fits - done, position + done);
+        at += fits;
+        slot += fits / this.recordBytes;
       }
       first += s.slots;
     }
-    throw new RangeError(`slot ${slot} is past the split's records`);
+    if (at < bytes.length) throw new RangeError(`records past the end of the shards (slot ${slot})`);
   }
 
-  /** Records the kept rows and their labels of a split. */
-  finishSplit(name: SplitName, slots: number, rows: readonly number[], labels: readonly number[]): void {
-    this.index.splits.push({ name, slots, rows: [...rows], labels: [...labels] });
-  }
-
-  /** Writes the index and moves the folder in place; returns the folder's images as a reader sees them. */
-  commit(skipped: { count: number; examples: string[] }): RecordImages {
+  /** Flushes the shards, writes the index and moves the folder in place. */
+  commit(index: unknown): void {
     for (const fd of this.fds.values()) {
       fs.fsyncSync(fd);
       fs.closeSync(fd);
     }
     this.fds.clear();
-    this.index.skipped = skipped;
-    writeFileAtomic(path.join(this.staging, 'index.json'), JSON.stringify(this.index));
+    writeFileAtomic(path.join(this.staging, 'index.json'), JSON.stringify(index));
     fs.rmSync(this.folder, { recursive: true, force: true });
     fs.renameSync(this.staging, this.folder);
-    const images = readRecordCache(this.folder);
-    if (images === undefined) throw new Error(`the image cache just written in ${this.folder} cannot be read back`);
-    return images;
   }
 
   /** Removes what was written (after a failure). */
@@ -131,5 +126,42 @@ export class RecordCacheWriter {
     for (const fd of this.fds.values()) fs.closeSync(fd);
     this.fds.clear();
     fs.rmSync(this.staging, { recursive: true, force: true });
+  }
+}
+
+/** Writes a record cache of decoded images, split by split; commit() returns the images as a reader sees them. */
+export class RecordCacheWriter {
+  private readonly folderWriter: RecordFolderWriter;
+  private readonly index: Index;
+
+  constructor(private readonly folder: string, classNames: string[], size: number) {
+    this.folderWriter = new RecordFolderWriter(folder, 3 * size * size);
+    this.index = { version: RECORDS_VERSION, classNames, size, splits: [], skipped: { count: 0, examples: [] } };
+  }
+
+  /** Shard files of `slots` records for a split (unwritten records read as zeros). */
+  addSplit(name: SplitName, slots: number): RecordShard[] {
+    return this.folderWriter.addShards(name, slots);
+  }
+
+  /** Writes the record of slot `slot` of a split's shards. */
+  write(shards: readonly RecordShard[], slot: number, bytes: Uint8Array): void {
+    this.folderWriter.write(shards, slot, bytes);
+  }
+
+  /** Records the kept rows and their labels of a split. */
+  finishSplit(name: SplitName, slots: number, rows: readonly number[], labels: readonly number[]): void {
+    this.index.splits.push({ name, slots, rows: [...rows], labels: [...labels] });
+  }
+
+  commit(skipped: { count: number; examples: string[] }): RecordImages {
+    this.folderWriter.commit({ ...this.index, skipped });
+    const images = readRecordCache(this.folder);
+    if (images === undefined) throw new Error(`the image cache just written in ${this.folder} cannot be read back`);
+    return images;
+  }
+
+  abandon(): void {
+    this.folderWriter.abandon();
   }
 }

@@ -9,7 +9,8 @@ import { corpusBleu } from '../metrics/bleu';
 import { buildEntryPoint } from '../model/build';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { encodeModel } from '../onnx/write';
-import { CachedFeatures, InputBatch } from './input-batch';
+import type { CachedFeatures } from './frozen-features';
+import { InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 import { outputOf } from '../runtime/session-output';
 

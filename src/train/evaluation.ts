@@ -4,7 +4,8 @@ import { outputOf } from '../runtime/session-output';
 import { Rng } from '../util/rng';
 import { CaptionMetrics, evaluateCaptions } from './caption-evaluation';
 import type { FrozenBackbone } from './frozen-backbone';
-import { CachedFeatures, InputBatch } from './input-batch';
+import { CachedFeatures, featureSubset } from './frozen-features';
+import { InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 import type { ModelForData } from './model-for-data';
 import type { TrainOptions } from './trainer';
@@ -69,13 +70,13 @@ export class EpochEvaluation {
 
   constructor(private readonly o: TrainOptions, private readonly parts: EvaluationParts) {
     const { seed, frozen } = parts;
-    this.valFeatures = frozen && { values: frozen.val, perImage: frozen.split.perImage };
+    this.valFeatures = frozen?.val;
     // Captioners report token accuracy on validation only.
     const sampleSize = o.captions !== undefined ? 0 : Math.min(o.trainAccuracySample ?? 2000, o.train.count);
     const sampleIndices = new Rng(`train-accuracy/${seed}`).shuffle([...Array(o.train.count).keys()]).slice(0, sampleSize);
     this.trainSample = sampleSize > 0 ? {
       data: subset(o.train, sampleIndices),
-      features: frozen && { values: rowsOf(frozen.train, frozen.perImage, sampleIndices), perImage: frozen.split.perImage },
+      features: frozen && featureSubset(frozen.train, sampleIndices),
     } : undefined;
   }
 
@@ -103,11 +104,4 @@ export class EpochEvaluation {
 /** The images at `indices` as a data set of their own (shares nothing with the original). */
 function subset(data: ImageDataset, indices: number[]): ImageDataset {
   return subsetOf(data, indices, `${data.name} (sample)`);
-}
-
-/** The rows `indices` of a [count x perImage] matrix. */
-function rowsOf(values: Float32Array, perImage: number, indices: readonly number[]): Float32Array {
-  const out = new Float32Array(indices.length * perImage);
-  indices.forEach((k, i) => out.set(values.subarray(k * perImage, (k + 1) * perImage), i * perImage));
-  return out;
 }

@@ -3,7 +3,7 @@ import { describeAugmentation, NO_AUGMENTATION } from '../data/augment';
 import type { Normalization } from '../data/dataset';
 import type { Model } from '../ir/model';
 import type { TrainingGraph } from '../model/training-graph';
-import { computeFeatures, featureModel, findFrozenSplit, FrozenSplit, withFeaturesInput } from './frozen-features';
+import { CachedFeatures, computeFeatures, featureModel, findFrozenSplit, FrozenSplit, withFeaturesInput } from './frozen-features';
 import type { TrainOptions } from './trainer';
 
 /** A run's frozen first part of the model: where the cut is, its cached features, and the graphs of the rest. */
@@ -11,9 +11,9 @@ export interface FrozenBackbone {
   split: FrozenSplit;
   /** Floats of features per image. */
   perImage: number;
-  /** The features of the training and validation images: [images x perImage]. */
-  train: Float32Array;
-  val: Float32Array;
+  /** The features of the training and validation images, in the feature cache. */
+  train: CachedFeatures;
+  val: CachedFeatures;
   /** The training and evaluation graphs after the cut, fed `features` instead of `input`. */
   trainModel: Model;
   evalModel: Model;
@@ -38,7 +38,7 @@ export async function frozenFeaturesFor(
   }
   const extractor = featureModel(evalModel, evalSplit, graph.values);
   const [train, val] = await computeFeatures(extractor, evalSplit, [o.train, o.val], {
-    normalization, cacheDir: o.cacheDir, onProgress: o.onFeatures,
+    normalization, cacheDir: o.cacheDir, onProgress: o.onFeatures, onNotice: o.onNotice,
     sessionOptions: { ...sessionOptions, executionProviders: (o.executionProviders ?? ['cpu']).filter((p) => p !== 'webgpu') },
   });
   return {

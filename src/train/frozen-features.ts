@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { defaultCacheDir } from '../data/image-cache';
+import { PixelSource, selectSource, shardLayout, sharedReader } from '../data/pixel-store';
+import { RecordFolderWriter } from '../data/record-cache';
 import { fillBatch, hashImages, ImageDataset, Normalization } from '../data/dataset';
 import { Node, replaceAllUsesWith, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
@@ -10,7 +13,6 @@ import type { TensorData } from '../ir/tensor';
 import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
-import { writeFileAtomic } from '../util/atomic-write';
 
 /**
  * Frozen backbones: when the first part of a model trains nothing (a pretrained backbone with frozen weights), its
@@ -118,6 +120,12 @@ function pruneInputs(model: Model): void {
   g.inputs.splice(0, g.inputs.length, ...kept);
 }
 
+/** A frozen backbone's cached features of a data set's images: a row of perImage floats per image, read a batch at a time. */
+export interface CachedFeatures {
+  rows: PixelSource;
+  perImage: number[];
+}
+
 export interface FeatureOptions {
   normalization: Normalization;
   /** Intra-op threads and providers, as the trainer's sessions. */
@@ -125,47 +133,56 @@ export interface FeatureOptions {
   /** Folder of the feature cache (default: the image cache's). */
   cacheDir?: string;
   onProgress?: (done: number, total: number, what: string) => void;
+  onNotice?: (message: string) => void;
 }
 
+/** Bump when the layout of a feature cache changes. */
+const FEATURES_VERSION = 1;
+
 /**
- * The features of every image of each data set, [count x perImage] floats, computed by the feature model in
- * batches, or read from the cache: keyed by the feature model (backbone weights and cut), the normalization and
- * the images' bytes, so any change computes them anew.
+ * The features of every image of each data set, [count x perImage] floats, computed by the feature model a batch at
+ * a time and written to record shards in the cache as they come (never held whole), or read from the cache: keyed by
+ * the feature model (backbone weights and cut), the normalization and the images, so any change computes them anew.
  */
-export async function computeFeatures(model: Model, split: FrozenSplit, sets: ImageDataset[], o: FeatureOptions): Promise<Float32Array[]> {
+export async function computeFeatures(model: Model, split: FrozenSplit, sets: ImageDataset[], o: FeatureOptions): Promise<CachedFeatures[]> {
   const bytes = encodeModel(model);
   const perImage = split.perImage.reduce((a, b) => a * b, 1);
   const dir = path.join(o.cacheDir ?? defaultCacheDir(), 'features');
   let session: ort.InferenceSession | undefined;
-  const out: Float32Array[] = [];
+  const out: CachedFeatures[] = [];
   try {
     for (const data of sets) {
       const key = hashImages(createHash('sha256').update(bytes).update(JSON.stringify(o.normalization)).update(`${data.channels}x${data.height}x${data.width}\n`), data).digest('hex');
-      const file = path.join(dir, `${key.slice(0, 32)}.f32`);
-      const cached = readCache(file, data.count * perImage);
+      const folder = path.join(dir, `${key.slice(0, 32)}.records`);
+      const cached = readFeatureCache(folder, data.count, perImage);
       if (cached !== undefined) {
-        out.push(cached);
+        out.push({ rows: cached, perImage: split.perImage });
         continue;
       }
       session ??= await ort.InferenceSession.create(bytes, o.sessionOptions);
-      const features = new Float32Array(data.count * perImage);
-      const batch = 32;
-      const image = data.channels * data.height * data.width;
-      const input = new Float32Array(batch * image);
-      const labels = new BigInt64Array(batch);
-      for (let start = 0; start < data.count; start += batch) {
-        const n = Math.min(batch, data.count - start);
-        fillBatch(data, Array.from({ length: n }, (_, i) => start + i), o.normalization, input, labels);
-        const r = await session.run({ input: new ort.Tensor('float32', input.subarray(0, n * image), [n, data.channels, data.height, data.width]) });
-        features.set(r.features!.data as Float32Array, start * perImage);
-        o.onProgress?.(start + n, data.count, data.name);
-      }
+      const writer = featureWriter(folder, perImage, o.onNotice);
       try {
-        writeFileAtomic(file, new Uint8Array(features.buffer, features.byteOffset, features.byteLength));
-      } catch {
-        // A cache that cannot be written costs only the time to compute again next run.
+        const shards = writer.folder.addShards('features', data.count);
+        const batch = 32;
+        const image = data.channels * data.height * data.width;
+        const input = new Float32Array(batch * image);
+        const labels = new BigInt64Array(batch);
+        for (let start = 0; start < data.count; start += batch) {
+          const n = Math.min(batch, data.count - start);
+          fillBatch(data, Array.from({ length: n }, (_, i) => start + i), o.normalization, input, labels);
+          const r = await session.run({ input: new ort.Tensor('float32', input.subarray(0, n * image), [n, data.channels, data.height, data.width]) });
+          const values = r.features!.data as Float32Array;
+          writer.folder.write(shards, start, new Uint8Array(values.buffer, values.byteOffset, n * perImage * 4));
+          o.onProgress?.(start + n, data.count, data.name);
+        }
+        writer.folder.commit({ version: FEATURES_VERSION, count: data.count, perImage });
+      } catch (err) {
+        writer.folder.abandon();
+        throw err;
       }
-      out.push(features);
+      const written = readFeatureCache(writer.target, data.count, perImage);
+      if (written === undefined) throw new Error(`the feature cache just written in ${writer.target} cannot be read back`);
+      out.push({ rows: written, perImage: split.perImage });
     }
   } finally {
     await session?.release();
@@ -173,29 +190,54 @@ export async function computeFeatures(model: Model, split: FrozenSplit, sets: Im
   return out;
 }
 
-function readCache(file: string, length: number): Float32Array | undefined {
+/** A writer of a feature cache folder; where the cache cannot be written, a temporary folder for this run. */
+function featureWriter(folder: string, perImage: number, onNotice?: (message: string) => void): { folder: RecordFolderWriter; target: string } {
   try {
-    const bytes = fs.readFileSync(file);
-    if (bytes.byteLength !== length * 4) return undefined;
-    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    return { folder: new RecordFolderWriter(folder, perImage * 4), target: folder };
+  } catch (err) {
+    const temporary = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-features-'));
+    process.once('exit', () => fs.rmSync(temporary, { recursive: true, force: true }));
+    onNotice?.(`note: could not write the feature cache in ${path.dirname(folder)} (${(err as Error).message.split('\n')[0]}); computing into ${temporary} for this run`);
+    const target = path.join(temporary, path.basename(folder));
+    return { folder: new RecordFolderWriter(target, perImage * 4), target };
+  }
+}
+
+/** The rows of a feature cache folder, or undefined when it is missing, of another version or damaged. */
+function readFeatureCache(folder: string, count: number, perImage: number): PixelSource | undefined {
+  try {
+    const index = JSON.parse(fs.readFileSync(path.join(folder, 'index.json'), 'utf8')) as { version?: unknown; count?: unknown; perImage?: unknown };
+    if (index.version !== FEATURES_VERSION || index.count !== count || index.perImage !== perImage) return undefined;
   } catch {
     return undefined;
   }
+  const shards = shardLayout(folder, 'features', count, perImage * 4);
+  if (!shards.every((s) => fs.statSync(s.file, { throwIfNoEntry: false })?.size === s.slots * perImage * 4)) return undefined;
+  return { kind: 'records', shards, rows: Int32Array.from({ length: count }, (_, i) => i) };
+}
+
+/** Copies the features of the images at `indices` into `out`, one row after the other. */
+export function readFeatureRows(features: CachedFeatures, indices: ArrayLike<number>, out: Float32Array): void {
+  const rowBytes = features.perImage.reduce((a, b) => a * b, 1) * 4;
+  sharedReader(features.rows, rowBytes).gather(indices, new Uint8Array(out.buffer, out.byteOffset, indices.length * rowBytes));
+}
+
+/** The features of the images at `indices` (a sample): the same records, other rows. */
+export function featureSubset(features: CachedFeatures, indices: readonly number[]): CachedFeatures {
+  const rowBytes = features.perImage.reduce((a, b) => a * b, 1) * 4;
+  return { ...features, rows: selectSource(features.rows, rowBytes, indices, (n) => new Uint8Array(n)) };
 }
 
 /** Training batches of cached features in the epoch's order, shaped like the image pipeline's. */
 export async function* featureBatches(
-  features: Float32Array, labels: Int32Array, perImage: number, order: readonly number[], batchSize: number, firstBatch: number,
+  features: CachedFeatures, labels: Int32Array, order: readonly number[], batchSize: number, firstBatch: number,
 ): AsyncGenerator<{ input: Float32Array; labels: BigInt64Array; count: number }> {
+  const perImage = features.perImage.reduce((a, b) => a * b, 1);
   for (let start = firstBatch * batchSize; start < order.length; start += batchSize) {
     const n = Math.min(batchSize, order.length - start);
+    const rows = order.slice(start, start + n);
     const input = new Float32Array(n * perImage);
-    const out = new BigInt64Array(n);
-    for (let i = 0; i < n; i++) {
-      const k = order[start + i]!;
-      input.set(features.subarray(k * perImage, (k + 1) * perImage), i * perImage);
-      out[i] = BigInt(labels[k]!);
-    }
-    yield { input, labels: out, count: n };
+    readFeatureRows(features, rows, input);
+    yield { input, labels: BigInt64Array.from(rows, (k) => BigInt(labels[k]!)), count: n };
   }
 }

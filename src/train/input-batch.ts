@@ -1,11 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import { fillBatch, ImageDataset, Normalization } from '../data/dataset';
+import { CachedFeatures, readFeatureRows } from './frozen-features';
 
-/** A frozen backbone's cached features of a data set's images: [images x perImage] floats. */
-export interface CachedFeatures {
-  values: Float32Array;
-  perImage: number[];
-}
+
 
 /**
  * The data input of an evaluation batch, by image index: the images normalized (`input`), or their cached backbone
@@ -31,11 +28,8 @@ export class InputBatch {
   fill(indices: readonly number[]): ort.Tensor {
     const n = indices.length;
     if (this.features) {
-      const { values } = this.features;
-      indices.forEach((k, i) => {
-        this.buffer.set(values.subarray(k * this.size, (k + 1) * this.size), i * this.size);
-        this.labels[i] = BigInt(this.data.labels[k]!);
-      });
+      readFeatureRows(this.features, indices, this.buffer);
+      indices.forEach((k, i) => (this.labels[i] = BigInt(this.data.labels[k]!)));
     } else fillBatch(this.data, indices, this.normalization, this.buffer, this.labels);
     return new ort.Tensor('float32', this.buffer.subarray(0, n * this.size), [n, ...this.dims]);
   }

@@ -24,7 +24,7 @@ export function trainingBatches(o: TrainOptions, normalization: Normalization, s
   if (frozen !== undefined) {
     return {
       inputName: 'features', inputDims: frozen.split.perImage,
-      epoch: (order, _epoch, first) => featureBatches(frozen.train, o.train.labels, frozen.perImage, order, o.batchSize, first),
+      epoch: (order, _epoch, first) => featureBatches(frozen.train, o.train.labels, order, o.batchSize, first),
       close: () => Promise.resolve(),
     };
   }
