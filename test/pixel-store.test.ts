@@ -83,6 +83,14 @@ test('a folder decoded to records gives the batches, order, statistics and split
   expect(readAllPixels(sample)).toEqual(readAllPixels(subsetOf(memory, [3, 1, 7])));
   expect(sample.labels).toEqual(Int32Array.from([3, 1, 7], (i) => train.labels[i]!));
 
+  // Decode workers (the compiled loader has them; these sources decode inline) write the same records.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const compiled = require('../dist/data/load-image-set') as typeof import('../src/data/load-image-set');
+  const byWorkers = await compiled.loadImageSet(root, { imageSize: 12, cacheDir: path.join(tmp, 'cache-workers'), valFraction: 0.25, seed: 1 });
+  expect(byWorkers.fromCache).toBe(false);
+  expect(readAllPixels(byWorkers.train)).toEqual(memory.pixels);
+  expect(byWorkers.train.labels).toEqual(train.labels);
+
   // The second load reads the records again: the same images, split the same way.
   const again = await loadImageSet(root, { imageSize: 12, cacheDir, valFraction: 0.25, seed: 1 });
   expect(again.fromCache).toBe(true);

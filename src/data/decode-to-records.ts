@@ -6,12 +6,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { resizeToPlanar } from '../export/image-preprocessing';
-import { UserError } from '../util/user-error';
+import { Worker } from 'node:worker_threads';
 import type { RecordImageDataset } from './dataset';
-import { ImageDecodeError, readImageFile, useDecodedImage } from './decode-image';
+import { DecodeChunk, decodeChunk, DecodedChunk, entryLabel } from './decode-entry';
 import { readRecordCache, RecordCacheWriter, recordFolder, RecordImages, SplitName } from './record-cache';
-import { displayPath, ImageEntry } from './sources/image-source';
+import type { ImageEntry } from './sources/image-source';
 
 export interface DecodeRequest {
   /** The data set's name in the cache folder's name. */
@@ -61,41 +60,36 @@ function temporaryCacheDir(): string {
   return dir;
 }
 
+/** Images per chunk handed to a decode worker: enough to amortize the message, few enough to balance the workers. */
+const CHUNK = 16;
+
 async function decodeSplits(r: DecodeRequest, writer: RecordCacheWriter): Promise<RecordImages> {
-  const size = r.size;
   const lists = (['train', 'val'] as const).flatMap((name) => (r.splits[name] === undefined ? [] : [[name, r.splits[name]] as const]));
   const total = lists.reduce((n, [, entries]) => n + entries.length, 0);
   const skipped = { count: 0, examples: [] as string[] };
+  const pool = new DecodePool();
   let done = 0;
   const decodeSplit = async (name: SplitName, entries: readonly ImageEntry[]): Promise<void> => {
     const shards = writer.addSplit(name, entries.length);
     const ok = new Uint8Array(entries.length);
     let next = 0;
-    // sharp decodes on libuv's thread pool: a few requests in flight keep every core busy.
-    const worker = async () => {
-      const record = new Uint8Array(3 * size * size);
-      for (let i = next++; i < entries.length; i = next++) {
-        const e = entries[i]!;
-        const label = 'file' in e ? path.basename(displayPath(e.file)) : 'record';
-        try {
-          if ('planar' in e) resizeToPlanar(interleave(e.planar), size, size, record);
-          else {
-            const source = typeof e.file === 'string' ? e.file : await readImageFile(e.file, label, r.maxPixels);
-            await useDecodedImage(source, { label, maxPixels: r.maxPixels }, (decoded) => resizeToPlanar(decoded, size, size, record));
-          }
-          writer.write(shards, i, record);
-          ok[i] = 1;
-        } catch (err) {
-          // Images that cannot be used are skipped and reported; anything else (a full disk) stops the run.
-          if (!(err instanceof UserError)) throw err;
-          skipped.count++;
-          if (skipped.examples.length < 3) skipped.examples.push(err instanceof ImageDecodeError ? `${label} ${err.reason}` : `${label}: ${err.message}`);
-        }
-        done++;
-        if (done % 256 === 0 || done === total) r.onProgress?.(done, total);
+    // Each lane keeps one chunk in flight; twice as many lanes as workers keep every worker busy.
+    const lane = async () => {
+      for (let first = next; first < entries.length; first = next) {
+        next += CHUNK;
+        const chunk = entries.slice(first, first + CHUNK);
+        const decoded = await pool.decode({ id: first, entries: chunk, size: r.size, maxPixels: r.maxPixels });
+        if (decoded.fatal !== undefined) throw new Error(`decoding ${entryLabel(chunk[0]!)} and the images after it failed: ${decoded.fatal}`);
+        // Consecutive records: one write for the chunk (records of skipped images are zero, and never read).
+        writer.write(shards, first, decoded.records);
+        decoded.ok.forEach((v, k) => (ok[first + k] = v));
+        skipped.count += decoded.problems.length;
+        for (const p of decoded.problems) if (skipped.examples.length < 3) skipped.examples.push(p);
+        done += chunk.length;
+        if (Math.floor(done / 256) !== Math.floor((done - chunk.length) / 256) || done === total) r.onProgress?.(done, total);
       }
     };
-    await Promise.all(Array.from({ length: 8 }, worker));
+    await Promise.all(Array.from({ length: 2 * pool.lanes }, lane));
     const rows = [...ok.keys()].filter((i) => ok[i] === 1);
     writer.finishSplit(name, entries.length, rows, rows.map((i) => entries[i]!.label));
   };
@@ -105,12 +99,57 @@ async function decodeSplits(r: DecodeRequest, writer: RecordCacheWriter): Promis
   } catch (err) {
     writer.abandon();
     throw err;
+  } finally {
+    await pool.close();
   }
 }
 
-function interleave(p: { data: Uint8Array; width: number; height: number }) {
-  const plane = p.width * p.height;
-  const data = new Uint8Array(plane * 3);
-  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = p.data[c * plane + i]!;
-  return { width: p.width, height: p.height, channels: 3, data };
+/**
+ * Decode workers, one per core (at most 4): each decodes and resizes whole chunks, so resizing (JavaScript) runs on
+ * every core rather than on the loading thread alone. Without the compiled worker script (TypeScript sources, as in
+ * the tests) chunks are decoded on this thread, with the same bytes.
+ */
+class DecodePool {
+  private readonly workers: Worker[] = [];
+  private readonly waiting = new Map<number, { resolve: (c: DecodedChunk) => void; reject: (e: Error) => void }>();
+  private turn = 0;
+
+  constructor() {
+    const file = path.join(__dirname, 'decode-worker.js');
+    if (!fs.existsSync(file)) return;
+    const count = Math.max(1, Math.min(4, os.availableParallelism()));
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(file);
+      w.on('message', (c: DecodedChunk) => {
+        this.waiting.get(c.id)?.resolve(c);
+        this.waiting.delete(c.id);
+      });
+      w.on('error', (err) => this.failAll(err));
+      w.on('exit', (code) => code !== 0 && this.failAll(new Error(`a decode worker exited with code ${code}`)));
+      this.workers.push(w);
+    }
+  }
+
+  /** Chunks that can usefully be in flight at once. */
+  get lanes(): number {
+    return Math.max(1, this.workers.length);
+  }
+
+  decode(chunk: DecodeChunk): Promise<DecodedChunk> {
+    if (this.workers.length === 0) return decodeChunk(chunk);
+    return new Promise((resolve, reject) => {
+      this.waiting.set(chunk.id, { resolve, reject });
+      this.workers[this.turn++ % this.workers.length]!.postMessage(chunk);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
 }
