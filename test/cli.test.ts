@@ -146,6 +146,16 @@ describe('deepvision CLI', () => {
     expect(fs.existsSync(path.join(out, 'last.safetensors'))).toBe(true);
   });
 
+  test('a captioner on shapes trains with its own defaults when no flag is given; a classifier with the command\'s', () => {
+    // --warmup-steps -1 is refused after the settings line and before any graph is built: the line, then one error.
+    const graphs = path.join(ROOT, 'graphs');
+    const captioner = cli('train', path.join(graphs, 'captioner.ts'), '--train-size', '64', '--val-size', '64', '--warmup-steps', '-1', '--out', path.join(tmp, 'cap'));
+    expect(captioner.stdout).toContain('adam lr 0.004, batch 64, 2 epochs;');
+    const cnn = cli('train', path.join(graphs, 'cnn.ts'), '--train-size', '64', '--val-size', '64', '--warmup-steps', '-1', '--out', path.join(tmp, 'cnn'));
+    expect(cnn.stdout).toContain('adam lr 0.001, batch 64, 10 epochs;');
+    for (const r of [captioner, cnn]) expect([r.status, r.stderr.trim().split('\n').pop()]).toEqual([1, expect.stringMatching(/^error: .*warmup-steps/)]);
+  });
+
   test('--help explains every command', () => {
     const root = cli('--help');
     expect(root.status).toBe(0);

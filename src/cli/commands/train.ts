@@ -18,6 +18,7 @@ import { trainingProgress } from '../train/training-progress';
 import { stopOnCtrlC } from '../train/stop-on-ctrl-c';
 import { writeRunArtifacts } from '../train/run-artifacts';
 import { reportResult } from '../train/report-result';
+import { applyCaptionerDefaults, defaultWithCaptioner, SHAPES_CAPTIONER_DEFAULTS } from '../train/captioner-defaults';
 
 export function trainCommand(): Command {
   const command = new Command('train')
@@ -29,25 +30,25 @@ export function trainCommand(): Command {
       + 'saves a checkpoint before exiting.')
     .argument('<graph>', 'graph file whose default export is defineModel({...}), e.g. graphs/cnn.ts')
     .option('--data <name|folder>', 'data set: shapes (generated, no download), or a folder: Tiny ImageNet layout, CIFAR-10 binary batches, or one sub-folder per class (optionally under train/ and val/ or test/)', 'shapes')
-    .option('--train-size <n>', 'training images (shapes: how many to generate, default 10000; folders: a seeded sample, default all)')
+    .option('--train-size <n>', `training images (shapes: how many to generate, default 10000, for a captioner ${SHAPES_CAPTIONER_DEFAULTS.trainSize}; folders: a seeded sample, default all)`)
     .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)')
     .option('--image-size <n>', 'image size in pixels (default: the model\'s imageSize for folders, 32 for shapes)')
     .option('--val-fraction <f>', 'folders: hold out this fraction of the training images (seeded) as validation instead of the set\'s own split (default: own split, else 0.2)')
     .option('--cache-dir <dir>', 'where decoded images are cached (default: ~/.cache/deepvision or $DEEPVISION_CACHE)')
     .option('--workers <n>', 'threads that assemble and augment batches ahead of training (default: 1 with augmentation, else 0)')
-    .option('--epochs <n>', 'epochs', '10')
+    .addOption(new Option('--epochs <n>', 'epochs').default('10', defaultWithCaptioner('10', 'epochs')))
     .option('--batch-size <n>', 'images per update', '64')
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'))
-    .option('--lr <rate>', 'base learning rate', '0.001')
+    .addOption(new Option('--lr <rate>', 'base learning rate').default('0.001', defaultWithCaptioner('0.001', 'lr')))
     .option('--backbone-lr <rate>', 'learning rate of the backbone\'s parameters (those named backbone.*) when they train, e.g. 10x smaller than --lr for fine-tuning')
     .option('--momentum <m>', 'SGD momentum', '0.9')
     .option('--nesterov', 'SGD with Nesterov momentum')
     .option('--weight-decay <wd>', 'weight decay (L2 for SGD/Adam, decoupled for AdamW)', '0')
-    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant'))
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'step', 'cosine']).default('constant', defaultWithCaptioner('constant', 'schedule')))
     .option('--step-size <epochs>', 'step schedule: epochs between decays', '10')
     .option('--gamma <factor>', 'step schedule: decay factor', '0.1')
-    .option('--warmup-steps <n>', 'linear learning-rate warm-up over this many updates', '0')
-    .option('--clip-grad-norm <max>', 'clip gradients to this global L2 norm')
+    .addOption(new Option('--warmup-steps <n>', 'linear learning-rate warm-up over this many updates').default('0', defaultWithCaptioner('0', 'warmupSteps')))
+    .option('--clip-grad-norm <max>', `clip gradients to this global L2 norm (default: none; a captioner on shapes: ${SHAPES_CAPTIONER_DEFAULTS.clipGradNorm})`)
     .option('--label-smoothing <s>', 'cross-entropy label smoothing', '0')
     .option('--patience <epochs>', 'stop early when the validation loss has not improved for this many epochs')
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
@@ -66,7 +67,7 @@ export function trainCommand(): Command {
     .option('--train-eval-size <n>', 'training images (a fixed seeded sample) evaluated each epoch for the train top-1 (0: none)', '2000')
     .option('--no-progress', 'print one line per epoch instead of a progress bar')
     .option('--config <file>', 'JSON file of option values, e.g. {"epochs": 30, "augment": "standard"}; command-line options win')
-    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/cnn.ts --data ../shared/data/tiny-imagenet-30 \\\n      --val-fraction 0.2 --augment standard --optimizer sgd --lr 0.01\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 \\\n      --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors')
+    .addHelpText('after', '\nExamples:\n  deepvision train graphs/cnn.ts --data shapes --epochs 5\n  deepvision train graphs/cnn.ts --data ../shared/data/tiny-imagenet-30 \\\n      --val-fraction 0.2 --augment standard --optimizer sgd --lr 0.01\n  deepvision train graphs/mlp.ts --optimizer sgd --lr 0.01 --momentum 0.9 \\\n      --schedule cosine\n  deepvision train graphs/cnn.ts --resume models/cnn-shapes/last.safetensors\n  deepvision train graphs/captioner.ts --out models/captioner-shapes')
     .hook('preAction', (cmd) => {
       const file = cmd.opts<TrainFlags>().config;
       if (file !== undefined) applyConfigFile(cmd, file);
@@ -74,6 +75,8 @@ export function trainCommand(): Command {
     .action(async (graphFile: string, f: TrainFlags) => {
       if (f.out !== undefined && fs.existsSync(f.out) && !fs.statSync(f.out).isDirectory()) throw new UserError(`--out ${f.out} is a file, not a folder`);
       const definition = loadGraphFile(graphFile);
+      // Below the command line and --config: what a captioner on shapes trains with when they leave an option out.
+      applyCaptionerDefaults(command, definition.task, f.data);
       const config = configFromFlags(definition, f.set);
       const augment = augmentFromFlags(f);
       const optimization = optimizationFromFlags(f);
