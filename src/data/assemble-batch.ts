@@ -1,7 +1,8 @@
 import { Rng } from '../util/rng';
 import { AugmentConfig, augmentImage, isIdentityAugmentation } from './augment';
 import type { Normalization } from './dataset';
-import type { PixelReader, PixelSource } from './pixel-store';
+import type { PixelSource } from './pixel-source';
+import type { PixelReader } from './pixel-store';
 
 /** What a batch is made from: shared by the trainer's thread and the pipeline's worker threads. */
 export interface BatchSpec {

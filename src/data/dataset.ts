@@ -1,37 +1,11 @@
 import type { Hash } from 'node:crypto';
 import * as path from 'node:path';
 import { updateHash } from '../util/hash-bytes';
-import { openPixelReader, PixelReader, PixelSource, selectSource, sharedReader } from './pixel-store';
+import type { ImageDataset, Normalization, RecordImageDataset } from './image-dataset';
+import { PixelSource, selectSource } from './pixel-source';
+import { openPixelReader, PixelReader, sharedReader } from './pixel-store';
 
-/** What every image classification data set has: its images' shape, labels, optional captions. */
-interface ImageSetShape {
-  name: string;
-  classNames: string[];
-  count: number;
-  channels: number;
-  height: number;
-  width: number;
-  labels: Int32Array;
-  captions?: string[];
-}
-
-/**
- * A data set held in memory: 8-bit RGB images stored NCHW (compact: a 10,000-image 64x64 set is 123 MB as bytes,
- * four times that as floats). Generated and small sets.
- */
-export interface InMemoryImageDataset extends ImageSetShape {
-  /** count x channels x height x width bytes. */
-  pixels: Uint8Array;
-  records?: undefined;
-}
-
-/** A data set whose decoded images stay on disk in record files (the image cache), read a batch at a time. */
-export interface RecordImageDataset extends ImageSetShape {
-  records: Extract<PixelSource, { kind: 'records' }>;
-  pixels?: undefined;
-}
-
-export type ImageDataset = InMemoryImageDataset | RecordImageDataset;
+export type { ImageDataset, InMemoryImageDataset, Normalization, RecordImageDataset } from './image-dataset';
 
 /** Bytes of one image. */
 export function imageBytesOf(data: ImageDataset): number {
@@ -79,11 +53,6 @@ export function sharedBytes(length: number): Uint8Array {
   return new Uint8Array(new SharedArrayBuffer(length));
 }
 
-/** Per-channel normalization applied when a batch is assembled: (x / 255 - mean) / std. */
-export interface Normalization {
-  mean: number[];
-  std: number[];
-}
 
 /** Fills `out` with the normalized images at `indices` (NCHW float32) and `labels` with their labels. */
 export function fillBatch(data: ImageDataset, indices: ArrayLike<number>, norm: Normalization, out: Float32Array, labels: BigInt64Array): void {

@@ -1,41 +1,17 @@
 /**
- * Where a data set's decoded images live, read a batch at a time: in memory (generated sets, small sets, tests) or in
- * record files on disk (decoded photo folders), so that memory does not grow with the number of images. A store is
- * described by plain data (a PixelSource), which batch worker threads receive and open on their own.
+ * Reading a data set's decoded images a batch at a time: in memory (generated sets, small sets, tests) or from
+ * record files on disk (decoded photo folders), so that memory does not grow with the number of images. A source is
+ * plain data (pixel-source.ts), which batch worker threads receive and open on their own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-
-/** One file of fixed-size image records (`slots` of them, `imageBytes` each, in order). */
-export interface RecordShard {
-  file: string;
-  slots: number;
-}
-
-export type PixelSource =
-  /** count x imageBytes bytes (a SharedArrayBuffer when worker threads read it). */
-  | { kind: 'memory'; pixels: Uint8Array }
-  /** Records in shard files; image i is record rows[i] counted across the shards. */
-  | { kind: 'records'; shards: readonly RecordShard[]; rows: Int32Array };
+import type { PixelSource, RecordShard } from './pixel-source';
 
 /** Reads images by index into caller-owned bytes. */
 export interface PixelReader {
   /** Copies the images at `indices`, one after the other, into `out` (indices.length x imageBytes bytes). */
   gather(indices: ArrayLike<number>, out: Uint8Array): void;
   close(): void;
-}
-
-/** How many images a source holds. */
-export function sourceCount(source: PixelSource, imageBytes: number): number {
-  return source.kind === 'memory' ? source.pixels.length / imageBytes : source.rows.length;
-}
-
-/** A source of the images at `indices` of `source` (a seeded sample or split): records are not copied. */
-export function selectSource(source: PixelSource, imageBytes: number, indices: readonly number[], copy: (length: number) => Uint8Array): PixelSource {
-  if (source.kind === 'records') return { ...source, rows: Int32Array.from(indices, (i) => source.rows[i]!) };
-  const out = copy(indices.length * imageBytes);
-  indices.forEach((from, to) => out.set(source.pixels.subarray(from * imageBytes, (from + 1) * imageBytes), to * imageBytes));
-  return { kind: 'memory', pixels: out };
 }
 
 export function openPixelReader(source: PixelSource, imageBytes: number): PixelReader {

@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write';
-import { RecordShard, shardLayout } from './pixel-store';
+import type { RecordShard } from './pixel-source';
+import { shardLayout } from './pixel-store';
 
 /** Bump when decoding, resizing or the layout changes, so that older caches are not reused. */
 const RECORDS_VERSION = 1;

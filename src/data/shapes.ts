@@ -4,7 +4,7 @@
  * English caption ("a small red star in the top left corner on a blue background"). No download, fast to make.
  */
 import { Rng } from '../util/rng';
-import type { InMemoryImageDataset } from './dataset';
+import type { InMemoryImageDataset } from './image-dataset';
 import { UserError } from '../util/user-error';
 
 export const SHAPE_CLASSES = ['circle', 'square', 'triangle', 'star', 'cross', 'diamond', 'hexagon', 'ring', 'heart', 'crescent'] as const;
