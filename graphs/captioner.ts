@@ -3,13 +3,14 @@
  * then the caption's words (teacher forcing), each output through a linear layer to the vocabulary. By default the
  * features also go beside every word (inject 'every'), which learns much faster than from the first input alone.
  *
- * Default: a small CNN encoder trained with the decoder (the `shapes` captions). The `reference` variant is the
- * reference study's decoder (Linear + BatchNorm to an embedding of 256, LSTM of 512) on a pretrained ONNX backbone's
- * pooled features (`--set backbone=FILE`, frozen). The `attention` variant is Show, Attend and Tell's decoder: at each
- * word it attends over the regions of the backbone's spatial `feature_map` (7x7 = 49 for MobileNetV2 at 224 px; the
- * small CNN's 4x4 map without a backbone) and reads their weighted sum beside the word. Its regularizers, as in the
- * paper: `dropout` before the vocabulary layer and `attentionPenalty`, the weight of the doubly stochastic attention
- * penalty (both 0 by default; `dropout` serves the LSTM decoder too).
+ * Default: a small CNN encoder (4 conv blocks, 32/64/128/128 channels, its map flattened) trained with the decoder
+ * (the `shapes` captions, at 48 px by default). The `reference` variant is the reference study's decoder (Linear +
+ * BatchNorm to an embedding of 256, LSTM of 512) on a pretrained ONNX backbone's pooled features
+ * (`--set backbone=FILE`, frozen). The `attention` variant is Show, Attend and Tell's decoder: at each word it attends
+ * over the regions of the backbone's spatial `feature_map` (7x7 = 49 for MobileNetV2 at 224 px; without a backbone
+ * the map of a 3-block small CNN, 4x4 at 32 px, 6x6 at 48) and reads their weighted sum beside the word. Its
+ * regularizers, as in the paper: `dropout` before the vocabulary layer and `attentionPenalty`, the weight of the
+ * doubly stochastic attention penalty (both 0 by default; `dropout` serves the LSTM decoder too).
  *
  * Graphs: training (`input` images, `captions` [N, T] = the caption from <start>, predicting `targets` [N, T] = the
  * caption to <end>), and for generation two entry points: `encoder` (image -> its features and the LSTM state after
@@ -50,8 +51,9 @@ class SmallEncoder extends nn.Module {
     super();
     const block = (cin: number, cout: number) => [new nn.Conv2d(cin, cout, 3, { padding: 1 }), new nn.BatchNorm2d(cout), new nn.ReLU(), new nn.MaxPool2d(2)];
     // No global pooling: captions say where things are ("in the top left corner"), so the map keeps its layout.
-    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 96));
-    this.project = new nn.Linear(96 * Math.floor(c.imageSize / 8) ** 2, c.embedding);
+    // Four blocks: with three (32/64/96, any width) the shape's name was the weak word, a square called a circle.
+    this.features = new nn.Sequential(...block(3, 32), ...block(32, 64), ...block(64, 128), ...block(128, 128));
+    this.project = new nn.Linear(128 * Math.floor(c.imageSize / 16) ** 2, c.embedding);
   }
 
   forward(images: Tensor): Tensor {

@@ -24,7 +24,10 @@ async function parsed(args: string[], task: string | undefined, data = 'shapes')
 
 test('a captioner on shapes without flags trains with the shapes captioner defaults', async () => {
   const f = await parsed([], 'captioning');
-  expect({ trainSize: f.trainSize, epochs: f.epochs, lr: f.lr, schedule: f.schedule, warmupSteps: f.warmupSteps, clipGradNorm: f.clipGradNorm }).toEqual(SHAPES_CAPTIONER_DEFAULTS);
+  expect({ imageSize: f.imageSize, trainSize: f.trainSize, epochs: f.epochs, lr: f.lr, schedule: f.schedule, warmupSteps: f.warmupSteps, clipGradNorm: f.clipGradNorm })
+    .toEqual(SHAPES_CAPTIONER_DEFAULTS);
+  // 48 px: at 32 the small encoder confused squares with circles and hexagons with hearts.
+  expect(f.imageSize).toBe('48');
   // The rest stays the command's.
   expect([f.batchSize, f.optimizer]).toEqual(['64', 'adam']);
 });
@@ -42,10 +45,17 @@ test('the command line and a --config file win over them', async () => {
   }
 });
 
+test('--image-size and --set imageSize win over the captioner\'s image size', async () => {
+  expect((await parsed(['--image-size', '32'], 'captioning')).imageSize).toBe('32');
+  // --set imageSize sizes the data when --image-size is left out (chooseImageSize), so the default stays unset.
+  const f = await parsed(['--set', 'imageSize=64'], 'captioning');
+  expect([f.imageSize, f.epochs]).toEqual([undefined, SHAPES_CAPTIONER_DEFAULTS.epochs]);
+});
+
 test('classifiers, and captioners on other data, keep the command\'s defaults', async () => {
   for (const f of [await parsed([], undefined), await parsed([], 'classification'), await parsed(['--data', 'photos'], 'captioning', 'photos')]) {
-    expect({ trainSize: f.trainSize, epochs: f.epochs, lr: f.lr, schedule: f.schedule, warmupSteps: f.warmupSteps, clipGradNorm: f.clipGradNorm })
-      .toEqual({ trainSize: undefined, epochs: '10', lr: '0.001', schedule: 'constant', warmupSteps: '0', clipGradNorm: undefined });
+    expect({ imageSize: f.imageSize, trainSize: f.trainSize, epochs: f.epochs, lr: f.lr, schedule: f.schedule, warmupSteps: f.warmupSteps, clipGradNorm: f.clipGradNorm })
+      .toEqual({ imageSize: undefined, trainSize: undefined, epochs: '10', lr: '0.001', schedule: 'constant', warmupSteps: '0', clipGradNorm: undefined });
   }
 });
 
@@ -57,6 +67,7 @@ test('--help and the README say what they are', () => {
   expect(help).toContain(`(default: 0; a captioner on shapes: ${SHAPES_CAPTIONER_DEFAULTS.warmupSteps})`);
   expect(help).toContain(`(default: none; a captioner on shapes: ${SHAPES_CAPTIONER_DEFAULTS.clipGradNorm})`);
   expect(help).toContain(`for a captioner ${SHAPES_CAPTIONER_DEFAULTS.trainSize}`);
+  expect(help).toContain(`32 for shapes; a captioner on shapes: ${SHAPES_CAPTIONER_DEFAULTS.imageSize})`);
   // The README's captioning section spells them out as the flags they stand for.
   expect(README.replace(/\s*\\\n\s*/g, ' ')).toContain(shapesCaptionerFlags());
 });

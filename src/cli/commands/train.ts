@@ -32,7 +32,7 @@ export function trainCommand(): Command {
     .option('--data <name|folder>', 'data set: shapes (generated, no download), or a folder: Tiny ImageNet layout, CIFAR-10 binary batches, or one sub-folder per class (optionally under train/ and val/ or test/)', 'shapes')
     .option('--train-size <n>', `training images (shapes: how many to generate, default 10000, for a captioner ${SHAPES_CAPTIONER_DEFAULTS.trainSize}; folders: a seeded sample, default all)`)
     .option('--val-size <n>', 'validation images (shapes: default 2000; folders: a seeded sample, default all)')
-    .option('--image-size <n>', 'image size in pixels (default: the model\'s imageSize for folders, 32 for shapes)')
+    .option('--image-size <n>', `image size in pixels (default: the model's imageSize for folders, 32 for shapes; a captioner on shapes: ${SHAPES_CAPTIONER_DEFAULTS.imageSize})`)
     .option('--val-fraction <f>', 'folders: hold out this fraction of the training images (seeded) as validation instead of the set\'s own split (default: own split, else 0.2)')
     .option('--cache-dir <dir>', 'where decoded images are cached (default: ~/.cache/deepvision or $DEEPVISION_CACHE)')
     .option('--workers <n>', 'threads that assemble and augment batches ahead of training (default: 1 with augmentation, else 0)')
