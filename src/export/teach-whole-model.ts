@@ -175,7 +175,9 @@ function readCheckpoint(file: string): ReturnType<typeof readSafetensors> {
     return checkpoint;
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new TeachExportError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    // decodeModel's errors already start with the file's name (its `source`).
+    const message = (err as Error).message.split('\n')[0]!;
+    throw new TeachExportError(message.startsWith(`${file}: `) ? message : `${file}: ${message}`);
   }
 }
 
@@ -202,7 +204,9 @@ function decodeGraph(bytes: Uint8Array, file: string): Model {
   try {
     return decodeModel(bytes, { source: file });
   } catch (err) {
-    throw new TeachExportError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    // decodeModel's errors already start with the file's name (its `source`).
+    const message = (err as Error).message.split('\n')[0]!;
+    throw new TeachExportError(message.startsWith(`${file}: `) ? message : `${file}: ${message}`);
   }
 }
 
