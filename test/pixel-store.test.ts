@@ -15,6 +15,8 @@ import { openPixelReader, shardLayout } from '../src/data/pixel-store';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
 import { computeFeatures, readFeatureRows } from '../src/train/frozen-features';
+import mlp from '../graphs/mlp';
+import { train as trainModel, TrainOptions } from '../src/train/trainer';
 import { Rng } from '../src/util/rng';
 
 let tmp: string;
@@ -147,4 +149,22 @@ test('frozen features computed from records equal those of the same images in me
   const [again] = await computeFeatures(model, split, [train], options);
   expect(rows(again)).toEqual(rows(fromRecords));
   expect(fs.readdirSync(path.join(tmp, 'feature-cache', 'features'))).toEqual(before);
+});
+
+test('training on records equals training on the same images in memory, and a resumed run on records is exact', async () => {
+  const { train, val } = await loadImageSet(root, { imageSize: 8, cacheDir: path.join(tmp, 'train-records'), valFraction: 0.25, seed: 3 });
+  const options = (data: [ImageDataset, ImageDataset], outDir: string): TrainOptions => ({
+    definition: mlp, config: { hidden: 8 }, train: data[0], val: data[1], epochs: 2, batchSize: 4, augment: STANDARD_AUGMENTATION,
+    optimizer: { kind: 'sgd', momentum: 0.9 }, learningRate: 0.05, outDir, threads: 1, seed: 5, trainAccuracySample: 6,
+  });
+  const bytes = (r: Awaited<ReturnType<typeof trainModel>>) => [...r.tensors].map(([name, t]) => [name, Buffer.from((t.data as Float32Array).buffer).toString('base64')]);
+  const fromRecords = await trainModel(options([train, val], path.join(tmp, 'run-records')));
+  const fromMemory = await trainModel(options([inMemory(train), inMemory(val)], path.join(tmp, 'run-memory')));
+  expect(bytes(fromRecords)).toEqual(bytes(fromMemory));
+  expect(fromRecords.history.map((h) => h.valLoss)).toEqual(fromMemory.history.map((h) => h.valLoss));
+  // Stopped in the middle of the second epoch and resumed: the same parameters as the run that went through.
+  const partial = await trainModel({ ...options([train, val], path.join(tmp, 'run-partial')), maxSteps: 6 });
+  expect(partial.stopped).toBe('max-steps');
+  const resumed = await trainModel({ ...options([train, val], path.join(tmp, 'run-partial')), resume: partial.lastCheckpoint });
+  expect(bytes(resumed)).toEqual(bytes(fromRecords));
 });
