@@ -64,13 +64,21 @@ function runCli(cliArgs: string[], startLine: RegExp, after: number): Promise<{ 
     const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, process.execPath, path.join(ROOT, 'bin', 'deepvision.js'), ...cliArgs], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const started = performance.now();
     let decodeSeconds = 0;
+    let stop: NodeJS.Timeout | undefined;
     const lines: string[] = [];
     const onLine = (text: string) => {
       for (const line of text.split('\n').filter((l) => l.trim() !== '')) {
         lines.push(line);
         if (decodeSeconds === 0 && startLine.test(line)) {
           decodeSeconds = (performance.now() - started) / 1000;
-          setTimeout(() => process.kill(-child.pid!, 'SIGINT'), after * 1000);
+          // The run may have ended by itself by then (a small folder's epoch).
+          stop = setTimeout(() => {
+            try {
+              process.kill(-child.pid!, 'SIGINT');
+            } catch {
+              // Already gone.
+            }
+          }, after * 1000);
         }
       }
     };
@@ -78,6 +86,7 @@ function runCli(cliArgs: string[], startLine: RegExp, after: number): Promise<{ 
     child.stderr.on('data', (d: Buffer) => onLine(d.toString()));
     child.on('error', reject);
     child.on('exit', () => {
+      clearTimeout(stop);
       const kb = Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop());
       fs.rmSync(rssFile, { force: true });
       resolve({ peakMb: Math.round(kb / 1024), decodeSeconds, lines });
