@@ -149,6 +149,11 @@ test('frozen features computed from records equal those of the same images in me
   const [again] = await computeFeatures(model, split, [train], options);
   expect(rows(again)).toEqual(rows(fromRecords));
   expect(fs.readdirSync(path.join(tmp, 'feature-cache', 'features'))).toEqual(before);
+  // Ctrl-C between batches stops the pass with one clear line, and leaves no cache behind.
+  const stopDir = path.join(tmp, 'feature-cache-stopped');
+  await expect(computeFeatures(model, split, [train], { ...options, cacheDir: stopDir, shouldStop: () => true }))
+    .rejects.toThrow(/^stopped during the backbone's feature pass \(0 of \d+ photos\/train images\): nothing was trained or cached$/);
+  expect(fs.readdirSync(path.join(stopDir, 'features'))).toEqual([]);
 });
 
 test('training on records equals training on the same images in memory, and a resumed run on records is exact', async () => {

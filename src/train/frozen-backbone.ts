@@ -38,7 +38,7 @@ export async function frozenFeaturesFor(
   }
   const extractor = featureModel(evalModel, evalSplit, graph.values);
   const [train, val] = await computeFeatures(extractor, evalSplit, [o.train, o.val], {
-    normalization, cacheDir: o.cacheDir, onProgress: o.onFeatures, onNotice: o.onNotice,
+    normalization, cacheDir: o.cacheDir, onProgress: o.onFeatures, onNotice: o.onNotice, shouldStop: o.shouldStop,
     sessionOptions: { ...sessionOptions, executionProviders: (o.executionProviders ?? ['cpu']).filter((p) => p !== 'webgpu') },
   });
   return {

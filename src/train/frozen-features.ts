@@ -14,6 +14,7 @@ import type { TensorData } from '../ir/tensor';
 import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
+import { UserError } from '../util/user-error';
 
 /**
  * Frozen backbones: when the first part of a model trains nothing (a pretrained backbone with frozen weights), its
@@ -135,7 +136,12 @@ export interface FeatureOptions {
   cacheDir?: string;
   onProgress?: (done: number, total: number, what: string) => void;
   onNotice?: (message: string) => void;
+  /** Asked between batches: true (Ctrl-C) stops the pass, with nothing cached. */
+  shouldStop?: () => boolean;
 }
+
+/** The feature pass was stopped (Ctrl-C) before it finished: nothing was trained, nothing cached. */
+export class FeaturePassStopped extends UserError {}
 
 /** Bump when the layout of a feature cache changes. */
 const FEATURES_VERSION = 1;
@@ -169,6 +175,7 @@ export async function computeFeatures(model: Model, split: FrozenSplit, sets: Im
         const input = new Float32Array(batch * image);
         const labels = new BigInt64Array(batch);
         for (let start = 0; start < data.count; start += batch) {
+          if (o.shouldStop?.()) throw new FeaturePassStopped(`stopped during the backbone's feature pass (${start.toLocaleString('en-US')} of ${data.count.toLocaleString('en-US')} ${data.name} images): nothing was trained or cached`);
           const n = Math.min(batch, data.count - start);
           fillBatch(data, Array.from({ length: n }, (_, i) => start + i), o.normalization, input, labels);
           const r = await session.run({ input: new ort.Tensor('float32', input.subarray(0, n * image), [n, data.channels, data.height, data.width]) });
