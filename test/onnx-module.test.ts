@@ -161,27 +161,8 @@ describe('nn.OnnxModule', () => {
 
   test('an int8 QDQ model imports as float: constant weights dequantized, activation quantize/dequantize pairs removed', async () => {
     const file = path.join(tmp, 'qdq.onnx');
-    const weights = Int8Array.from({ length: 2 * 3 * 3 * 3 }, (_, i) => ((i * 37) % 255) - 127);
-    fs.writeFileSync(file, onnx.ModelProto.encode({
-      irVersion: 7,
-      opsetImport: [{ domain: '', version: 13 }],
-      graph: {
-        name: 'qdq',
-        node: [
-          { name: 'qx', opType: 'QuantizeLinear', input: ['x', 'xs', 'xz'], output: ['xq'] },
-          { name: 'dqx', opType: 'DequantizeLinear', input: ['xq', 'xs', 'xz'], output: ['xd'] },
-          { name: 'dqw', opType: 'DequantizeLinear', input: ['wq', 'ws', 'wz'], output: ['w'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
-          { name: 'conv', opType: 'Conv', input: ['xd', 'w'], output: ['y'] },
-        ],
-        initializer: [
-          { name: 'xs', dims: [], dataType: 1, floatData: [0.05] }, { name: 'xz', dims: [], dataType: 3, int32Data: [0] },
-          { name: 'wq', dims: [2, 3, 3, 3], dataType: 3, rawData: new Uint8Array(weights.buffer) },
-          { name: 'ws', dims: [2], dataType: 1, floatData: [0.01, 0.02] }, { name: 'wz', dims: [2], dataType: 3, int32Data: [0, 0] },
-        ],
-        input: [{ name: 'x', type: { tensorType: f32(['N', 3, 5, 5]) } }],
-        output: [{ name: 'y', type: { tensorType: f32(['N', 2, 3, 3]) } }],
-      },
-    }).finish());
+    // int8 activations, scale 0.05.
+    writeQdq(file, { xs: 0.05, xz: { dataType: 3 } });
     const module = new nn.OnnxModule(file);
     expect(module.notes[0]).toMatch(/int8 QDQ model: 1 quantized weights dequantized to float32, 1 activation quantize\/dequantize pairs replaced by the clamp to their range/);
     const built = buildModel(withHead(file, { head: 0, imageSize: 5 }));
@@ -193,8 +174,8 @@ describe('nn.OnnxModule', () => {
     expect(maxDiff(await runFile(encodeModel(built.model), input, [1, 3, 5, 5]), await runFile(fs.readFileSync(file), input, [1, 3, 5, 5]))).toBeLessThan(1e-4);
   });
 
-  /** x -> QuantizeLinear -> DequantizeLinear -> Conv, the pair's zero points and the weights' scales as given. */
-  function writeQdq(file: string, o: { xz?: object; dqz?: object; ws?: number[]; size?: number } = {}): void {
+  /** x -> QuantizeLinear -> DequantizeLinear -> Conv, the pair's scale and zero points and the weights' scales as given. */
+  function writeQdq(file: string, o: { xs?: number; xz?: object; dqz?: object; ws?: number[]; size?: number } = {}): void {
     const size = o.size ?? 5;
     const weights = Int8Array.from({ length: 2 * 3 * 3 * 3 }, (_, i) => ((i * 37) % 255) - 127);
     const xz = { name: 'xz', dims: [], dataType: 2, int32Data: [0], ...o.xz };
@@ -210,7 +191,7 @@ describe('nn.OnnxModule', () => {
           { name: 'conv', opType: 'Conv', input: ['xd', 'w'], output: ['y'] },
         ],
         initializer: [
-          { name: 'xs', dims: [], dataType: 1, floatData: [6 / 255] }, xz, ...(o.dqz ? [{ name: 'dqz', dims: [], ...o.dqz }] : []),
+          { name: 'xs', dims: [], dataType: 1, floatData: [o.xs ?? 6 / 255] }, xz, ...(o.dqz ? [{ name: 'dqz', dims: [], ...o.dqz }] : []),
           { name: 'wq', dims: [2, 3, 3, 3], dataType: 3, rawData: new Uint8Array(weights.buffer) },
           { name: 'ws', dims: [(o.ws ?? [0.01, 0.02]).length], dataType: 1, floatData: o.ws ?? [0.01, 0.02] },
           { name: 'wz', dims: [(o.ws ?? [0, 0]).length], dataType: 3, int32Data: (o.ws ?? [0, 0]).map(() => 0) },
