@@ -3,13 +3,14 @@
  * a record set gives must equal what the same images held in memory give, and records spread over several shard
  * files must read back in order.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { STANDARD_AUGMENTATION } from '../src/data/augment';
 import { BatchPipeline } from '../src/data/batch-pipeline';
-import { channelStatistics, fillBatch, ImageDataset, InMemoryImageDataset, readAllPixels, subsetOf } from '../src/data/dataset';
+import { channelStatistics, fillBatch, hashImages, ImageDataset, InMemoryImageDataset, readAllPixels, subsetOf } from '../src/data/dataset';
 import { loadImageSet } from '../src/data/load-image-set';
 import { openPixelReader, shardLayout } from '../src/data/pixel-store';
 import { GraphBuilder } from '../src/dsl/builder';
@@ -172,4 +173,14 @@ test('training on records equals training on the same images in memory, and a re
   expect(partial.stopped).toBe('max-steps');
   const resumed = await trainModel({ ...options([train, val], path.join(tmp, 'run-partial')), resume: partial.lastCheckpoint });
   expect(bytes(resumed)).toEqual(bytes(fromRecords));
+});
+
+test('the feature-cache key of a record set names its cache folder: two data sets of the same layout never share features', () => {
+  const set = (folder: string): ImageDataset => ({
+    name: 'x', classNames: ['a'], count: 2, channels: 3, height: 2, width: 2, labels: Int32Array.of(0, 0),
+    records: { kind: 'records', shards: [{ file: path.join(tmp, folder, 'train-000.bin'), slots: 2 }], rows: Int32Array.of(0, 1) },
+  });
+  const key = (data: ImageDataset) => hashImages(createHash('sha256'), data).digest('hex');
+  expect(key(set('photos-aaaa.records'))).not.toBe(key(set('photos-bbbb.records')));
+  expect(key(set('photos-aaaa.records'))).toBe(key(set('photos-aaaa.records')));
 });

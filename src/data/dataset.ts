@@ -31,7 +31,8 @@ export function subsetOf<T extends ImageDataset>(data: T, indices: readonly numb
  */
 export function hashImages(hash: Hash, data: ImageDataset): Hash {
   if (data.pixels !== undefined) return updateHash(hash, data.pixels);
-  hash.update(JSON.stringify(data.records.shards.map((s) => [path.basename(s.file), s.slots])));
+  // The cache folder's name holds the key of its source files; the shard's own name is the same in every cache.
+  hash.update(JSON.stringify(data.records.shards.map((s) => [path.basename(path.dirname(s.file)), path.basename(s.file), s.slots])));
   return updateHash(hash, new Uint8Array(data.records.rows.buffer, data.records.rows.byteOffset, data.records.rows.byteLength));
 }
 
