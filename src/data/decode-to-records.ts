@@ -11,6 +11,7 @@ import type { RecordImageDataset } from './dataset';
 import { DecodeChunk, decodeChunk, DecodedChunk, entryLabel } from './decode-entry';
 import { readRecordCache, RecordCacheWriter, recordFolder, RecordImages, SplitName } from './record-cache';
 import type { ImageEntry } from './sources/image-source';
+import { temporaryFolder } from '../util/temporary-folder';
 
 export interface DecodeRequest {
   /** The data set's name in the cache folder's name. */
@@ -36,7 +37,7 @@ export async function decodeToRecords(r: DecodeRequest): Promise<{ images: Recor
     writer = new RecordCacheWriter(recordFolder(r.cacheDir, r.name, r.key), r.classNames, r.size);
   } catch (err) {
     // A cache folder that cannot be written (read-only home, full disk) costs the decoding again next run.
-    const temporary = temporaryCacheDir();
+    const temporary = temporaryFolder('deepvision-images-');
     r.onNotice?.(`note: could not write the image cache in ${r.cacheDir} (${(err as Error).message.split('\n')[0]}); decoding into ${temporary} for this run`);
     writer = new RecordCacheWriter(recordFolder(temporary, r.name, r.key), r.classNames, r.size);
   }
@@ -51,13 +52,6 @@ export function recordDataset(images: RecordImages, split: SplitName, name: stri
     name, classNames: images.classNames, count: s.rows.length, channels: 3, height: images.size, width: images.size,
     records: { kind: 'records', shards: s.shards, rows: s.rows }, labels: s.labels,
   };
-}
-
-/** A cache folder for this run only, removed when the process exits. */
-function temporaryCacheDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-images-'));
-  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /** Images per chunk handed to a decode worker: enough to amortize the message, few enough to balance the workers. */

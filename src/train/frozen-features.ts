@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { defaultCacheDir } from '../data/image-cache';
@@ -14,6 +13,7 @@ import type { TensorData } from '../ir/tensor';
 import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
+import { temporaryFolder } from '../util/temporary-folder';
 import { UserError } from '../util/user-error';
 
 /**
@@ -203,8 +203,7 @@ function featureWriter(folder: string, perImage: number, onNotice?: (message: st
   try {
     return { folder: new RecordFolderWriter(folder, perImage * 4), target: folder };
   } catch (err) {
-    const temporary = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-features-'));
-    process.once('exit', () => fs.rmSync(temporary, { recursive: true, force: true }));
+    const temporary = temporaryFolder('deepvision-features-');
     onNotice?.(`note: could not write the feature cache in ${path.dirname(folder)} (${(err as Error).message.split('\n')[0]}); computing into ${temporary} for this run`);
     const target = path.join(temporary, path.basename(folder));
     return { folder: new RecordFolderWriter(target, perImage * 4), target };
