@@ -58,10 +58,9 @@ export async function throughput(
  * One full update (training graph + optimizer graph) with preallocated outputs, as the trainer runs it.
  */
 export async function prepareWorkload(
-  label: string, definition: ModelDefinition, config: Record<string, number>, optimizerConfig: OptimizerConfig, threads: number, blockedConvolutions = true,
+  label: string, definition: ModelDefinition, config: Record<string, number | string>, optimizerConfig: OptimizerConfig, threads: number, blockedConvolutions = true, batch = 64,
 ): Promise<Workload> {
-  const batch = 64;
-  const size = config.imageSize!;
+  const size = Number(config.imageSize);
   const graph = buildTrainingGraph(definition, { config });
   const specs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(specs, optimizerConfig);
@@ -80,7 +79,7 @@ export async function prepareWorkload(
     state.set(name, new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]));
   }
   const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, () => rng.normal()), [batch, 3, size, size]);
-  const labels = new ort.Tensor('int64', BigInt64Array.from({ length: batch }, () => BigInt(rng.int(config.numClasses!))), [batch]);
+  const labels = new ort.Tensor('int64', BigInt64Array.from({ length: batch }, () => BigInt(rng.int(Number(config.numClasses)))), [batch]);
   // Preallocated outputs (session.run with fetches): gradients written in place, parameters and state
   // double-buffered, so no step allocates or page-faults fresh output memory.
   const prealloc = process.env.DV_PREALLOC !== '0';

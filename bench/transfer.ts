@@ -1,21 +1,24 @@
 /**
- * Transfer learning on the real MobileNetV2 (from the shared folder): how fast a frozen backbone computes features
- * (images/s, once per image), and what fine-tuning costs: one forward+backward through every backbone parameter
- * against the forward alone. A ratio near 3 is on par with PyTorch; a pathological depthwise-convolution gradient
- * would show as a much larger one.
+ * Transfer learning on the real MobileNetV2 (from the shared folder), batch 32 at 224 px:
+ * - feature extraction with a frozen backbone, as the feature pass runs it (weights constant, optimization `all`),
+ *   beside the same model at `extended` (what the pass used before);
+ * - one fine-tuning update of every layer: forward, generated backward and SGD with momentum, as the trainer runs it.
  *
- *   npx jiti bench/transfer.ts [--runs N] [--batch N] [--size PX] [--json]
+ *   node bench/run.js bench/transfer.ts [--runs N] [--batch N] [--json]
+ *   node bench/run.js bench/transfer.ts --pytorch [--rounds R]   # alternating with ../shared/bench/torch_mobilenet.py
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import transfer from '../graphs/transfer';
 import { buildModel } from '../src/model/build';
-import { buildTrainingGraph } from '../src/model/training-graph';
-import { modelForCpu } from '../src/runtime/nchwc';
+import { encodeModel } from '../src/onnx/write';
+import { featureSessionOptions } from '../src/train/frozen-backbone';
 import { Rng } from '../src/util/rng';
 import { medianRunMs } from './session-timing';
+import { prepareWorkload, Workload } from './training-throughput';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -23,49 +26,115 @@ const flag = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
 const runs = flag('--runs', 5);
-const batch = flag('--batch', 8);
-const size = flag('--size', 224);
+const batch = flag('--batch', 32);
+const size = 224;
+const threads = os.availableParallelism();
 const shared = process.env.DEEPVISION_SHARED ?? path.resolve(__dirname, '..', '..', 'shared');
 const backbone = path.join(shared, 'models', 'mobilenetv2-7-fp32.onnx');
+const TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Ours {
+  extract: (level: 'extended' | 'all') => Promise<number>;
+  update: Workload;
+  release(): Promise<void>;
+}
+
+async function prepare(): Promise<Ours> {
+  const config = { backbone, imageSize: size, numClasses: 10 };
+  const rng = new Rng(0);
+  const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, () => rng.normal()), [batch, 3, size, size]);
+  // The frozen backbone in eval mode with its weights as constants, as the feature pass builds it.
+  const bytes = encodeModel(buildModel(transfer, { config }).model);
+  const base: ort.InferenceSession.SessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1 };
+  const sessions = {
+    all: await ort.InferenceSession.create(bytes, featureSessionOptions({}, base)),
+    extended: await ort.InferenceSession.create(bytes, { ...base, graphOptimizationLevel: 'extended' }),
+  };
+  const update = await prepareWorkload('fine-tune every layer, SGD momentum', transfer, { ...config, trainable: 'all' }, { kind: 'sgd', momentum: 0.9 }, threads, true, batch);
+  return {
+    extract: async (level) => (batch * 1000) / (await medianRunMs(sessions[level], { input }, runs, 2)),
+    update,
+    release: async () => { await Promise.all([sessions.all.release(), sessions.extended.release(), update.release()]); },
+  };
+}
+
+/** Median of `runs` fine-tuning updates after 2 untimed ones: total ms and the optimizer's share. */
+async function updateMs(w: Workload): Promise<{ ms: number; optimizerMs: number }> {
+  for (let i = 0; i < 2; i++) await w.step();
+  const times: { ms: number; optimizerMs: number }[] = [];
+  for (let i = 0; i < runs; i++) times.push(await w.step());
+  return { ms: median(times.map((t) => t.ms)), optimizerMs: median(times.map((t) => t.optimizerMs)) };
+}
+
+interface Torch { extract_images_per_s: number; finetune_ms_per_step: number }
+
+/** One run of ../shared/bench/torch_mobilenet.py with our malloc settings and OpenMP OpenBLAS, or why it could not run. */
+function pytorch(): Torch | string {
+  const script = path.join(shared, 'bench', 'torch_mobilenet.py');
+  if (!fs.existsSync(script)) return `${script} not found`;
+  const openmpBlas = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+  const env = { ...process.env, GLIBC_TUNABLES: TUNABLES, ...(fs.existsSync(openmpBlas) ? { LD_LIBRARY_PATH: openmpBlas } : {}) };
+  const run = spawnSync('/usr/bin/python3', [script, '--batch', String(batch), '--threads', String(threads), '--runs', String(runs)], { env, encoding: 'utf8' });
+  if (run.status !== 0) return `torch_mobilenet.py failed: ${(run.stderr || run.stdout || String(run.error)).trim().split('\n').pop()}`;
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as Torch;
+}
+
+/** Alternates our measurement and PyTorch's, so that the machine's slow and fast phases hit both alike; ratios per round. */
+async function pairedWithPyTorch(ours: Ours, rounds: number): Promise<void> {
+  console.log(`MobileNetV2 at ${size} px, batch ${batch}, ${threads} threads: deepvision vs PyTorch, ${rounds} alternating rounds`);
+  const extractRatios: number[] = [];
+  const updateRatios: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const extract = await ours.extract('all');
+    const update = await updateMs(ours.update);
+    const theirs = pytorch();
+    if (typeof theirs === 'string') {
+      console.log(`PyTorch skipped: ${theirs}`);
+      return;
+    }
+    extractRatios.push(extract / theirs.extract_images_per_s);
+    updateRatios.push(theirs.finetune_ms_per_step / update.ms);
+    console.log(`round ${round + 1}: extraction ${extract.toFixed(1)} vs ${theirs.extract_images_per_s.toFixed(1)} images/s (${extractRatios.at(-1)!.toFixed(2)}x); `
+      + `fine-tuning update ${update.ms.toFixed(0)} ms (optimizer ${update.optimizerMs.toFixed(0)}) vs ${theirs.finetune_ms_per_step.toFixed(0)} ms (${updateRatios.at(-1)!.toFixed(2)}x)`);
+  }
+  console.log(`median throughput ratio deepvision / PyTorch: extraction ${median(extractRatios).toFixed(2)}x, fine-tuning ${median(updateRatios).toFixed(2)}x (1.00 = parity)`);
+}
 
 async function main(): Promise<void> {
   if (!fs.existsSync(backbone)) {
     console.log(`transfer bench skipped: ${backbone} not found (set DEEPVISION_SHARED)`);
     return;
   }
-  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: os.availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: 'extended' };
-  const config = { backbone, imageSize: size, numClasses: 10 };
-  const rng = new Rng(0);
-  const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, () => rng.normal()), [batch, 3, size, size]);
-
-  // Frozen: the backbone in eval mode with its weights as constants, as the feature cache runs it.
-  const frozen = buildModel(transfer, { config });
-  const features = await ort.InferenceSession.create((await modelForCpu(frozen.model)).bytes, options);
-  const featureMs = await medianRunMs(features, { input }, runs, 2);
-
-  // Fine-tuning: every backbone parameter trains.
-  const tuned = { ...config, trainable: 'all' };
-  const forward = buildModel(transfer, { config: tuned, mode: 'train', parameters: 'inputs' });
-  const training = buildTrainingGraph(transfer, { config: tuned });
-  const feeds: Record<string, ort.Tensor> = { input, labels: new ort.Tensor('int64', BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 10)), [batch]) };
-  for (const [name, value] of training.values) feeds[name] = new ort.Tensor('float32', value.typed() as Float32Array, [...value.dims]);
-  const forwardSession = await ort.InferenceSession.create((await modelForCpu(forward.model)).bytes, options);
-  const { labels: _labels, ...forwardFeeds } = feeds;
-  void _labels;
-  const forwardMs = await medianRunMs(forwardSession, forwardFeeds, runs, 2);
-  const trainingSession = await ort.InferenceSession.create((await modelForCpu(training.model)).bytes, options);
-  const trainingMs = await medianRunMs(trainingSession, feeds, runs, 2);
-  const result = {
-    model: 'mobilenetv2-7-fp32 + linear head', batch, size, threads: os.availableParallelism(),
-    featureImagesPerSecond: (batch * 1000) / featureMs, fineTuneForwardMs: forwardMs, fineTuneForwardBackwardMs: trainingMs, backwardRatio: trainingMs / forwardMs,
-  };
-  if (args.includes('--json')) console.log(JSON.stringify(result));
-  else {
-    console.log(`transfer (${result.model}, batch ${batch}, ${size}x${size}, ${result.threads} threads):`);
-    console.log(`  frozen backbone features: ${result.featureImagesPerSecond.toFixed(1)} images/s (${featureMs.toFixed(0)} ms per batch)`);
-    console.log(`  fine-tuning every layer: forward ${forwardMs.toFixed(0)} ms, forward+backward ${trainingMs.toFixed(0)} ms (ratio ${result.backwardRatio.toFixed(2)})`);
+  const ours = await prepare();
+  try {
+    if (args.includes('--pytorch')) {
+      await pairedWithPyTorch(ours, flag('--rounds', 3));
+      return;
+    }
+    // In alternation, as everything this machine compares.
+    const all: number[] = [], extended: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      all.push(await ours.extract('all'));
+      extended.push(await ours.extract('extended'));
+    }
+    const update = await updateMs(ours.update);
+    const result = {
+      model: 'mobilenetv2-7-fp32 + linear head', batch, size, threads,
+      featureImagesPerSecond: median(all), featureImagesPerSecondExtended: median(extended), fineTuneUpdateMs: update.ms, fineTuneOptimizerMs: update.optimizerMs,
+    };
+    if (args.includes('--json')) console.log(JSON.stringify(result));
+    else {
+      console.log(`transfer (${result.model}, batch ${batch}, ${size}x${size}, ${threads} threads):`);
+      console.log(`  frozen backbone features: ${result.featureImagesPerSecond.toFixed(1)} images/s (optimization level extended: ${result.featureImagesPerSecondExtended.toFixed(1)})`);
+      console.log(`  fine-tuning every layer: ${update.ms.toFixed(0)} ms per update, of which the optimizer ${update.optimizerMs.toFixed(0)} ms`);
+    }
+  } finally {
+    await ours.release();
   }
-  await Promise.all([features.release(), forwardSession.release(), trainingSession.release()]);
 }
 
-void main();
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -119,6 +119,20 @@ describe('transfer learning', () => {
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/^error: backbone not found: .*nope\.onnx$/m);
   });
+  test('a two-layer head (hidden, dropout) trains on the cached features as through the backbone; pool=avg pools a spatial cut', async () => {
+    const config = { backbone, trainable: 'none', hidden: 6, dropout: 0.5 };
+    const graph = buildTrainingGraph(transfer, { config: { ...config, imageSize: 16, numClasses: 10 } });
+    expect(graph.trainable).toEqual(['hidden.weight', 'hidden.bias', 'head.weight', 'head.bias']);
+    const frozen = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
+    expect(findFrozenSplit(graph.model, frozen)).toMatchObject({ perImage: [8] });
+    const cached = await train(options(path.join(tmp, 'mlp-cached'), { config, epochs: 1 }));
+    const direct = await train(options(path.join(tmp, 'mlp-direct'), { config, epochs: 1, cacheFeatures: false }));
+    expect(Math.abs(cached.history[0]!.valLoss - direct.history[0]!.valLoss)).toBeLessThan(1e-5);
+    // Pooling a [N, 8] cut would average over nothing: the head reads its 8 channels either way.
+    expect(buildTrainingGraph(transfer, { config: { backbone, pool: 'avg', imageSize: 16, numClasses: 10 } }).values.get('head.weight')!.dims).toEqual([10, 8]);
+    expect(() => buildTrainingGraph(transfer, { config: { backbone, pool: 'max', imageSize: 16 } })).toThrow(/pool must be none or avg/);
+    expect(() => buildTrainingGraph(transfer, { config: { backbone, hidden: 1e9, imageSize: 16 } })).toThrow(/hidden must be a whole number/);
+  });
 });
 
 /** The backbone file's initializers as stored. */
