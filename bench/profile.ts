@@ -2,7 +2,9 @@
  * Where the time of one training step goes: runs the training graph with ORT's profiler and sums the kernel time
  * by op type (and lists the slowest nodes).
  *
- *   node bench/run.js bench/profile.ts [reference|seed] [--threads N] [--standard] [--device webgpu]
+ *   node bench/run.js bench/profile.ts [reference|seed|mobilenet] [--threads N] [--standard] [--device webgpu]
+ *
+ * `mobilenet` is the fine-tuning step of every layer of the shared MobileNetV2 at 224 px, batch 32 (BATCH=N to change).
  *
  * Profiles the graph as the trainer runs it on the CPU (convolutions lowered to the blocked kernels), or with
  * --standard the plain ONNX graph. With --device webgpu, the graph as the trainer's WebGPU sessions get it, on the
@@ -15,6 +17,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import cnn from '../graphs/cnn';
 import referenceCnn from '../graphs/reference-cnn';
+import transfer from '../graphs/transfer';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { modelForCpu } from '../src/runtime/nchwc';
@@ -22,12 +25,17 @@ import { modelForWebGpu } from '../src/runtime/webgpu-model';
 import { Rng } from '../src/util/rng';
 
 (async () => {
-  const which = process.argv[2] === 'seed' ? 'seed' : 'reference';
+  const which = ['seed', 'mobilenet'].includes(process.argv[2] ?? '') ? process.argv[2]! : 'reference';
   const ti = process.argv.indexOf('--threads');
   const threads = ti >= 0 ? Number(process.argv[ti + 1]) : os.cpus().length;
-  const [definition, config] = which === 'seed' ? [cnn, { imageSize: 64, numClasses: 30 }] : [referenceCnn, { imageSize: 32, numClasses: 10 }];
+  const backbone = path.join(process.env.DEEPVISION_SHARED ?? path.resolve(__dirname, '..', '..', 'shared'), 'models', 'mobilenetv2-7-fp32.onnx');
+  const workloads = {
+    reference: { definition: referenceCnn, config: { imageSize: 32, numClasses: 10 }, batch: 64 },
+    seed: { definition: cnn, config: { imageSize: 64, numClasses: 30 }, batch: 64 },
+    mobilenet: { definition: transfer, config: { imageSize: 224, numClasses: 10, backbone, trainable: 'all' }, batch: Number(process.env.BATCH ?? 32) },
+  };
+  const { definition, config, batch } = workloads[which as keyof typeof workloads];
   const graph = buildTrainingGraph(definition, { config });
-  const batch = 64;
   const size = config.imageSize;
   const rng = new Rng(0);
   const feeds: Record<string, ort.Tensor> = {
@@ -75,7 +83,7 @@ import { Rng } from '../src/util/rng';
     byNode.set(`${op} ${name}`, us);
     total += us;
   }
-  console.log(`${which} CNN training step, batch ${batch}: ${(total / 1000).toFixed(1)} ms of kernel time per step, ${median(wall).toFixed(1)} ms wall (medians of ${runs} runs after ${warmup} warm-up runs)`);
+  console.log(`${which} training step, batch ${batch}: ${(total / 1000).toFixed(1)} ms of kernel time per step, ${median(wall).toFixed(1)} ms wall (medians of ${runs} runs after ${warmup} warm-up runs)`);
   console.log(`nodes by provider: ${[...providers].map(([p, n]) => `${p} ${n}`).join(', ')}`);
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) console.log(`  ${op.padEnd(24)}${(us / 1000).toFixed(2).padStart(8)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %`);
   console.log('slowest nodes:');
