@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import captioner from '../graphs/captioner';
-import { Vocabulary } from '../src/data/captions/vocabulary';
+import { Vocabulary } from '../src/portable/vocabulary';
 import { decodeImage } from '../src/data/decode-image';
 import { buildEntryPoint } from '../src/model/build';
 import { encodeModel } from '../src/onnx/write';

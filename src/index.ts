@@ -15,10 +15,10 @@ export type { BuildOptions, BuiltModel, ParameterInfo } from './model/build';
 export { formatSummary } from './model/summary';
 export * as losses from './dsl/losses';
 /** The id of `<pad>` in every caption vocabulary: captioners mask and embed padding by it. */
-export { PAD as PAD_TOKEN } from './data/captions/vocabulary';
+export { PAD as PAD_TOKEN } from './portable/vocabulary';
 export { gradients, addGradientOutputs, GradientError } from './autodiff/gradients';
-export { gradCheck, checkGradients, checkGradientGraph } from './autodiff/gradcheck';
-export type { GradCheckReport, GradCheckOptions, GradCheckInput } from './autodiff/gradcheck';
+export { gradCheck, checkGradients, checkGradientGraph } from './runtime/gradcheck';
+export type { GradCheckReport, GradCheckOptions, GradCheckInput } from './runtime/gradcheck';
 export { buildTrainingGraph } from './model/training-graph';
 export type { TrainingGraph, TrainingGraphOptions } from './model/training-graph';
 export { readModelFile, decodeModel } from './onnx/read';

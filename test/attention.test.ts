@@ -5,7 +5,7 @@
  * training-loss hook it goes through.
  */
 import * as ort from 'onnxruntime-node';
-import { checkGradientGraph } from '../src/autodiff/gradcheck';
+import { checkGradientGraph } from '../src/runtime/gradcheck';
 import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { demoServerOptions, startStaticServer } from '../src/serve/static-server';
-import type { CaptionerCard } from '../src/export/captioner-card';
+import type { CaptionerCard } from '../src/portable/captioner-card';
 import { trainAndExportCaptioner } from './support/exported-captioner';
 import { cli, trainAndExport } from './support/exported-model';
 import { dataTest, fixture, sharedFile } from './support/shared';

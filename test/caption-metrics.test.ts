@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tokenize } from '../src/data/captions/tokenize';
+import { tokenize } from '../src/portable/tokenize';
 import { openCaptionSource } from '../src/data/captions/load-captions';
 import { corpusBleu } from '../src/metrics/bleu';
 import { ciderD } from '../src/metrics/cider';

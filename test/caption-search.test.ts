@@ -1,5 +1,5 @@
-/** Greedy and beam search over a decoder step (src/generate/caption-search.ts), against exhaustive search on a toy decoder. */
-import { Caption, searchCaptions, StepModel, topIndices } from '../src/generate/caption-search';
+/** Greedy and beam search over a decoder step (src/portable/caption-search.ts), against exhaustive search on a toy decoder. */
+import { Caption, searchCaptions, StepModel, topIndices } from '../src/portable/caption-search';
 import { Rng } from '../src/util/rng';
 
 const START = 1;

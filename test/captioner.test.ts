@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import captioner from '../graphs/captioner';
-import { checkGradientGraph } from '../src/autodiff/gradcheck';
+import { checkGradientGraph } from '../src/runtime/gradcheck';
 import { buildEntryPoint, buildModel } from '../src/model/build';
 import { loadCaptionData } from '../src/data/captions/load-captions';
 import { readSafetensors } from '../src/io/safetensors';
@@ -16,8 +16,8 @@ import { buildEvalGraph, buildTrainingGraph } from '../src/model/training-graph'
 import { train } from '../src/train/trainer';
 import { writeSmallBackbone } from './support/small-backbone';
 import { encodeModel } from '../src/onnx/write';
-import { searchCaptions } from '../src/generate/caption-search';
-import { decoderSteps } from '../src/generate/decoder-steps';
+import { searchCaptions } from '../src/portable/caption-search';
+import { decoderSteps } from '../src/portable/decoder-steps';
 import { Rng } from '../src/util/rng';
 
 const config = { vocabularySize: 12, maxLength: 5, imageSize: 16, embedding: 8, hidden: 10 };
@@ -348,7 +348,7 @@ describe('beam search through the step model', () => {
   }
 
   test('a step model whose state has no batch axis, or whose next state matches no input, is refused', async () => {
-    const { stepModelProblem } = await import('../src/generate/decoder-steps');
+    const { stepModelProblem } = await import('../src/portable/decoder-steps');
     const fake = (inputs: [string, (string | number)[]][], outputs: string[]) => ({
       inputNames: inputs.map(([n]) => n), outputNames: outputs,
       inputMetadata: inputs.map(([name, shape]) => ({ name, isTensor: true as const, type: 'float32' as const, shape })),

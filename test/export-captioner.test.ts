@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { CaptionerCard } from '../src/export/captioner-card';
-import { captionerCardProblems } from '../src/export/captioner-card';
+import type { CaptionerCard } from '../src/portable/captioner-card';
+import { captionerCardProblems } from '../src/portable/captioner-card';
 import { exportCaptioner } from '../src/export/export-captioner';
 import { listModels } from '../src/export/model-index';
 import { readSafetensors } from '../src/io/safetensors';

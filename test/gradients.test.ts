@@ -5,7 +5,7 @@
  * it builds, and fails when a differentiable op of the table has no case.
  */
 import * as ort from 'onnxruntime-node';
-import { gradCheck, GradCheckInput } from '../src/autodiff/gradcheck';
+import { gradCheck, GradCheckInput } from '../src/runtime/gradcheck';
 import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import { encodeModel } from '../src/onnx/write';

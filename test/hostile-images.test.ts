@@ -13,7 +13,7 @@ import { decodeImage, ImageDecodeError, maxPixelsFromEnvironment } from '../src/
 import { loadImageSet } from '../src/data/load-image-set';
 import { readAllPixels } from '../src/data/dataset';
 import { loadData } from '../src/data/registry';
-import type { ModelCard } from '../src/export/model-card';
+import type { ModelCard } from '../src/portable/model-card';
 import { TensorData } from '../src/ir/tensor';
 import { encodeModel } from '../src/onnx/write';
 import { predictCommand } from '../src/cli/commands/predict';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { defineModel, F, nn, Tensor } from 'deepvision';
-import { checkGradientGraph } from '../src/autodiff/gradcheck';
+import { checkGradientGraph } from '../src/runtime/gradcheck';
 import { GraphBuilder } from '../src/dsl/builder';
 import { TensorData } from '../src/ir/tensor';
 import transfer from '../graphs/transfer';

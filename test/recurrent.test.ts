@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { checkGradientGraph } from '../src/autodiff/gradcheck';
+import { checkGradientGraph } from '../src/runtime/gradcheck';
 import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';

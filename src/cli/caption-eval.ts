@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { loadCaptionData } from '../data/captions/load-captions';
 import { ImageDataset, readerOf } from '../data/dataset';
-import type { Pixels } from '../export/image-preprocessing';
+import type { Pixels } from '../portable/image-preprocessing';
 import { corpusBleu } from '../metrics/bleu';
 import { ciderD } from '../metrics/cider';
 import { renderCaptionGallery } from '../plot/caption-gallery';
@@ -10,7 +10,7 @@ import { CaptionModel } from '../runtime/caption-model';
 import { checkpointConfig } from '../train/checkpoint';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
-import { fedTokensProblem } from '../generate/search-limits';
+import { fedTokensProblem } from '../portable/search-limits';
 
 export interface CaptionEvalOptions {
   data?: string;

@@ -1,5 +1,5 @@
 import { decodeImage, readImageFile } from '../data/decode-image';
-import type { Pixels } from '../export/image-preprocessing';
+import type { Pixels } from '../portable/image-preprocessing';
 import { resolveArgumentPath } from '../util/argument-path';
 import { UserError } from '../util/user-error';
 

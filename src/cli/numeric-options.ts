@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { MAX_BEAM } from '../generate/search-limits';
+import { MAX_BEAM } from '../portable/search-limits';
 import { MAX_INPUT_SIDE } from '../data/input-size';
 
 /**

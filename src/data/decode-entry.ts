@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { UserError } from '../util/user-error';
-import { resizeToPlanar } from '../export/image-preprocessing';
+import { resizeToPlanar } from '../portable/image-preprocessing';
 import { ImageDecodeError, readImageFile, useDecodedImage } from './decode-image';
 import { displayPath, ImageEntry } from './sources/image-source';
 

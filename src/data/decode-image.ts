@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { Metadata } from 'sharp';
-import type { Pixels } from '../export/image-preprocessing';
+import type { Pixels } from '../portable/image-preprocessing';
 import { FileReadError, readRegularFileAsync } from '../util/regular-file';
 import { UserError } from '../util/user-error';
 import { WorkBudget } from '../util/work-budget';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { START } from '../data/captions/vocabulary';
+import { START } from '../portable/vocabulary';
 import { readSafetensors } from '../io/safetensors';
 import type { Model } from '../ir/model';
 import { decodeModel } from '../onnx/read';
@@ -13,12 +13,12 @@ import { removeIdentities } from '../passes/remove-identities';
 import { CaptionerParts, CaptionModel, DefinitionLoader } from '../runtime/caption-model';
 import { writeFileAtomic } from '../util/atomic-write';
 import { Rng } from '../util/rng';
-import type { CaptionerCard } from './captioner-card';
+import type { CaptionerCard } from '../portable/captioner-card';
 import { ExportError } from './export-error';
 import { firstLine, imageDims } from './export-model';
 import { storeWeightsAsFloat16 } from './float16-weights';
 import { FileWriter, publish } from './publish';
-import { beamProblem } from '../generate/search-limits';
+import { beamProblem } from '../portable/search-limits';
 
 export interface CaptionerExportOptions {
   fp16?: boolean;

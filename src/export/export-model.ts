@@ -17,7 +17,7 @@ import { UserError } from '../util/user-error';
 import { checkpointLabels } from './checkpoint-labels';
 import { ExportError } from './export-error';
 import { storeWeightsAsFloat16 } from './float16-weights';
-import type { ModelCard } from './model-card';
+import type { ModelCard } from '../portable/model-card';
 import { FileWriter, publish } from './publish';
 
 export { ExportError } from './export-error';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write';
 import { readRegularText } from '../util/regular-file';
-import { MAX_CARD_BYTES } from './model-card';
+import { MAX_CARD_BYTES } from '../portable/model-card';
 
 export interface ModelIndexEntry {
   /** Folder name under the models folder. */

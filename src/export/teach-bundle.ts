@@ -14,13 +14,13 @@ import { featureModel, findFrozenSplit, withFeaturesInput } from '../train/froze
 import { describeWriteFailure, writeFileAtomic, WriteError } from '../util/atomic-write';
 import { Rng } from '../util/rng';
 import { isUserFacing, UserError } from '../util/user-error';
-import { MAX_CLASSES, MIN_CLASSES, TeachBundleCard, TeachHead } from './teach-card';
+import { MAX_CLASSES, MIN_CLASSES, TeachBundleCard, TeachHead } from '../portable/teach-card';
 import { TeachExportError } from './teach-error';
-import { spliceHead } from './teach-splice';
+import { spliceHead } from '../portable/teach-splice';
 import { createStagingFolder } from './staging-folder';
 import { concatFloats, isTrainingRun, logitsGraph, readWholeModel, WholeModelOptions } from './teach-whole-model';
 import { largestDifference } from '../util/largest-difference';
-import { outputOf } from '../runtime/session-output';
+import { outputOf } from '../portable/session-output';
 import { inputSideProblem } from '../data/input-size';
 
 export { TeachExportError } from './teach-error';

@@ -19,11 +19,11 @@ import { Rng } from '../util/rng';
 import { FileReadError, openRegularFile, readRegularFile } from '../util/regular-file';
 import { UserError } from '../util/user-error';
 import { checkpointLabels } from './checkpoint-labels';
-import type { TeachWholeModel } from './teach-card';
+import type { TeachWholeModel } from '../portable/teach-card';
 import { TeachExportError } from './teach-error';
-import { bindInputs, SpliceTensor } from './teach-splice';
+import { bindInputs, SpliceTensor } from '../portable/teach-splice';
 import { largestDifference } from '../util/largest-difference';
-import { outputOf } from '../runtime/session-output';
+import { outputOf } from '../portable/session-output';
 
 /** The files of a run folder the whole model is made from (what `deepvision train` writes after its last epoch). */
 const RUN_FILES = ['training_model.onnx', 'optimizer_model.onnx', 'eval_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors'] as const;

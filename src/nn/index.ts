@@ -5,8 +5,8 @@ export {
   AvgPool2d, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GlobalAvgPool, Identity, Linear, MaxPool2d, ReLU,
   Sequential, Sigmoid, Tanh,
 } from './layers';
-export { OnnxModule } from '../import/onnx-module';
-export type { OnnxModuleOptions } from '../import/onnx-module';
+export { OnnxModule } from './onnx-module';
+export type { OnnxModuleOptions } from './onnx-module';
 export { GRU, GRUCell, LSTM, LSTMCell } from './recurrent';
 export type { GRUOutput, LSTMForwardOptions, LSTMOutput, RecurrentForwardOptions, RecurrentOptions } from './recurrent';
 export { AdditiveAttention } from './attention';

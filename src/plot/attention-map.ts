@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import { escapeXml } from './svg';
-import { Pixels, resizeToPlanar } from '../export/image-preprocessing';
+import { Pixels, resizeToPlanar } from '../portable/image-preprocessing';
 
 export interface AttentionMapOptions {
   /** The model's input size: the image is shown as the model saw it. */

@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import { escapeXml } from './svg';
-import type { Pixels } from '../export/image-preprocessing';
+import type { Pixels } from '../portable/image-preprocessing';
 
 export interface GalleryItem {
   image: Pixels;

@@ -2,12 +2,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Vocabulary, END, START } from '../data/captions/vocabulary';
+import { Vocabulary, END, START } from '../portable/vocabulary';
 import type { Normalization } from '../data/dataset';
-import { CaptionerCard, captionerCardProblems, isCaptionerCard, stepVocabularyProblem } from '../export/captioner-card';
-import { Pixels, preprocessImage } from '../export/image-preprocessing';
-import { Caption, searchCaptions } from '../generate/caption-search';
-import { DecoderState, decoderSteps, stepModelProblem } from '../generate/decoder-steps';
+import { CaptionerCard, captionerCardProblems, isCaptionerCard, stepVocabularyProblem } from '../portable/captioner-card';
+import { Pixels, preprocessImage } from '../portable/image-preprocessing';
+import { Caption, searchCaptions } from '../portable/caption-search';
+import { DecoderState, decoderSteps, stepModelProblem } from '../portable/decoder-steps';
 import { TensorData } from '../ir/tensor';
 import { buildEntryPoint } from '../model/build';
 import type { ModelDefinition } from '../model/definition';
@@ -16,8 +16,8 @@ import { encodeModel } from '../onnx/write';
 import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
-import { beamProblem, fedTokensProblem } from '../generate/search-limits';
-import { MAX_CARD_BYTES } from '../export/model-card';
+import { beamProblem, fedTokensProblem } from '../portable/search-limits';
+import { MAX_CARD_BYTES } from '../portable/model-card';
 
 /** Loads the model definition of a checkpoint whose run folder lacks the generation graphs. */
 export type DefinitionLoader = (checkpointFile: string, metadata: Record<string, string>) => ModelDefinition;

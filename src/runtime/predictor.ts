@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { MAX_CARD_BYTES, ModelCard, modelCardProblems } from '../export/model-card';
-import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../export/image-preprocessing';
-import { outputOf } from './session-output';
+import { MAX_CARD_BYTES, ModelCard, modelCardProblems } from '../portable/model-card';
+import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../portable/image-preprocessing';
+import { outputOf } from '../portable/session-output';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
 

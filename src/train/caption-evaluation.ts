@@ -1,9 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import type { CaptionSplit, EncodedCaptions } from '../data/captions/load-captions';
-import { END, START, Vocabulary } from '../data/captions/vocabulary';
+import { END, START, Vocabulary } from '../portable/vocabulary';
 import type { Normalization } from '../data/dataset';
-import { greedyCaptions } from '../generate/caption-search';
-import { decoderSteps } from '../generate/decoder-steps';
+import { greedyCaptions } from '../portable/caption-search';
+import { decoderSteps } from '../portable/decoder-steps';
 import { TensorData } from '../ir/tensor';
 import { corpusBleu } from '../metrics/bleu';
 import { buildEntryPoint } from '../model/build';
@@ -12,7 +12,7 @@ import { encodeModel } from '../onnx/write';
 import type { CachedFeatures } from './frozen-features';
 import { InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
-import { outputOf } from '../runtime/session-output';
+import { outputOf } from '../portable/session-output';
 
 /**
  * A captioner's training rows as graph feeds: `captions` (the tokens fed: <start> and the words) and `targets` (the

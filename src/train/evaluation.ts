@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { ImageDataset, Normalization, subsetOf } from '../data/dataset';
-import { outputOf } from '../runtime/session-output';
+import { outputOf } from '../portable/session-output';
 import { Rng } from '../util/rng';
 import { CaptionMetrics, evaluateCaptions } from './caption-evaluation';
 import type { FrozenBackbone } from './frozen-backbone';

@@ -5,7 +5,7 @@ import type { EncodedCaptions } from '../data/captions/load-captions';
 import { DROPOUT_NOISE } from '../dsl/functional';
 import type { TrainingGraph } from '../model/training-graph';
 import { learningRateAt } from '../optim/schedule';
-import { outputOf } from '../runtime/session-output';
+import { outputOf } from '../portable/session-output';
 import { Rng, RngState } from '../util/rng';
 import { captionFeeds } from './caption-evaluation';
 import { Average } from './metrics';

@@ -9,7 +9,7 @@ import type { FrozenBackbone } from './frozen-backbone';
 import { HostCopier, hostCopier } from './host-copier';
 import type { ModelForData } from './model-for-data';
 import type { TrainOptions } from './trainer';
-import { TrainingStep } from './training-step';
+import { TrainingStep } from '../portable/training-step';
 
 /** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */
 export function sessionOptionsFor(o: TrainOptions): ort.InferenceSession.SessionOptions {

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { TeachHead, TeachWholeModel } from '../../src/export/teach-card';
-import { TeachTrainer } from '../../src/train/teach-session';
-import type { TensorClass } from '../../src/train/training-step';
+import type { TeachHead, TeachWholeModel } from '../../src/portable/teach-card';
+import { TeachTrainer } from '../../src/portable/teach-session';
+import type { TensorClass } from '../../src/portable/training-step';
 
 /** A Teach-mode trainer in onnxruntime-node for a head or the whole model of a bundle folder, with its sessions. */
 export async function nodeTeachTrainer<M extends TeachHead | TeachWholeModel>(bundleDir: string, m: M, o: ConstructorParameters<typeof TeachTrainer>[4]) {

@@ -4,11 +4,11 @@
  * page and the CLI write the same caption for the same image.
  */
 import type * as OrtWeb from 'onnxruntime-web';
-import { END, START, Vocabulary } from '../../src/data/captions/vocabulary';
-import { CaptionerCard, captionerCardProblems, stepVocabularyProblem } from '../../src/export/captioner-card';
-import { Pixels, preprocessImage } from '../../src/export/image-preprocessing';
-import { searchCaptions } from '../../src/generate/caption-search';
-import { DecoderState, decoderSteps, stepModelProblem } from '../../src/generate/decoder-steps';
+import { END, START, Vocabulary } from '../../src/portable/vocabulary';
+import { CaptionerCard, captionerCardProblems, stepVocabularyProblem } from '../../src/portable/captioner-card';
+import { Pixels, preprocessImage } from '../../src/portable/image-preprocessing';
+import { searchCaptions } from '../../src/portable/caption-search';
+import { DecoderState, decoderSteps, stepModelProblem } from '../../src/portable/decoder-steps';
 import { fetchBytes, fetchJson } from './fetch-files';
 
 declare const ort: typeof OrtWeb;

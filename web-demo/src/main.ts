@@ -4,9 +4,9 @@
  * and the caption from the same search as `deepvision caption`, so the page and the CLI agree.
  */
 import type * as OrtWeb from 'onnxruntime-web';
-import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../../src/export/image-preprocessing';
-import { outputOf } from '../../src/runtime/session-output';
-import { ModelCard, modelCardProblems } from '../../src/export/model-card';
+import { Pixels, Prediction, preprocessImage, scoresProblem, topK } from '../../src/portable/image-preprocessing';
+import { outputOf } from '../../src/portable/session-output';
+import { ModelCard, modelCardProblems } from '../../src/portable/model-card';
 import { captionImage, LoadedCaptioner, loadCaptioner, releaseCaptioner } from './caption';
 import { errorMessage } from './error-message';
 import { fetchJson } from './fetch-files';

@@ -9,7 +9,7 @@ import { UserError } from '../../util/user-error';
 import { decodeImageArgument, imageArguments } from '../image-arguments';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
 import { beamWidth, nonNegativeNumber, positiveInteger } from '../numeric-options';
-import { beamProblem } from '../../generate/search-limits';
+import { beamProblem } from '../../portable/search-limits';
 
 export function captionCommand(): Command {
   return new Command('caption')

@@ -7,7 +7,7 @@ import type { TrainOptions } from '../../train/trainer';
 import { UserError } from '../errors';
 import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt } from './flag-number';
 import type { TrainFlags } from './train-flags';
-import { MAX_CAPTION_TOKENS } from '../../generate/search-limits';
+import { MAX_CAPTION_TOKENS } from '../../portable/search-limits';
 import { inputSideProblem, MAX_INPUT_SIDE } from '../../data/input-size';
 
 // The flags become training options in the order the command has always checked them, so a run with several bad

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FolderListing } from '../sources/folder-listing';
 import { DataSourceError, FilePath } from '../sources/image-source';
-import { tokenize } from './tokenize';
+import { tokenize } from '../../portable/tokenize';
 import { readRegularText } from '../../util/regular-file';
 
 export type CaptionSplitName = 'train' | 'val' | 'test';

@@ -11,8 +11,8 @@ import { displayPath } from '../sources/image-source';
 import { CAPTION_SPLITS, CaptionEntry, CaptionSource, CaptionSourceError, CaptionSplitName } from './caption-source';
 import { cocoSource, isCoco } from './coco';
 import { flickr8kSource, isFlickr8k } from './flickr8k';
-import { tokenize } from './tokenize';
-import { Vocabulary } from './vocabulary';
+import { tokenize } from '../../portable/tokenize';
+import { Vocabulary } from '../../portable/vocabulary';
 
 /** Words must occur this often in the training captions to get an id (the usual Flickr8k/COCO threshold). */
 export const DEFAULT_MIN_COUNT = 5;

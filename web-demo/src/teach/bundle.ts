@@ -4,12 +4,12 @@
  * model assembled for download.
  */
 import type * as OrtWeb from 'onnxruntime-web';
-import { preprocessImage } from '../../../src/export/image-preprocessing';
-import type { ModelCard } from '../../../src/export/model-card';
-import { TeachBundleCard, TeachHead, teachCardProblems, TeachWholeModel } from '../../../src/export/teach-card';
-import { EpochReport, releaseSessions, TeachTrainer } from '../../../src/train/teach-session';
-import { bindInputs, spliceHead } from '../../../src/export/teach-splice';
-import type { TensorClass } from '../../../src/train/training-step';
+import { preprocessImage } from '../../../src/portable/image-preprocessing';
+import type { ModelCard } from '../../../src/portable/model-card';
+import { TeachBundleCard, TeachHead, teachCardProblems, TeachWholeModel } from '../../../src/portable/teach-card';
+import { EpochReport, releaseSessions, TeachTrainer } from '../../../src/portable/teach-session';
+import { bindInputs, spliceHead } from '../../../src/portable/teach-splice';
+import type { TensorClass } from '../../../src/portable/training-step';
 import type { TeachImage } from './images';
 import { fetchBytes, fetchJson } from '../fetch-files';
 import { createSession, Ort, Provider } from './runtime';

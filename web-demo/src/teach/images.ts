@@ -2,7 +2,7 @@
  * Images for the Teach page: files decoded by the browser (EXIF orientation applied) into the pixels the shared
  * preprocessing takes, small previews, and generated sample shapes (the data set the CLI generates).
  */
-import type { Pixels } from '../../../src/export/image-preprocessing';
+import type { Pixels } from '../../../src/portable/image-preprocessing';
 import { generateShapes, SHAPE_CLASSES } from '../../../src/data/shapes';
 import { pixelLimitProblem } from './limits';
 

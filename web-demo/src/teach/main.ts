@@ -5,9 +5,9 @@
  * images, and offers the taught model as model.onnx + model.json. With a bundle made from a training run, the
  * page can instead fine-tune the run's whole model (every parameter) on images of its own classes, the same way.
  */
-import { topK } from '../../../src/export/image-preprocessing';
-import { heldOutSplit, selectRows, EpochReport, FeatureSet, TeachTrainer } from '../../../src/train/teach-session';
-import { isPlainName, TeachHead, TeachWholeModel } from '../../../src/export/teach-card';
+import { topK } from '../../../src/portable/image-preprocessing';
+import { heldOutSplit, selectRows, EpochReport, FeatureSet, TeachTrainer } from '../../../src/portable/teach-session';
+import { isPlainName, TeachHead, TeachWholeModel } from '../../../src/portable/teach-card';
 import { SHAPE_CLASSES } from '../../../src/data/shapes';
 import { TeachBundle } from './bundle';
 import { decodeImage, sampleShapes, TeachImage, thumbnail } from './images';

@@ -4,7 +4,7 @@
  * the same batch and state), the last training set's rows, and the taught model's state. Each goes through the
  * same bundle, trainer and TrainingStep code as the page's Train.
  */
-import type { FeatureSet, TeachTrainer } from '../../../src/train/teach-session';
+import type { FeatureSet, TeachTrainer } from '../../../src/portable/teach-session';
 import type { TeachBundle } from './bundle';
 import { Ort } from './runtime';
 

@@ -7,7 +7,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import { Rng } from '../util/rng';
 import { StepGraphs, stepGraphsOf, stepProblem, TensorClass, TrainingStep } from './training-step';
-import { outputOf } from '../runtime/session-output';
+import { outputOf } from './session-output';
 
 /** What a trainer needs of a head or a whole model of a Teach bundle (TeachHead and TeachWholeModel both are). */
 export interface TrainableSpec {

@@ -7,8 +7,8 @@ import { isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { encodeModel } from '../onnx/write';
 import { Rng } from '../util/rng';
-import { gradients } from './gradients';
-import { outputOf } from '../runtime/session-output';
+import { gradients } from '../autodiff/gradients';
+import { outputOf } from '../portable/session-output';
 
 export interface GradCheckReport {
   ok: boolean;

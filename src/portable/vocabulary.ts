@@ -1,4 +1,4 @@
-import { UserError } from '../../util/user-error';
+import { UserError } from '../util/user-error';
 import { isToken } from './tokenize';
 
 /** A vocabulary that cannot be built or read back: too high a minimum count, a damaged or foreign file. */

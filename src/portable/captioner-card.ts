@@ -4,9 +4,9 @@
  * shared by `deepvision caption` and the web demo, like the classifier's card (model-card.ts).
  */
 import type { InferenceSession } from 'onnxruntime-common';
-import { Vocabulary, VocabularyJSON } from '../data/captions/vocabulary';
+import { Vocabulary, VocabularyJSON } from './vocabulary';
 import { inputProblems, ModelCard } from './model-card';
-import { beamProblem, MAX_CAPTION_TOKENS } from '../generate/search-limits';
+import { beamProblem, MAX_CAPTION_TOKENS } from './search-limits';
 
 export interface CaptionerCard {
   format: 'deepvision-model-card';

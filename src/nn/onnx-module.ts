@@ -5,13 +5,13 @@ import { asTensor } from '../dsl/functional';
 import { Tensor } from '../dsl/tensor';
 import type { Dim } from '../ir/shape';
 import type { TensorData } from '../ir/tensor';
-import type { Init } from '../nn/init';
-import { Module } from '../nn/module';
-import { Buffer, Parameter } from '../nn/parameter';
+import type { Init } from './init';
+import { Module } from './module';
+import { Buffer, Parameter } from './parameter';
 import { decodeModel } from '../onnx/read';
 import type { OpType } from '../ops/registry';
-import { cutFeatures } from './cut-acceptance';
-import { ImportedGraph, importGraph, ImportError } from './imported-graph';
+import { cutFeatures } from '../import/cut-acceptance';
+import { ImportedGraph, importGraph, ImportError } from '../import/imported-graph';
 import { describeReadFailure, FileReadError, readRegularFile } from '../util/regular-file';
 
 export interface OnnxModuleOptions {

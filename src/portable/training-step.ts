@@ -8,8 +8,8 @@
  * `optimizer.<param>.<slot>` (as checkpoints store them).
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
-import type { TensorClass } from '../runtime/tensor-class';
-import { outputOf } from '../runtime/session-output';
+import type { TensorClass } from './tensor-class';
+import { outputOf } from './session-output';
 export type { TensorClass };
 
 /** The names that tie the two graphs to the state map. */

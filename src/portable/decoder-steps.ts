@@ -12,7 +12,7 @@
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 import type { StepModel } from './caption-search';
-import type { TensorClass } from '../runtime/tensor-class';
+import type { TensorClass } from './tensor-class';
 export type { TensorClass };
 
 export type DecoderState = Record<string, Tensor>;
