@@ -35,7 +35,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as ort from 'onnxruntime-node';
 import * as F from '../src/dsl/functional';
-import { Tensor } from '../src/dsl/tensor';
+import { Tensor } from '../src/dsl/builder';
 import { defineModel } from '../src/model/definition';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { BatchNorm2d, Embedding, Linear } from '../src/nn/layers';

@@ -5,7 +5,7 @@
 export * as F from './dsl/functional';
 export { GraphBuilder, GraphBuildError, activeBuilder } from './dsl/builder';
 export type { BuildMode, ModuleCall } from './dsl/builder';
-export { Tensor } from './dsl/tensor';
+export { Tensor } from './dsl/builder';
 export * as nn from './nn';
 export * as init from './nn/init';
 export { defineModel, resolveConfig } from './model/definition';

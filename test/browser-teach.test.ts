@@ -20,7 +20,7 @@ import { preprocessImage } from '../src/portable/image-preprocessing';
 import type { TeachBundleCard, TeachHead, TeachWholeModel } from '../src/portable/teach-card';
 import { TeachTrainer } from '../src/portable/teach-session';
 import { writeTrainingArtifacts } from '../src/artifacts/write-artifacts';
-import { loadCheckpoint } from '../src/train/checkpoint';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint';
 import { TensorData } from '../src/ir/tensor';
 import { buildModel } from '../src/model/build';
 import { writeModelFile } from '../src/onnx/write';

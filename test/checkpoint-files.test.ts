@@ -7,7 +7,7 @@ import { CheckpointError, decodeSafetensors, encodeSafetensors, NamedTensor, rea
 import {
   checkpointBest, checkpointClasses, checkpointConfig, checkpointConfusion, checkpointImageSize, checkpointNormalization, CheckpointMetadata,
   checkTensorsFinite, checkTensorsMatch, loadCheckpoint, saveCheckpoint,
-} from '../src/train/checkpoint';
+} from '../src/checkpoint/checkpoint';
 import { classNamesDifference } from '../src/train/class-names';
 import { topKCorrect } from '../src/train/metrics';
 import { UserError } from '../src/util/user-error';

@@ -4,7 +4,7 @@
  */
 import * as F from '../src/dsl/functional';
 import type { BuildMode } from '../src/dsl/builder';
-import type { Tensor } from '../src/dsl/tensor';
+import type { Tensor } from '../src/dsl/builder';
 import * as R from './support/reference';
 import { Arr } from './support/reference';
 import * as fs from 'node:fs';

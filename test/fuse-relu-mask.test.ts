@@ -8,7 +8,7 @@ import referenceCnn from '../graphs/reference-cnn';
 import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
-import type { Tensor } from '../src/dsl/tensor';
+import type { Tensor } from '../src/dsl/builder';
 import { Graph, Node, removeNode, Value } from '../src/ir/graph';
 import { TensorData } from '../src/ir/tensor';
 import { buildTrainingGraph } from '../src/model/training-graph';

@@ -14,7 +14,7 @@ import type { Node } from '../src/ir/graph';
 import { TensorData } from '../src/ir/tensor';
 import * as F from '../src/dsl/functional';
 import * as L from '../src/dsl/losses';
-import type { Tensor } from '../src/dsl/tensor';
+import type { Tensor } from '../src/dsl/builder';
 import { OPS, OpType } from '../src/ops/registry';
 import { NO_GRADIENT } from '../src/ops/types';
 import * as R from './support/reference';

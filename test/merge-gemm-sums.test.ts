@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
-import type { Tensor } from '../src/dsl/tensor';
+import type { Tensor } from '../src/dsl/builder';
 import type { Graph } from '../src/ir/graph';
 import { defineModel } from '../src/model/definition';
 import { buildTrainingGraph } from '../src/model/training-graph';

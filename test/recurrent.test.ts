@@ -12,7 +12,7 @@ import { gradients } from '../src/autodiff/gradients';
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
 import * as L from '../src/dsl/losses';
-import type { Tensor } from '../src/dsl/tensor';
+import type { Tensor } from '../src/dsl/builder';
 import type { DType } from '../src/ir/dtype';
 import { defineModel } from '../src/model/definition';
 import { buildTrainingGraph } from '../src/model/training-graph';

@@ -1,7 +1,7 @@
 /** Shape and type mismatches fail while building, naming the DSL op, the module and the shapes. */
 import { GraphBuilder } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
-import type { Tensor } from '../src/dsl/tensor';
+import type { Tensor } from '../src/dsl/builder';
 import { defineModel } from '../src/model/definition';
 import { buildModel } from '../src/model/build';
 import * as nn from '../src/nn';

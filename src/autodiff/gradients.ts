@@ -1,5 +1,5 @@
 import type { GraphBuilder } from '../dsl/builder';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import { isFloatingDType } from '../ir/dtype';
 import type { Node, Value } from '../ir/graph';
 import { formatShape, isStatic } from '../ir/shape';

@@ -1,7 +1,7 @@
 /** Building blocks shared by gradient rules. Shapes are folded to constants whenever they are static. */
 import type { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 

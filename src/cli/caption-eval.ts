@@ -7,7 +7,7 @@ import { ciderD } from '../metrics/cider';
 import { renderCaptionGallery } from '../plot/caption-gallery';
 import type { ModelDefinition } from '../model/definition';
 import { CaptionModel } from '../runtime/caption-model';
-import { checkpointConfig } from '../train/checkpoint';
+import { checkpointConfig } from '../checkpoint/checkpoint';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 import { fedTokensProblem } from '../portable/search-limits';

@@ -2,12 +2,11 @@ import { Attribute, AttributeValue, toAttribute } from '../ir/attribute';
 import type { DType } from '../ir/dtype';
 import { Graph, Node, Value } from '../ir/graph';
 import { Model, WRITE_IR_VERSION, WRITE_OPSET } from '../ir/model';
-import type { Dim, Shape } from '../ir/shape';
+import { Dim, formatShape, Shape } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { inferContextFor } from '../ops/infer-context';
 import { OPS, OpType } from '../ops/registry';
 import { ShapeError } from '../ops/types';
-import { Tensor } from './tensor';
 
 /** Training graphs run dropout and batch statistics; eval graphs do not. */
 export type BuildMode = 'train' | 'eval';
@@ -46,6 +45,46 @@ export function activeBuilder(): GraphBuilder {
   return active;
 }
 
+/** A handle on a value of the graph being built: what DSL code passes between ops. */
+export class Tensor {
+  constructor(readonly builder: GraphBuilder, readonly value: Value) {}
+
+  get name(): string {
+    return this.value.name;
+  }
+
+  get dtype(): DType {
+    return this.value.dtype!;
+  }
+
+  get shape(): Shape {
+    return this.value.shape!;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Size of an axis (negative axes count from the end). */
+  dim(axis: number): Dim {
+    const d = this.shape[axis < 0 ? axis + this.rank : axis];
+    if (d === undefined) throw new Error(`axis ${axis} is out of range for ${this.toString()}`);
+    return d;
+  }
+
+  toString(): string {
+    return `Tensor '${this.name}' ${this.dtype}${formatShape(this.shape)}`;
+  }
+}
+
+/**
+ * What a module owns and the builder binds to a tensor of the graph being built: a parameter or a buffer
+ * (nn/parameter.ts). The DSL sees only this, so that it sits below the modules.
+ */
+export interface Bindable {
+  readonly name: string;
+}
+
 /**
  * Builds one ONNX graph: every node is shape-checked as it is added, so a mismatch fails at the call that
  * caused it. Node names follow the module path (`/features.0/Conv`), as PyTorch's exporter names them.
@@ -61,7 +100,7 @@ export class GraphBuilder {
   private readonly nameCounts = new Map<string, number>();
   private readonly smallConstants = new Map<string, Tensor>();
   /** Tensors standing for parameters and buffers of modules, by the object that declares them. */
-  private readonly bindings = new Map<object, Tensor>();
+  private readonly bindings = new Map<Bindable, Tensor>();
   /** Module calls in the order they started, with their output shapes: the rows of a model summary. */
   readonly moduleCalls: ModuleCall[] = [];
   /** New values of state tensors (batch-norm running statistics) computed by a training graph. */
@@ -144,11 +183,11 @@ export class GraphBuilder {
   }
 
   /** Makes `key` (a Parameter or Buffer) stand for `t` in this graph. */
-  bind(key: object, t: Tensor): void {
+  bind(key: Bindable, t: Tensor): void {
     this.bindings.set(key, t);
   }
 
-  bound(key: object): Tensor | undefined {
+  bound(key: Bindable): Tensor | undefined {
     return this.bindings.get(key);
   }
 

@@ -5,11 +5,10 @@
 import { floatAttr } from '../ir/attribute';
 import { DType, dtypeCode } from '../ir/dtype';
 import { TensorData } from '../ir/tensor';
-import { Parameter } from '../nn/parameter';
-import { activeBuilder, GraphBuilder } from './builder';
-import { Tensor } from './tensor';
+import { activeBuilder, Bindable, GraphBuilder } from './builder';
+import { Tensor } from './builder';
 
-export type TensorLike = Tensor | Parameter | number;
+export type TensorLike = Tensor | Bindable | number;
 
 function builderOf(...xs: unknown[]): GraphBuilder {
   for (const x of xs) if (x instanceof Tensor) return x.builder;
@@ -195,8 +194,9 @@ export function batchNorm(x: TensorLike, options: BatchNormOptions): Tensor {
   // ONNX's momentum weighs the old running value, PyTorch's the new batch statistic.
   const momentum = floatAttr(1 - (options.momentum ?? 0.1));
   const [y, mean, variance] = b.emit('BatchNormalization', inputs, { epsilon: eps, momentum, training_mode: 1 }, { op: 'batchNorm', outputs: 3 });
-  if (options.runningMean instanceof Parameter) b.stateUpdates.set(options.runningMean.name, mean!);
-  if (options.runningVar instanceof Parameter) b.stateUpdates.set(options.runningVar.name, variance!);
+  const isBuffer = (p: TensorLike): p is Bindable => typeof p === 'object' && !(p instanceof Tensor);
+  if (isBuffer(options.runningMean)) b.stateUpdates.set(options.runningMean.name, mean!);
+  if (isBuffer(options.runningVar)) b.stateUpdates.set(options.runningVar.name, variance!);
   return y!;
 }
 

@@ -7,7 +7,7 @@ import { dimsCompatible, formatShape } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { activeBuilder } from './builder';
 import * as F from './functional';
-import type { Tensor } from './tensor';
+import type { Tensor } from './builder';
 
 export interface CrossEntropyOptions {
   /** Labels equal to this are padding: they neither count in the mean nor get a gradient (PyTorch: -100). */

@@ -10,7 +10,7 @@ import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { foldBatchNorm } from '../passes/fold-batchnorm';
 import { removeIdentities } from '../passes/remove-identities';
-import { checkTensorsFinite } from '../train/checkpoint';
+import { checkTensorsFinite } from '../checkpoint/checkpoint';
 import { writeFileAtomic } from '../util/atomic-write';
 import { Rng } from '../util/rng';
 import { UserError } from '../util/user-error';

@@ -14,7 +14,7 @@ import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { OptimizerConfig, slotNames } from '../optim/config';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
-import { checkTensorsFinite } from '../train/checkpoint';
+import { checkTensorsFinite } from '../checkpoint/checkpoint';
 import { Rng } from '../util/rng';
 import { FileReadError, openRegularFile, readRegularFile } from '../util/regular-file';
 import { UserError } from '../util/user-error';

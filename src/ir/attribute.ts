@@ -1,21 +1,7 @@
-import type { onnx } from 'onnx-proto';
-import type { Graph } from './graph';
+import type { Attribute } from './graph';
 import type { TensorData } from './tensor';
 
-/** A node attribute, tagged with its ONNX attribute type. */
-export type Attribute =
-  | { type: 'float'; value: number }
-  | { type: 'int'; value: number }
-  | { type: 'string'; value: string }
-  | { type: 'tensor'; value: TensorData }
-  | { type: 'graph'; value: Graph }
-  | { type: 'floats'; value: number[] }
-  | { type: 'ints'; value: number[] }
-  | { type: 'strings'; value: string[] }
-  | { type: 'tensors'; value: TensorData[] }
-  | { type: 'graphs'; value: Graph[] }
-  /** Kinds deepvision does not interpret (sparse tensors, type protos, attribute references): kept as read. */
-  | { type: 'opaque'; value: onnx.IAttributeProto };
+export type { Attribute };
 
 /** Attribute values as written in the DSL: plain numbers, strings and arrays, typed by their JavaScript type. */
 export type AttributeValue = number | string | number[] | string[] | TensorData | Attribute;

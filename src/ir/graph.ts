@@ -1,8 +1,22 @@
 import type { onnx } from 'onnx-proto';
-import type { Attribute } from './attribute';
 import type { DType } from './dtype';
 import type { Shape } from './shape';
 import type { TensorData } from './tensor';
+
+/** A node attribute, tagged with its ONNX attribute type. */
+export type Attribute =
+  | { type: 'float'; value: number }
+  | { type: 'int'; value: number }
+  | { type: 'string'; value: string }
+  | { type: 'tensor'; value: TensorData }
+  | { type: 'graph'; value: Graph }
+  | { type: 'floats'; value: number[] }
+  | { type: 'ints'; value: number[] }
+  | { type: 'strings'; value: string[] }
+  | { type: 'tensors'; value: TensorData[] }
+  | { type: 'graphs'; value: Graph[] }
+  /** Kinds deepvision does not interpret (sparse tensors, type protos, attribute references): kept as read. */
+  | { type: 'opaque'; value: onnx.IAttributeProto };
 
 /**
  * A named tensor flowing through the graph. It knows its producer and its uses, so passes can rewrite the graph

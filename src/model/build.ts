@@ -1,5 +1,5 @@
 import { BuildMode, GraphBuilder, ModuleCall } from '../dsl/builder';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import type { Model } from '../ir/model';
 import { TensorData } from '../ir/tensor';
 import { Buffer, Parameter } from '../nn/parameter';

@@ -1,6 +1,6 @@
 import type { DType } from '../ir/dtype';
 import type { Shape } from '../ir/shape';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import type { Module } from '../nn/module';
 
 export type ConfigValue = number | string | boolean;

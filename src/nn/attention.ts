@@ -3,7 +3,7 @@
  * standard ONNX ops so that it differentiates with the ordinary rules and runs on every provider.
  */
 import * as F from '../dsl/functional';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import { isFloatingDType } from '../ir/dtype';
 import { dimsCompatible, formatShape } from '../ir/shape';
 import { Linear } from './layers';

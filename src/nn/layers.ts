@@ -1,5 +1,5 @@
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { biasUniform, fans, Init, kaimingUniform, normal, ones, zeros } from './init';
 import { Module } from './module';
 import { Buffer, Parameter } from './parameter';

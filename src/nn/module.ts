@@ -1,5 +1,5 @@
 import { activeBuilder, ModuleCall } from '../dsl/builder';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import { Buffer, Parameter } from './parameter';
 
 /**

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import type { AttributeValue } from '../ir/attribute';
 import { GraphBuilder } from '../dsl/builder';
 import { asTensor } from '../dsl/functional';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import type { Dim } from '../ir/shape';
 import type { TensorData } from '../ir/tensor';
 import type { Init } from './init';

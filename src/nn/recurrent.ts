@@ -7,7 +7,7 @@
  * build-time number; the batch may be symbolic.
  */
 import * as F from '../dsl/functional';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import { isFloatingDType } from '../ir/dtype';
 import { Dim, dimsCompatible, formatShape } from '../ir/shape';
 import { Init, uniform } from './init';

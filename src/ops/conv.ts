@@ -1,5 +1,5 @@
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { dimsCompatible, isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { requireFloat, requireSameDType } from './common';

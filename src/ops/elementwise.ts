@@ -1,6 +1,6 @@
 import { once, unbroadcast } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { DType, dtypeFromCode, isFloatingDType } from '../ir/dtype';
 import { broadcastOrFail, requireFloat, requireSameDType } from './common';
 import { describe } from './infer-context';

@@ -1,6 +1,6 @@
 import { unbroadcast } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { floatAttr } from '../ir/attribute';
 import { dimsCompatible, Dim } from '../ir/shape';
 import { broadcastOrFail, requireFloat, requireSameDType } from './common';

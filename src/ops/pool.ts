@@ -1,6 +1,6 @@
 import { countOver, reshapeLike, shapeOf } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { TensorData } from '../ir/tensor';
 import { requireFloat } from './common';
 import { im2colViews, transposedPadding } from './conv';

@@ -1,6 +1,6 @@
 import { countOver, shapeOf } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { axisOrFail, constantInts } from './common';
 import { GradContext, GradRule, NO_GRADIENT, OpRule } from './types';
 

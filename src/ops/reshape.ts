@@ -1,6 +1,6 @@
 import { once, reshapeLike, shapeOf, unbroadcast, zerosLike } from '../autodiff/helpers';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import { Dim, dimProduct, dimsCompatible, formatShape, isStatic, Shape, UNKNOWN_DIM } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { axisOrFail, broadcastOrFail, constantInts } from './common';

@@ -1,5 +1,5 @@
 import type { GraphBuilder } from '../dsl/builder';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import type { DType } from '../ir/dtype';
 import type { Node } from '../ir/graph';
 import type { Dim, Shape } from '../ir/shape';

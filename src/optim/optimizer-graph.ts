@@ -1,6 +1,6 @@
 import { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import type { Model } from '../ir/model';
 import { describeOptimizer, OptimizerConfig, OptimizerOptions, slotNames, validateOptimizer } from './config';
 import { applyUpdate } from './update-rules';

@@ -3,7 +3,7 @@
  * (torch.optim.SGD, Adam, AdamW). `step` is the 1-based number of this update as a float scalar tensor.
  */
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import type { OptimizerConfig } from './config';
 
 export interface UpdateInputs {

@@ -1,6 +1,6 @@
 import type { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
-import { Tensor } from '../dsl/tensor';
+import { Tensor } from '../dsl/builder';
 import { floatAttr } from '../ir/attribute';
 import type { Node, Value } from '../ir/graph';
 import { batchStatistics } from '../autodiff/helpers';

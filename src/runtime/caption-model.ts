@@ -13,7 +13,7 @@ import { buildEntryPoint } from '../model/build';
 import type { ModelDefinition } from '../model/definition';
 import { readModelFile } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
-import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../train/checkpoint';
+import { checkpointConfig, checkpointNormalization, loadCheckpoint } from '../checkpoint/checkpoint';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
 import { beamProblem, fedTokensProblem } from '../portable/search-limits';

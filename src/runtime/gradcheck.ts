@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../dsl/builder';
 import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/tensor';
+import type { Tensor } from '../dsl/builder';
 import type { DType } from '../ir/dtype';
 import { isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';

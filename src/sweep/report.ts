@@ -1,4 +1,4 @@
-import type { EpochMetrics } from '../train/trainer';
+import type { EpochMetrics } from '../metrics/epoch-metrics';
 import type { RunSummary } from '../train/run-summary';
 import type { PlannedRun } from './grid';
 

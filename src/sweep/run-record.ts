@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EpochMetrics } from '../train/trainer';
+import type { EpochMetrics } from '../metrics/epoch-metrics';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
 

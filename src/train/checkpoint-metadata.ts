@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { describeOptimizer } from '../optim/config';
 import type { ModelForData } from './model-for-data';
 import { resumeSettingsMetadata } from './resume-settings';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 import type { TrainingState } from './training-state';
 
 /**

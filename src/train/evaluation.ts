@@ -8,7 +8,7 @@ import { CachedFeatures, featureSubset } from './frozen-features';
 import { InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 import type { TrainingSessions } from './training-sessions';
 
 /** A classifier's evaluation: loss, top-1 and top-5 accuracy, and the confusion matrix (confusion[true][predicted]). */

@@ -1,7 +1,7 @@
 import type { Normalization } from '../data/dataset';
 import type { RunFolder } from './run-folder';
 import { summarizeRun, writeRunSummary } from './run-summary';
-import type { StopReason, TrainOptions, TrainResult } from './trainer';
+import type { StopReason, TrainOptions, TrainResult } from './options';
 import type { TrainingBatches } from './training-batches';
 import type { TrainingSessions } from './training-sessions';
 import type { TrainingState } from './training-state';

@@ -4,7 +4,7 @@ import type { Normalization } from '../data/dataset';
 import type { Model } from '../ir/model';
 import type { TrainingGraph } from '../model/training-graph';
 import { CachedFeatures, computeFeatures, featureModel, findFrozenSplit, FrozenSplit, withFeaturesInput } from './frozen-features';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 
 /** A run's frozen first part of the model: where the cut is, its cached features, and the graphs of the rest. */
 export interface FrozenBackbone {

@@ -4,7 +4,7 @@ import type { ConfigValue } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
 import { buildOptimizerGraph, OptimizerGraph, ParameterSpec } from '../optim/optimizer-graph';
 import { isUserFacing } from '../util/user-error';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 import { TrainingError } from './training-error';
 
 /** The model a run trains, built for its data: the graphs, the optimizer and the input normalization. */

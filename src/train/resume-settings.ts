@@ -1,8 +1,8 @@
 import { describeAugmentation } from '../data/augment';
-import { CheckpointMetadata, checkpointClasses } from './checkpoint';
+import { CheckpointMetadata, checkpointClasses } from '../checkpoint/checkpoint';
 import { classNamesDifference } from './class-names';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 import { TrainingError } from './training-error';
 
 /** The metadata key of the settings a resumed run must share with the run it continues. */

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { describeAugmentation, NO_AUGMENTATION } from '../data/augment';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
-import type { EpochMetrics, StopReason, TrainOptions, TrainResult } from './trainer';
+import type { EpochMetrics } from '../metrics/epoch-metrics';
+import type { StopReason, TrainOptions, TrainResult } from './options';
 import { FileReadError, readRegularText } from '../util/regular-file';
 
 /**

@@ -3,7 +3,7 @@ import { Batch, BatchPipeline } from '../data/batch-pipeline';
 import { Normalization, pixelSourceOf } from '../data/dataset';
 import type { FrozenBackbone } from './frozen-backbone';
 import { featureBatches } from './frozen-features';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 
 /** The training batches of a run, and the data input of the training graph they feed. */
 export interface TrainingBatches {

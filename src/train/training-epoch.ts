@@ -10,7 +10,7 @@ import { Rng, RngState } from '../util/rng';
 import { captionFeeds } from './caption-evaluation';
 import { Average } from './metrics';
 import type { RunFolder } from './run-folder';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 import type { TrainingBatches } from './training-batches';
 import { TrainingError } from './training-error';
 import type { TrainingSessions } from './training-sessions';

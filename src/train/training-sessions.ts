@@ -8,7 +8,7 @@ import { DeviceLossSum } from './device-loss-sum';
 import type { FrozenBackbone } from './frozen-backbone';
 import { HostCopier, hostCopier } from './host-copier';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './trainer';
+import type { TrainOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
 
 /** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */

@@ -3,10 +3,11 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { slotNames } from '../optim/config';
 import { Rng, RngState } from '../util/rng';
-import { checkpointBest, checkpointConfusion, checkTensorsMatch, loadCheckpoint, TrainingPosition } from './checkpoint';
+import { checkpointBest, checkpointConfusion, checkTensorsMatch, loadCheckpoint, TrainingPosition } from '../checkpoint/checkpoint';
 import type { ModelForData } from './model-for-data';
 import { checkResumeSettings } from './resume-settings';
-import type { EpochMetrics, TrainOptions } from './trainer';
+import type { EpochMetrics } from '../metrics/epoch-metrics';
+import type { TrainOptions } from './options';
 import { TrainingError } from './training-error';
 
 /**

@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { BuildMode, GraphBuilder } from '../../src/dsl/builder';
-import type { Tensor } from '../../src/dsl/tensor';
+import type { Tensor } from '../../src/dsl/builder';
 import type { DType } from '../../src/ir/dtype';
 import { encodeModel } from '../../src/onnx/write';
 import type { Arr } from './reference';

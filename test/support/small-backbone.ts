@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { GraphBuilder } from '../../src/dsl/builder';
 import * as F from '../../src/dsl/functional';
-import type { Tensor } from '../../src/dsl/tensor';
+import type { Tensor } from '../../src/dsl/builder';
 import { TensorData } from '../../src/ir/tensor';
 import { encodeModel } from '../../src/onnx/write';
 import { Rng } from '../../src/util/rng';

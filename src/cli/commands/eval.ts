@@ -5,7 +5,7 @@ import { loadData } from '../../data/registry';
 import { buildEvalGraph } from '../../model/training-graph';
 import { encodeModel } from '../../onnx/write';
 import { classNamesDifference } from '../../train/class-names';
-import { checkpointClasses, checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../train/checkpoint';
+import { checkpointClasses, checkpointConfig, checkpointImageSize, checkpointNormalization, checkTensorsMatch, loadCheckpoint } from '../../checkpoint/checkpoint';
 import { evaluate } from '../../train/trainer';
 import { checkOutputs, CommandInput } from '../../util/output-guard';
 import { isUserFacing, UserError } from '../errors';

@@ -1,4 +1,4 @@
-import type { EpochMetrics } from '../../train/trainer';
+import type { EpochMetrics } from '../../metrics/epoch-metrics';
 
 /** The line printed after each epoch. */
 export function formatEpoch(m: EpochMetrics): string {

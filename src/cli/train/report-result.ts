@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { SUMMARY_FILE } from '../../train/run-summary';
-import type { TrainResult } from '../../train/trainer';
+import type { TrainResult } from '../../train/options';
 import { summaryTable } from './epoch-lines';
 
 /** Prints how the run went and where its files are; an interrupted run sets exit code 130. */

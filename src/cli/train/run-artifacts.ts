@@ -6,8 +6,8 @@ import { buildEntryPoint } from '../../model/build';
 import type { ModelDefinition } from '../../model/definition';
 import { writeModelFile } from '../../onnx/write';
 import type { OptimizerConfig } from '../../optim/config';
-import { checkpointConfig, loadCheckpoint } from '../../train/checkpoint';
-import type { TrainResult } from '../../train/trainer';
+import { checkpointConfig, loadCheckpoint } from '../../checkpoint/checkpoint';
+import type { TrainResult } from '../../train/options';
 
 export interface ArtifactSettings {
   variant: string | undefined;

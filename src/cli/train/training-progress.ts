@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { TrainOptions } from '../../train/trainer';
+import type { TrainOptions } from '../../train/options';
 import { formatEpoch } from './epoch-lines';
 
 /** The trainer's progress callbacks, and a way to clear the epoch bar (Ctrl-C, the end of the run). */
@@ -17,18 +17,27 @@ export function trainingProgress(showBars: boolean, epochs: number): TrainingPro
     : undefined;
   let barEpoch = -1;
   let featureBar: cliProgress.SingleBar | undefined;
+  // The feature pass's speed, from its first report (one batch in) to its last: the study reports it beside epochs.
+  let featureStart: { what: string; done: number; at: number } | undefined;
   return {
     onFeatures: (done, total, what) => {
+      if (featureStart?.what !== what) featureStart = { what, done, at: performance.now() };
+      if (done === total) {
+        const seconds = (performance.now() - featureStart.at) / 1000;
+        const perSecond = (done - featureStart.done) / seconds;
+        const speed = perSecond > 0 && Number.isFinite(perSecond) ? `: ${perSecond.toFixed(0)} images/s, ${(total / perSecond).toFixed(1)} s` : '';
+        featureBar?.stop();
+        featureBar = undefined;
+        featureStart = undefined;
+        console.log(`backbone features (${what}), ${total.toLocaleString('en-US')} images${speed}`);
+        return;
+      }
       if (featureBar === undefined) {
-        if (done === total || !showBars) return;
+        if (!showBars) return;
         featureBar = new cliProgress.SingleBar({ format: `backbone features (${what}) |{bar}| {value}/{total} | ETA {eta_formatted}`, hideCursor: true }, cliProgress.Presets.shades_classic);
         featureBar.start(total, done);
       }
       featureBar.update(done);
-      if (done === total) {
-        featureBar.stop();
-        featureBar = undefined;
-      }
     },
     onBatch: (e) => {
       if (!bar) return;

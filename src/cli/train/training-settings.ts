@@ -3,7 +3,7 @@ import { AugmentConfig, describeAugmentation } from '../../data/augment';
 import { ConfigValue, ModelDefinition, resolveConfig } from '../../model/definition';
 import type { OptimizerConfig } from '../../optim/config';
 import type { Schedule } from '../../optim/schedule';
-import type { TrainOptions } from '../../train/trainer';
+import type { TrainOptions } from '../../train/options';
 import { UserError } from '../errors';
 import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt } from './flag-number';
 import type { TrainFlags } from './train-flags';

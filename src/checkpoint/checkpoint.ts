@@ -3,7 +3,7 @@ import type { Normalization } from '../data/dataset';
 import { CheckpointError, NamedTensor, readSafetensors, writeSafetensors } from '../io/safetensors';
 import type { Config } from '../model/definition';
 import type { RngState } from '../util/rng';
-import type { EpochMetrics } from './trainer';
+import type { EpochMetrics } from '../metrics/epoch-metrics';
 
 export { CheckpointError };
 
