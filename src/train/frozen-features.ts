@@ -12,6 +12,8 @@ import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
 import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
+import { PER_IMAGE_OPS } from '../ops/per-image';
+import type { OpType } from '../ops/registry';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { temporaryFolder } from '../util/temporary-folder';
 import { UserError } from '../util/user-error';
@@ -22,11 +24,11 @@ import { UserError } from '../util/user-error';
  * on the cached features. This file finds that split in a graph, cuts the graph there, and computes the features.
  */
 
-/** Ops that compute each image's result from that image alone: a frozen part made of them can be cached per image. */
-const PER_IMAGE = new Set([
-  'Conv', 'Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Add', 'Sub', 'Mul', 'Div', 'Identity', 'MaxPool',
-  'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Flatten', 'Concat', 'BatchNormalization', 'Gemm', 'MatMul',
-]);
+/**
+ * Ops that compute each image's result from that image alone (their column in src/ops/per-image.ts): a frozen part
+ * made of them can be cached per image.
+ */
+const PER_IMAGE: ReadonlySet<string> = new Set((Object.keys(PER_IMAGE_OPS) as OpType[]).filter((op) => PER_IMAGE_OPS[op]));
 
 /** The value where a model's frozen part ends: computed from the image alone, with `perImage` values per image. */
 export interface FrozenSplit {
@@ -108,10 +110,14 @@ export function featureModel(model: Model, split: FrozenSplit, values: ReadonlyM
   g.addNode(identity);
   g.outputs.splice(0, g.outputs.length, out);
   pruneInputs(copy);
+  // The bytes of this model key the feature cache: only what computes the features may be in them, not the run's
+  // config (a head's width) nor the head's weights, so that every head on the same backbone shares the features.
+  copy.metadata.clear();
+  copy.docString = '';
   return copy;
 }
 
-/** Drops nodes and graph inputs nothing uses any more. */
+/** Drops nodes, graph inputs and initializers nothing uses any more. */
 function pruneInputs(model: Model): void {
   const g = model.graph;
   eliminateDeadNodes(g);
@@ -120,6 +126,11 @@ function pruneInputs(model: Model): void {
   const kept = g.inputs.filter((v) => used.has(v.name));
   for (const v of g.inputs) if (!kept.includes(v)) g.values.delete(v.name);
   g.inputs.splice(0, g.inputs.length, ...kept);
+  for (const name of [...g.initializers.keys()]) {
+    if (used.has(name)) continue;
+    g.initializers.delete(name);
+    g.values.delete(name);
+  }
 }
 
 /** A frozen backbone's cached features of a data set's images: a row of perImage floats per image, read a batch at a time. */
