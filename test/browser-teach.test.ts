@@ -36,7 +36,7 @@ const TAUGHT = ['circle', 'cross', 'triangle'] as const;
 const SIZE = 32;
 let tmp: string;
 let modelsDir: string;
-let server: http.Server;
+let server: http.Server | undefined;
 let url: string;
 let browser: Browser;
 let page: Page;
@@ -134,7 +134,8 @@ beforeAll(async () => {
 }, 240000);
 
 afterAll(async () => {
-  await browser?.close();
+  // Unset when beforeAll failed before launching it.
+  await (browser as Browser | undefined)?.close();
   server?.close();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -19,7 +19,7 @@ const CHROMIUM = '/usr/bin/chromium';
 let tmp: string;
 let trained: ReturnType<typeof trainAndExport>;
 let captioner: ReturnType<typeof trainAndExportCaptioner>;
-let server: http.Server;
+let server: http.Server | undefined;
 let url: string;
 let browser: Browser;
 let page: Page;
@@ -51,7 +51,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close();
+  // Unset when beforeAll failed before launching it.
+  await (browser as Browser | undefined)?.close();
   server?.close();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });

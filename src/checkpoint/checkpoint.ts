@@ -5,7 +5,6 @@ import type { Config } from '../model/definition';
 import type { RngState } from '../util/rng';
 import type { EpochMetrics } from '../metrics/epoch-metrics';
 
-export { CheckpointError };
 
 /** Where training stands: enough to continue exactly where it stopped. */
 export interface TrainingPosition {

@@ -56,7 +56,7 @@ function bundledGraphsDir(): string {
 }
 
 /** The bundled graph file of a model name (graphs/<name>.ts), if deepvision ships one. */
-export function bundledGraphFile(modelName: string | undefined): string | undefined {
+function bundledGraphFile(modelName: string | undefined): string | undefined {
   if (modelName === undefined || !/^[a-z0-9][a-z0-9-]*$/.test(modelName)) return undefined;
   const file = path.join(bundledGraphsDir(), `${modelName}.ts`);
   return fs.existsSync(file) ? file : undefined;

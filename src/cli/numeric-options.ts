@@ -24,6 +24,6 @@ export const positiveNumber = parser('a positive number', (n) => Number.isFinite
 export const nonNegativeNumber = parser('a number >= 0', (n) => Number.isFinite(n) && n >= 0);
 /** A fraction strictly between 0 and 1 (a held-out share, a momentum). */
 export const openFraction = parser('a number between 0 and 1 (exclusive)', (n) => Number.isFinite(n) && n > 0 && n < 1);
-export const port = parser('a port number from 0 to 65535', (n) => Number.isInteger(n) && n >= 0 && n <= 65535);
+const port = parser('a port number from 0 to 65535', (n) => Number.isInteger(n) && n >= 0 && n <= 65535);
 /** SGD momentum: 0 (none) up to, not including, 1. */
 export const momentum = parser('a number from 0 up to (not including) 1', (n) => Number.isFinite(n) && n >= 0 && n < 1);

@@ -19,8 +19,7 @@ export async function smokeRun(file: string): Promise<string> {
   const outputs = await session.run(feeds);
   const ms = performance.now() - start;
   const described = Object.entries(outputs).map(([name, t]) => {
-    const data = t.data as Float32Array;
-    const finite = data.every?.((v) => Number.isFinite(v)) ?? true;
+    const finite = t.type !== 'float32' || (t.data as Float32Array).every((v) => Number.isFinite(v));
     return `${name} [${t.dims.join(', ')}]${finite ? '' : ' (contains NaN/Inf!)'}`;
   });
   await session.release();

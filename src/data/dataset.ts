@@ -8,7 +8,7 @@ import { openPixelReader, PixelReader, sharedReader } from './pixel-store';
 export type { ImageDataset, InMemoryImageDataset, Normalization, RecordImageDataset } from './image-dataset';
 
 /** Bytes of one image. */
-export function imageBytesOf(data: ImageDataset): number {
+function imageBytesOf(data: ImageDataset): number {
   return data.channels * data.height * data.width;
 }
 
@@ -50,7 +50,7 @@ export function readerOf(data: ImageDataset): PixelReader {
 }
 
 /** Bytes in a SharedArrayBuffer, which batch worker threads read without a copy. */
-export function sharedBytes(length: number): Uint8Array {
+function sharedBytes(length: number): Uint8Array {
   return new Uint8Array(new SharedArrayBuffer(length));
 }
 

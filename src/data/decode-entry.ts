@@ -53,7 +53,7 @@ export function entryLabel(e: ImageEntry): string {
 }
 
 /** Fills `record` (3 x size x size bytes) with the entry's image; throws a UserError for an image that cannot be used. */
-export async function decodeEntry(e: ImageEntry, size: number, maxPixels: number, record: Uint8Array): Promise<void> {
+async function decodeEntry(e: ImageEntry, size: number, maxPixels: number, record: Uint8Array): Promise<void> {
   if ('planar' in e) {
     resizeToPlanar(interleave(e.planar), size, size, record);
     return;

@@ -13,7 +13,7 @@ export class ImageDecodeError extends UserError {
 }
 
 /** The formats data may come in: raster images only (an SVG or PDF renders at whatever size it declares). */
-export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
+const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, TIFF, AVIF';
 
 /** 50 megapixels: a 12,000 x 4,000 panorama decodes (150 MB of RGB), a 16,000 x 16,000 bomb (768 MB) does not. */
 export const DEFAULT_MAX_PIXELS = 50_000_000;
@@ -124,7 +124,8 @@ export async function useDecodedImage<T>(file: string | Uint8Array, options: Dec
     const name = meta.format === 'heif' ? `HEIF (${meta.compression ?? 'unknown'} compression)` : meta.format.toUpperCase();
     throw new ImageDecodeError(label, `is a ${name} image, which is not accepted: only raster images (${ACCEPTED_FORMATS})`);
   }
-  const { width, height } = meta;
+  // sharp's types promise a size; a damaged header can still come without one.
+  const { width, height } = meta as { width?: number; height?: number };
   if (!(width !== undefined && height !== undefined && width > 0 && height > 0)) throw new ImageDecodeError(label, 'is not a readable image (no size in its header)');
   // Only the first page or frame is decoded (sharp's default, made explicit below), so a multi-page TIFF or an
   // animated GIF costs what one frame costs: the limit applies to one frame.

@@ -18,7 +18,7 @@ const RECORDS_VERSION = 1;
 
 export type SplitName = 'train' | 'val';
 
-export interface RecordSplit {
+interface RecordSplit {
   shards: RecordShard[];
   /** The slots whose image decoded, in order: image i of the split is slot rows[i]. */
   rows: Int32Array;

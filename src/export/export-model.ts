@@ -20,7 +20,6 @@ import { storeWeightsAsFloat16 } from './float16-weights';
 import type { ModelCard } from '../portable/model-card';
 import { FileWriter, publish } from './publish';
 
-export { ExportError } from './export-error';
 export type { FileWriter } from './publish';
 
 export interface ExportOptions {

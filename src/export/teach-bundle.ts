@@ -23,10 +23,9 @@ import { largestDifference } from '../util/largest-difference';
 import { outputOf } from '../portable/session-output';
 import { inputSideProblem } from '../data/input-size';
 
-export { TeachExportError } from './teach-error';
 
 /** Writes one whole file (or throws); the bundle's only way of writing, so that tests can make it fail. */
-export type FileWriter = (file: string, data: Uint8Array | string) => void;
+type FileWriter = (file: string, data: Uint8Array | string) => void;
 
 export interface TeachBundleOptions {
   /**

@@ -73,11 +73,14 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
   const checkpoint = readCheckpoint(checkpointFile);
   const meta = checkpoint.metadata;
   if (meta['deepvision.task'] === 'captioning') throw new TeachExportError(`${runDir} is a captioner: the Teach page fine-tunes classifiers`);
-  const normalization = metadataJson(meta, 'deepvision.normalization', checkpointFile) as { mean: number[]; std: number[] };
+  // As read from the file: checked below before it is used as { mean: number[]; std: number[] }.
+  const stored = metadataJson(meta, 'deepvision.normalization', checkpointFile) as { mean?: number[]; std?: number[] } | null;
   const optimizerConfig = metadataJson(meta, 'deepvision.optimizer', checkpointFile) as OptimizerConfig;
-  if (!Array.isArray(normalization?.mean) || !Array.isArray(normalization?.std)) {
+  const [mean, std] = [stored?.mean, stored?.std];
+  if (!Array.isArray(mean) || !Array.isArray(std)) {
     throw new TeachExportError(`${checkpointFile}: its normalization is missing or malformed (was it written by \`deepvision train\`?)`);
   }
+  const normalization = { mean, std };
 
   // Each file shipped is the file validated: read once, decoded, and the same bytes copied into the bundle.
   const trainingBytes = runFile(runDir, 'training_model.onnx');

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { constants as bufferConstants } from 'node:buffer';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
+import { O_NONBLOCK } from '../util/regular-file';
 
 /**
  * The safetensors format (what `safetensors.torch.load_file` reads): an 8-byte little-endian header length, a
@@ -89,7 +90,7 @@ export function readSafetensors(file: string): { tensors: Map<string, NamedTenso
   let fd: number;
   try {
     // Non-blocking, so that opening a FIFO returns at once; the checks below are made on what was opened.
-    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    fd = fs.openSync(file, fs.constants.O_RDONLY | O_NONBLOCK);
   } catch (err) {
     throw new CheckpointError(`${file}: ${describeFsError(err)}`);
   }

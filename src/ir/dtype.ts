@@ -1,5 +1,5 @@
 /** Element types, named as in numpy/PyTorch and numbered as ONNX's TensorProto.DataType. */
-export const DTYPE_CODES = {
+const DTYPE_CODES = {
   float32: 1, uint8: 2, int8: 3, uint16: 4, int16: 5, int32: 6, int64: 7, string: 8, bool: 9, float16: 10,
   float64: 11, uint32: 12, uint64: 13, complex64: 14, complex128: 15, bfloat16: 16, float8e4m3fn: 17,
   float8e4m3fnuz: 18, float8e5m2: 19, float8e5m2fnuz: 20, uint4: 21, int4: 22,
@@ -44,6 +44,6 @@ export function isFloatingDType(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float64' || dtype === 'float16' || dtype === 'bfloat16' || dtype.startsWith('float8');
 }
 
-export function isIntegerDType(dtype: DType): boolean {
+function isIntegerDType(dtype: DType): boolean {
   return /^u?int\d+$/.test(dtype);
 }

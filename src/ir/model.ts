@@ -1,7 +1,7 @@
 import type { onnx } from 'onnx-proto';
 import type { Graph } from './graph';
 
-export interface OpsetImport {
+interface OpsetImport {
   domain: string;
   version: number;
 }

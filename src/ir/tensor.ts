@@ -82,7 +82,7 @@ export class TensorData {
 type TypedConstructor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): NumericArray;
   new (length: number): NumericArray; BYTES_PER_ELEMENT: number };
 
-export function typedConstructor(dtype: DType): TypedConstructor {
+function typedConstructor(dtype: DType): TypedConstructor {
   switch (dtype) {
     case 'float32': return Float32Array;
     case 'float64': return Float64Array;

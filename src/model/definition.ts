@@ -63,7 +63,7 @@ export function defineModel<C extends Config>(definition: ModelDefinition<C>): M
 
 /** Duck-typed check for a graph file's export (the file may have loaded another copy of this module). */
 export function isModelDefinition(value: unknown): value is ModelDefinition {
-  const v = value as Partial<ModelDefinition> | undefined;
+  const v = value as Partial<ModelDefinition> | null | undefined;
   return typeof v === 'object' && v !== null && typeof v.name === 'string' && typeof v.create === 'function'
     && typeof v.inputs === 'function' && typeof v.defaults === 'object';
 }

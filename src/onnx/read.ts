@@ -9,18 +9,18 @@ import { Dim, numElements, UNKNOWN_DIM } from '../ir/shape';
 import { allocTyped, TensorData } from '../ir/tensor';
 import { OnnxFormatError } from './errors';
 import { int64ToBigInt, int64ToNumber, LongLike } from './long';
-import { describeReadFailure, FileReadError, readRegularFile } from '../util/regular-file';
+import { describeReadFailure, FileReadError, O_NONBLOCK, readRegularFile } from '../util/regular-file';
 
 /** IR versions and default-domain opsets deepvision reads (those of onnx 1.2 to 1.18, as onnxruntime 1.30 runs). */
-export const READ_IR_VERSIONS = { min: 3, max: 11 } as const;
-export const READ_OPSETS = { min: 7, max: 23 } as const;
+const READ_IR_VERSIONS = { min: 3, max: 11 } as const;
+const READ_OPSETS = { min: 7, max: 23 } as const;
 
 /**
  * The largest dimension a value may declare. ONNX allows int64, but no tensor JavaScript (or a browser) can
  * allocate has a dimension of 2^31 or more, and a larger number in a file is damage or a trap (a dimension of
  * 3e9 used to reach `new Float32Array` as a RangeError).
  */
-export const MAX_DECLARED_DIM = 2 ** 31 - 1;
+const MAX_DECLARED_DIM = 2 ** 31 - 1;
 
 /** How deeply subgraphs (If, Loop, Scan bodies) may nest; real models use a few levels. */
 const MAX_SUBGRAPH_DEPTH = 64;
@@ -76,11 +76,11 @@ export function decodeModel(bytes: Uint8Array, options: ReadOptions = {}): Model
   return {
     irVersion,
     opsetImports,
-    producerName: proto.producerName ?? '',
-    producerVersion: proto.producerVersion ?? '',
-    domain: proto.domain ?? '',
+    producerName: proto.producerName,
+    producerVersion: proto.producerVersion,
+    domain: proto.domain,
     modelVersion: int64ToNumber(proto.modelVersion),
-    docString: proto.docString ?? '',
+    docString: proto.docString,
     metadata: new Map(proto.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])),
     graph,
     functions: proto.functions,
@@ -357,7 +357,7 @@ function readExternalData(t: onnx.ITensorProto, ctx: ReadContext, name: string, 
   try {
     // Opened before it is measured, so the size checked is that of the file read (not of one swapped in later);
     // non-blocking so that opening a named pipe returns at once and is then refused as not a regular file.
-    fd = fs.openSync(real, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    fd = fs.openSync(real, fs.constants.O_RDONLY | O_NONBLOCK);
     const stat = fs.fstatSync(fd);
     if (stat.isDirectory()) fail(`'${location}' is a folder, not a file`);
     if (!stat.isFile()) fail(`'${location}' is not a regular file`);

@@ -93,7 +93,7 @@ function valueInfoProto(v: Value): onnx.IValueInfoProto {
 }
 
 /** Tensors are written as raw_data (strings, which have no raw form, as string_data). */
-export function tensorToProto(t: TensorData, name = ''): onnx.ITensorProto {
+function tensorToProto(t: TensorData, name = ''): onnx.ITensorProto {
   const proto: onnx.ITensorProto = { name, dataType: dtypeCode(t.dtype), dims: t.dims.map(int64ForEncode) };
   if (t.dtype === 'string') proto.stringData = (t.strings ?? []).map((s) => Buffer.from(s, 'utf8'));
   else proto.rawData = t.bytes;

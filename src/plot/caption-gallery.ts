@@ -53,7 +53,7 @@ export async function renderCaptionGallery(items: readonly GalleryItem[], o: Gal
 }
 
 /** Words into lines of at most `width` characters (a longer word gets a line of its own). */
-export function wrap(text: string, width: number): string[] {
+function wrap(text: string, width: number): string[] {
   const lines: string[] = [];
   let current = '';
   for (const word of text.split(/\s+/).filter(Boolean)) {

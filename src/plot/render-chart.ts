@@ -14,7 +14,7 @@ interface Vega {
 }
 
 /** Renders a Vega-Lite spec to SVG (vega's headless renderer) and to PNG (SVG rasterized by sharp). */
-export async function renderChart(spec: VegaLiteSpec): Promise<{ svg: string; png: Buffer }> {
+async function renderChart(spec: VegaLiteSpec): Promise<{ svg: string; png: Buffer }> {
   const vl = (await importModule('vega-lite')) as VegaLite;
   const vega = (await importModule('vega')) as Vega;
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unnecessary-condition -- this file checks cards read from disk or the network through their declared types: the checks those types call unnecessary are the point */
 /**
  * model.json of an exported captioner: its two generation models (see src/generate/decoder-steps.ts for their
  * contract), the vocabulary that turns token ids into words, the image preprocessing, and how to search. Pure data,
@@ -43,7 +44,7 @@ export function isCaptionerCard(card: unknown): boolean {
 }
 
 /** A file name without a folder: a card must not point a runtime at other paths. */
-export function isPlainFileName(name: unknown): boolean {
+function isPlainFileName(name: unknown): boolean {
   return typeof name === 'string' && /^[\w.-]+$/.test(name) && !/^\.+$/.test(name);
 }
 

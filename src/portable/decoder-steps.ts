@@ -18,7 +18,7 @@ export type { TensorClass };
 export type DecoderState = Record<string, Tensor>;
 
 /** The step model's state inputs (all but `token`) and, for each, the axis named `batch` (-1 where none is). */
-export function stepStateAxes(session: InferenceSession): Map<string, number> {
+function stepStateAxes(session: InferenceSession): Map<string, number> {
   const axes = new Map<string, number>();
   for (const meta of session.inputMetadata) {
     if (meta.name === 'token') continue;
@@ -73,7 +73,7 @@ export function decoderSteps(session: InferenceSession, vocabularySize: number, 
 }
 
 /** The rows `rows` (in that order, repeats allowed) of a float tensor along `axis`. */
-export function gatherRows(t: Tensor, rows: readonly number[], axis: number, TensorOf: TensorClass): Tensor {
+function gatherRows(t: Tensor, rows: readonly number[], axis: number, TensorOf: TensorClass): Tensor {
   const dims = [...t.dims];
   const data = t.data as Float32Array;
   const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);

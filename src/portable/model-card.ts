@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unnecessary-condition -- this file checks cards read from disk or the network through their declared types: the checks those types call unnecessary are the point */
 /**
  * model.json: what a page (or any other runtime) needs to use an exported model: the file, the input it expects and
  * how to make it from an image, the labels of its outputs, and where it came from. Pure data, shared by the CLI and

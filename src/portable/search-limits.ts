@@ -23,7 +23,7 @@ export function beamProblem(beam: number, vocabularySize?: number): string | und
 }
 
 /** Why a caption length in tokens (<start> and <end> included) cannot be used, or undefined if it can. */
-export function captionTokensProblem(tokens: number): string | undefined {
+function captionTokensProblem(tokens: number): string | undefined {
   if (!Number.isSafeInteger(tokens) || tokens < 3) return `captions must have a whole number of tokens from 3 (<start>, a word, <end>) to ${MAX_CAPTION_TOKENS}, got ${tokens}`;
   if (tokens > MAX_CAPTION_TOKENS) return `captions of ${tokens} tokens are longer than the ${MAX_CAPTION_TOKENS} supported`;
   return undefined;

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unnecessary-condition -- this file checks cards read from disk or the network through their declared types: the checks those types call unnecessary are the point */
 /**
  * teach.json: what the page's Teach mode needs to train a new head on a frozen backbone: the backbone as a feature
  * model, one set of head artifacts (training, optimizer, evaluation, inference graphs and initial parameters) per

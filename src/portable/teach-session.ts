@@ -87,7 +87,7 @@ export function selectRows(set: FeatureSet, indices: readonly number[]): Feature
 }
 
 /** A head's or a model's training state: its parameters (and buffers) from the bundle's init file, its optimizer slots at zero. */
-export function initialState(head: TrainableSpec, init: ArrayBuffer, graphs: StepGraphs, TensorOf: TensorClass): Map<string, Tensor> {
+function initialState(head: TrainableSpec, init: ArrayBuffer, graphs: StepGraphs, TensorOf: TensorClass): Map<string, Tensor> {
   const state = new Map<string, Tensor>();
   const values = new Float32Array(init);
   let at = 0;

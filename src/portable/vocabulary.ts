@@ -9,7 +9,7 @@ export const PAD = 0;
 export const START = 1;
 export const END = 2;
 export const UNK = 3;
-export const SPECIAL_TOKENS: readonly string[] = ['<pad>', '<start>', '<end>', '<unk>'];
+const SPECIAL_TOKENS: readonly string[] = ['<pad>', '<start>', '<end>', '<unk>'];
 
 const FORMAT = 'deepvision-vocabulary';
 const VERSION = 1;
@@ -134,7 +134,7 @@ export class Vocabulary {
     const seen = new Set<string>();
     for (let i = SPECIAL_TOKENS.length; i < tokens.length; i++) {
       const t: unknown = tokens[i];
-      if (typeof t !== 'string' || !isToken(t)) throw bad(`token ${i} (${JSON.stringify(t)?.slice(0, 40)}) is not a word of lower-case letters`);
+      if (typeof t !== 'string' || !isToken(t)) throw bad(`token ${i} (${(JSON.stringify(t) as string | undefined)?.slice(0, 40)}) is not a word of lower-case letters`);
       if (seen.has(t)) throw bad(`'${t}' appears twice`);
       seen.add(t);
     }

@@ -159,7 +159,7 @@ export class CaptionModel {
     const failed = created.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) {
       // The one that did load is released: nothing is left behind by a refused captioner.
-      await Promise.all(created.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined)));
+      await Promise.all(created.flatMap((r) => (r.status === 'fulfilled' ? [r.value.release()] : [])));
       throw new UserError(`onnxruntime rejected the captioner in ${where}: ${(failed.reason as Error).message.split('\n')[0]}`);
     }
     const sessions = created.map((r) => (r as PromiseFulfilledResult<ort.InferenceSession>).value);

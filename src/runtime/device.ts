@@ -6,7 +6,7 @@ import * as F from '../dsl/functional';
 import { encodeModel } from '../onnx/write';
 
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | 'webgpu';
-export type Device = Exclude<DeviceRequest, 'auto'>;
+type Device = Exclude<DeviceRequest, 'auto'>;
 
 export interface DeviceChoice {
   device: Device;

@@ -8,7 +8,7 @@ import { outputOf } from '../portable/session-output';
 import { UserError } from '../util/user-error';
 import { FileReadError, readRegularText } from '../util/regular-file';
 
-export class PredictorError extends UserError {}
+class PredictorError extends UserError {}
 
 /**
  * The ONNX file model.json names, which must lie inside the model's folder: a card from elsewhere must not make

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { listModels } from '../export/model-index';
+import { O_NONBLOCK } from '../util/regular-file';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -38,7 +39,7 @@ export function demoServerOptions(): Pick<StaticServerOptions, 'root' | 'mounts'
  * backslash, no `..` segment, and (after following symbolic links) still inside the root. A root or file that does
  * not exist (or vanishes meanwhile) is undefined too.
  */
-export function resolveInside(root: string, urlPath: string): string | undefined {
+function resolveInside(root: string, urlPath: string): string | undefined {
   let decoded: string;
   try {
     decoded = decodeURIComponent(urlPath);
@@ -198,7 +199,7 @@ const NOT_SERVABLE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 
 async function openRegularFile(file: string): Promise<{ handle: fsp.FileHandle; size: number } | undefined> {
   let handle: fsp.FileHandle;
   try {
-    handle = await fsp.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    handle = await fsp.open(file, fs.constants.O_RDONLY | O_NONBLOCK);
   } catch (err) {
     // Gone since it was resolved, no permission, a socket, or a folder on systems that refuse to open one: not
     // found. Anything else (out of descriptors, an I/O error) is the server's trouble: 500.

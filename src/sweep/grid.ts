@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { UserError } from '../util/user-error';
 
 /** A value of a `deepvision train` option in a sweep file: a flag's value, true for a bare flag, null/false to omit. */
-export type OptionValue = string | number | boolean | null | Record<string, string | number | boolean>;
+type OptionValue = string | number | boolean | null | Record<string, string | number | boolean>;
 
 /**
  * A sweep file: options shared by every run (`base`), a grid whose cartesian product makes runs, and/or explicit
@@ -24,11 +24,12 @@ export interface PlannedRun {
 
 const PATH_OPTIONS = new Set(['graph', 'data', 'cache-dir']);
 
-export class SweepSpecError extends UserError {}
+class SweepSpecError extends UserError {}
 
 /** Expands a sweep file into its runs, in order: the grid's product (last key varying fastest), then the listed runs. */
-export function planSweep(spec: SweepSpec, specDir: string): PlannedRun[] {
-  if (typeof spec !== 'object' || spec === null) throw new SweepSpecError('a sweep file holds a JSON object with base, grid and/or runs');
+export function planSweep(parsed: unknown, specDir: string): PlannedRun[] {
+  if (typeof parsed !== 'object' || parsed === null) throw new SweepSpecError('a sweep file holds a JSON object with base, grid and/or runs');
+  const spec = parsed as SweepSpec;
   const unknownKeys = Object.keys(spec).filter((k) => !['name', 'base', 'grid', 'runs', 'description'].includes(k));
   if (unknownKeys.length > 0) throw new SweepSpecError(`unknown sweep keys: ${unknownKeys.join(', ')} (expected base, grid, runs)`);
   const base = spec.base ?? {};
@@ -42,7 +43,7 @@ export function planSweep(spec: SweepSpec, specDir: string): PlannedRun[] {
   }
   for (const [i, r] of (spec.runs ?? []).entries()) {
     const { name, ...options } = r;
-    planned.push({ name: name ?? nameFor(options) ?? `run-${i + 1}`, options: { ...base, ...options } });
+    planned.push({ name: name ?? nameFor(options), options: { ...base, ...options } });
   }
   if (planned.length === 0) throw new SweepSpecError('the sweep file has no runs: give a grid or a list of runs');
   const seen = new Set<string>();

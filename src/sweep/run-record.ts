@@ -7,7 +7,7 @@ import { FileReadError, readRegularText } from '../util/regular-file';
 // `deepvision plot` reads summaries through this module too; the one definition is the trainer's.
 export { readRunSummary as readSummary } from '../train/run-summary';
 
-export class RunRecordError extends UserError {}
+class RunRecordError extends UserError {}
 
 /** Epoch metrics from a metrics.jsonl (the last line per epoch wins, so a re-run into the same folder reads cleanly). */
 export function readMetrics(file: string): EpochMetrics[] {

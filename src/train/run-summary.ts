@@ -105,5 +105,5 @@ function summaryProblem(value: unknown): string | undefined {
     ['seconds', isNumber],
   ];
   const bad = checks.find(([key, ok]) => !ok(s[key]));
-  return bad === undefined ? undefined : `'${bad[0]}' is ${bad[0] in s ? `invalid (${JSON.stringify(s[bad[0]])?.slice(0, 60)})` : 'missing'}`;
+  return bad === undefined ? undefined : `'${bad[0]}' is ${bad[0] in s ? `invalid (${(JSON.stringify(s[bad[0]]) as string | undefined)?.slice(0, 60)})` : 'missing'}`;
 }

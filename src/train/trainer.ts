@@ -14,7 +14,7 @@ import { TrainingState } from './training-state';
 export { evaluate } from './evaluation';
 export { TrainingError } from './training-error';
 export type { EpochMetrics } from '../metrics/epoch-metrics';
-export type { StopReason, TrainOptions, TrainResult } from './options';
+export type { TrainOptions, TrainResult } from './options';
 
 /**
  * Trains a classifier with the generated training graph and optimizer graph in onnxruntime-node: seeded

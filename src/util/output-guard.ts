@@ -4,7 +4,7 @@ import { fileBlockingPath, WriteError } from './atomic-write';
 import { UserError } from './user-error';
 
 /** An output option that names one of the command's inputs: writing it would destroy the input. */
-export class OverwriteError extends UserError {}
+class OverwriteError extends UserError {}
 
 /** A path as given (a Buffer for a name that is not valid UTF-8). */
 type FilePath = string | Buffer;

@@ -45,7 +45,7 @@ export function describeReadFailure(err: unknown): string {
 }
 
 /** Throws unless `file`, with its links resolved, lies inside `folder` (also resolved). */
-export function assertInsideFolder(file: FilePath, folder: string, what = 'file'): void {
+function assertInsideFolder(file: FilePath, folder: string, what = 'file'): void {
   let real: string;
   let base: string;
   try {
@@ -78,8 +78,11 @@ function openFailure(err: unknown, file: FilePath, o: RegularFileOptions): FileR
   return new FileReadError(shown(file), `cannot read the ${what}: ${describeReadFailure(err)}`);
 }
 
+/** O_NONBLOCK where the platform has it (Node's types promise it; Windows has none). */
+export const O_NONBLOCK = (fs.constants as { O_NONBLOCK?: number }).O_NONBLOCK ?? 0;
+
 /** Non-blocking, so that opening a named pipe returns at once (and is then refused); regular files ignore the flag. */
-const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0);
+const OPEN_FLAGS = fs.constants.O_RDONLY | O_NONBLOCK;
 
 /**
  * Opens `file` for reading if it is a regular file and returns its descriptor and size; the caller closes it.

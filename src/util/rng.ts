@@ -106,7 +106,7 @@ function rotl(x: number, k: number): number {
 }
 
 /** FNV-1a over the UTF-16 code units: a stable 32-bit hash for seeding. */
-export function hashString(text: string): number {
+function hashString(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

@@ -70,9 +70,9 @@ function probeInChild(name: keyof typeof PROBES): string | undefined {
     ".then((r) => process.stdout.write('\\nPROBE ' + JSON.stringify({ missing: r ?? null }) + '\\n'));",
   ].join('');
   const run = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  const line = run.stdout?.split('\n').find((l) => l.startsWith('PROBE '));
+  const line = (run.stdout as string | null)?.split('\n').find((l) => l.startsWith('PROBE '));
   const missing = line === undefined
-    ? `the probe did not finish (exit ${run.status ?? run.signal}): ${(run.stderr ?? '').trim().split('\n').pop() ?? ''}`
+    ? `the probe did not finish (exit ${run.status ?? run.signal}): ${((run.stderr as string | null) ?? '').trim().split('\n').pop() ?? ''}`
     : (JSON.parse(line.slice('PROBE '.length)) as { missing: string | null }).missing ?? undefined;
   childResults.set(name, missing);
   return missing;

@@ -335,9 +335,9 @@ async function start(): Promise<void> {
       const button = document.createElement('button');
       button.title = s.caption;
       button.append(Object.assign(document.createElement('img'), { src: `samples/${s.file}`, alt: s.caption }));
-      button.addEventListener('click', async () => {
-        const response = await fetch(`samples/${s.file}`);
-        await useImage(await response.blob(), s.file);
+      // A sample that cannot be fetched (the server stopped) is an error line, not an unhandled rejection.
+      button.addEventListener('click', () => {
+        fetch(`samples/${s.file}`).then((response) => response.blob()).then((blob) => useImage(blob, s.file)).catch((err: unknown) => showError(errorMessage(err)));
       });
       samples.append(button);
     }

@@ -33,15 +33,15 @@ export interface CaptionSource {
 export class CaptionSourceError extends DataSourceError {}
 
 /** 256 MiB: COCO's largest caption file (train2017) is 92 MB; a bigger "caption file" is not one. */
-export const MAX_CAPTION_FILE_BYTES = 256 * 1024 * 1024;
+const MAX_CAPTION_FILE_BYTES = 256 * 1024 * 1024;
 
 /** Why something was left out, in the singular and the plural (FolderListing's notice lines). */
-export interface Reason {
+interface Reason {
   one: string;
   many: string;
 }
 
-export const SKIP_CAPTION = {
+const SKIP_CAPTION = {
   noWords: { one: 'caption without any letters', many: 'captions without any letters' },
   missingImage: {
     one: 'image that the captions name but that does not exist (its captions skipped)',
@@ -51,7 +51,7 @@ export const SKIP_CAPTION = {
 } satisfies Record<string, Reason>;
 
 /** A name an index file may use: one path component, so that joining it cannot leave its folder. */
-export function plainName(name: string): boolean {
+function plainName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/.test(name);
 }
 

@@ -15,9 +15,9 @@ import { tokenize } from '../../portable/tokenize';
 import { Vocabulary } from '../../portable/vocabulary';
 
 /** Words must occur this often in the training captions to get an id (the usual Flickr8k/COCO threshold). */
-export const DEFAULT_MIN_COUNT = 5;
+const DEFAULT_MIN_COUNT = 5;
 /** 22 ids: <start>, 20 words, <end>. Cuts 1.5 % of Flickr8k's captions (median 10 words, 99th percentile 22). */
-export const DEFAULT_MAX_LENGTH = 22;
+const DEFAULT_MAX_LENGTH = 22;
 
 export interface CaptionDataOptions {
   imageSize: number;

@@ -9,7 +9,7 @@ interface Reason {
   many: string;
 }
 
-export const SKIP = {
+const SKIP = {
   outside: { one: 'symbolic link that points outside the data folder', many: 'symbolic links that point outside the data folder' },
   broken: { one: 'broken symbolic link', many: 'broken symbolic links' },
   loop: { one: 'symbolic link that loops back to a folder containing it', many: 'symbolic links that loop back to a folder containing them' },

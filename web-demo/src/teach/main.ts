@@ -292,7 +292,7 @@ async function train(): Promise<void> {
     });
     const trainSeconds = (performance.now() - trainStarted) / 1000;
     const stepSeconds = reports.reduce((t, r) => t + r.seconds, 0);
-    const last = reports[reports.length - 1];
+    const last = reports.at(-1);
     taught = next;
     speedLine.dataset.mode = mode;
     speedLine.dataset.featureMs = String(featureMs ?? '');
@@ -307,7 +307,9 @@ async function train(): Promise<void> {
     // The download first: 'trained' must mean ready, with nothing awaited between it and clearing `busy` (a
     // classification asked for in between would otherwise be turned away).
     await offerDownload(next, last, images.length);
-    setStatus(stopRequested ? 'stopped' : 'trained', `${stopRequested ? 'Stopped' : verb} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
+    // The Stop button sets it while training awaits (the compiler, seeing the reset above, would assume it false).
+    const stopped = (stopRequested as boolean);
+    setStatus(stopped ? 'stopped' : 'trained', `${stopped ? 'Stopped' : verb} after ${reports.length} epochs${accuracy}. Classify new images or download the model below.`);
   } catch (err) {
     // A trainer that never became the taught model is of no further use: free its sessions.
     if (next !== undefined && next !== taught) await next.trainer.release().catch(() => undefined);
