@@ -4,8 +4,9 @@ import { isFloatingDType } from '../ir/dtype';
 import type { Node, Value } from '../ir/graph';
 import { formatShape, isStatic } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
-import { isKnownOp, OPS } from '../ops/registry';
-import { GradContext, NO_GRADIENT } from '../ops/types';
+import { isKnownOp } from '../ops/registry';
+import { GradContext, NO_GRADIENT } from './gradient-rule';
+import { GRADIENT_RULES } from './gradient-rules';
 import { zerosLike } from './helpers';
 
 /** A gradient rule that failed or produced a tensor of the wrong shape, naming the forward node. */
@@ -55,7 +56,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
       const scope = `backward${node.origin?.scope ? `/${node.origin.scope}` : ''}`;
       const where = `${node.opType} '${node.name}'${node.origin ? ` (${node.origin.op} in '${node.origin.scope || b.graph.name}')` : ''}`;
       if (!isKnownOp(node.opType) || node.domain !== '') throw new GradientError(`no gradient rule for ${node.domain ? `${node.domain}.` : ''}${node.opType} (node '${node.name}')`);
-      const rule = OPS[node.opType].grad;
+      const rule = GRADIENT_RULES[node.opType];
       if (rule === NO_GRADIENT) continue;
       const ctx = gradContext(b, node, outputGrads, needs);
       b.withScope(scope, () => {
@@ -95,7 +96,7 @@ export function addGradientOutputs(loss: Tensor, wrt: readonly Tensor[]): Tensor
 function forwardReach(nodes: readonly Node[], start: Set<Value>): Set<Value> {
   const reach = new Set(start);
   for (const node of nodes) {
-    if (isKnownOp(node.opType) && OPS[node.opType].grad === NO_GRADIENT) continue;
+    if (isKnownOp(node.opType) && GRADIENT_RULES[node.opType] === NO_GRADIENT) continue;
     if (node.inputs.some((v) => v !== undefined && reach.has(v))) node.outputs.forEach((o) => o && reach.add(o));
   }
   return reach;

@@ -5,7 +5,7 @@ import { Model, WRITE_IR_VERSION, WRITE_OPSET } from '../ir/model';
 import { Dim, formatShape, Shape } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
 import { inferContextFor } from '../ops/infer-context';
-import { OPS, OpType } from '../ops/registry';
+import { OpType, SHAPE_RULES } from '../ops/registry';
 import { ShapeError } from '../ops/types';
 
 /** Training graphs run dropout and batch statistics; eval graphs do not. */
@@ -218,7 +218,7 @@ export class GraphBuilder {
     for (let i = 0; i < outputCount; i++) node.outputs.push(undefined);
     let types;
     try {
-      types = OPS[opType].infer(inferContextFor(node, (name) => this.known.get(name), (name) => this.shapeValues.get(name)));
+      types = SHAPE_RULES[opType].infer(inferContextFor(node, (name) => this.known.get(name), (name) => this.shapeValues.get(name)));
     } catch (err) {
       if (err instanceof ShapeError) {
         const shapes = inputs.map((t) => (t === undefined ? '-' : `${t.dtype}[${t.shape.join(', ')}]`)).join(', ');

@@ -2,7 +2,7 @@ import type { Model } from '../ir/model';
 import { defaultOpset } from '../ir/model';
 import type { Dim } from '../ir/shape';
 import { TensorData } from '../ir/tensor';
-import { OPS } from '../ops/registry';
+import { SHAPE_RULES } from '../ops/registry';
 import { UserError } from '../util/user-error';
 import { ImportFormError, OpForm, opset17Form } from './op-forms';
 
@@ -85,7 +85,7 @@ export function importGraph(model: Model, source: string, output?: string): Impo
     if (clamp !== undefined) stack.push(clamp.input);
     else for (const v of node.inputs) if (v !== undefined) stack.push(v.name);
   }
-  const unsupported = [...new Set([...needed].filter((n) => !clamps.has(n)).map((n) => n.opType).filter((op) => !(op in OPS)))];
+  const unsupported = [...new Set([...needed].filter((n) => !clamps.has(n)).map((n) => n.opType).filter((op) => !(op in SHAPE_RULES)))];
   if (unsupported.length > 0) throw new ImportError(`${source}: deepvision cannot import or differentiate ${unsupported.join(', ')} (cut the model before ${unsupported.length === 1 ? 'it' : 'them'} with output: or --cut)`);
 
   const known = (name: string) => initializers.get(name);

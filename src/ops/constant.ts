@@ -1,7 +1,7 @@
-import { NO_GRADIENT, OpRule } from './types';
+import type { ShapeRule } from './types';
 
 /** Constant: the `value` tensor attribute (the DSL writes constants as initializers, but files may use nodes). */
-export const Constant: OpRule = {
+export const Constant: ShapeRule = {
   infer(ctx) {
     const t = ctx.tensor('value');
     if (t !== undefined) return [{ dtype: t.dtype, shape: t.dims }];
@@ -13,5 +13,4 @@ export const Constant: OpRule = {
     if (ints !== undefined) return [{ dtype: 'int64', shape: [ints.length] }];
     return ctx.fail('only value, value_float, value_int and value_ints constants are supported');
   },
-  grad: NO_GRADIENT,
 };

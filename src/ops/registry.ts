@@ -1,51 +1,57 @@
+/**
+ * The shape table: every ONNX op (default domain, opset 17) the DSL and the gradient builder can emit, with its
+ * shape rule. This layer knows shapes only; gradients live above the DSL, in src/autodiff.
+ *
+ * Adding an op (Elu, say) is four edits (the rules themselves aside, one line each). GRADIENT_RULES and PER_IMAGE_OPS
+ * are keyed by OpType, so the compiler refuses a row missing there, and the DSL can only emit ops of this table:
+ *   1. its row here: a shape rule from its family file in src/ops, or a shared one such as unary(true);
+ *   2. its row in GRADIENT_RULES (src/autodiff/gradient-rules.ts): its rule, written in
+ *      src/autodiff/rules/<family>.ts, or NO_GRADIENT;
+ *   3. its row in PER_IMAGE_OPS (src/ops/per-image.ts): whether it computes each image's result from that image
+ *      alone;
+ *   4. its DSL function in src/dsl/functional.ts (F.elu), which emits it.
+ */
 import { Constant } from './constant';
 import { Conv, ConvTranspose } from './conv';
-import {
-  Add, binary, Cast, Clip, Div, GRADS, LeakyRelu, LogSoftmax, Max, Min, Mul, Not, Pow, Softmax, Sub, unary, Where,
-} from './elementwise';
+import { binary, Cast, Clip, Not, Softmax, unary, Where } from './elementwise';
 import { Gemm, MatMul } from './matmul';
 import { BatchNormalization, Dropout } from './normalization';
-import { AveragePool, GlobalAveragePool, GlobalMaxPool, MaxPool } from './pool';
-import { ReduceMax, ReduceMean, ReduceProd, ReduceSum, ReduceSumSquare } from './reduce';
+import { GlobalPool, WindowPool } from './pool';
+import { reduce } from './reduce';
 import {
   Concat, ConstantOfShape, Expand, Flatten, Gather, Pad, Reshape, Resize, Scatter, Shape_, Slice, Split, Squeeze,
   Transpose, Unsqueeze,
 } from './reshape';
-import { NO_GRADIENT, OpRule } from './types';
+import type { ShapeRule } from './types';
 
-/**
- * Every ONNX op (default domain, opset 17) the DSL and the gradient builder can emit, each with its shape rule and
- * its gradient rule (or NO_GRADIENT). The compiler checks that every row has both; adding an op means adding its
- * row here and its rules beside the others of its family.
- */
-export const OPS = {
+export const SHAPE_RULES = {
   // element-wise
-  Identity: unary(false, GRADS.Identity),
-  Neg: unary(false, GRADS.Neg),
-  Abs: unary(false, GRADS.Abs),
-  Relu: unary(true, GRADS.Relu),
-  LeakyRelu,
-  Sigmoid: unary(true, GRADS.Sigmoid),
-  Tanh: unary(true, GRADS.Tanh),
-  Exp: unary(true, GRADS.Exp),
-  Log: unary(true, GRADS.Log),
-  Sqrt: unary(true, GRADS.Sqrt),
-  Reciprocal: unary(true, GRADS.Reciprocal),
-  Erf: unary(true, GRADS.Erf),
-  // Piecewise constant: its derivative is 0 wherever it exists.
-  Sign: unary(false, NO_GRADIENT),
+  Identity: unary(false),
+  Neg: unary(false),
+  Abs: unary(false),
+  Relu: unary(true),
+  LeakyRelu: unary(true),
+  Sigmoid: unary(true),
+  Tanh: unary(true),
+  Exp: unary(true),
+  Log: unary(true),
+  Sqrt: unary(true),
+  Reciprocal: unary(true),
+  Erf: unary(true),
+  Sign: unary(false),
   Softmax,
-  LogSoftmax,
-  Add,
-  Sub,
-  Mul,
-  Div,
-  Pow,
-  Max,
-  Min,
-  Equal: binary(NO_GRADIENT, 'bool'),
-  Less: binary(NO_GRADIENT, 'bool'),
-  Greater: binary(NO_GRADIENT, 'bool'),
+  LogSoftmax: Softmax,
+  Add: binary(),
+  Sub: binary(),
+  Mul: binary(),
+  Div: binary(),
+  // The exponent may have another type than the base.
+  Pow: binary(undefined, false),
+  Max: binary(),
+  Min: binary(),
+  Equal: binary('bool'),
+  Less: binary('bool'),
+  Greater: binary('bool'),
   Not,
   Where,
   Clip,
@@ -55,10 +61,10 @@ export const OPS = {
   Gemm,
   Conv,
   ConvTranspose,
-  MaxPool,
-  AveragePool,
-  GlobalAveragePool,
-  GlobalMaxPool,
+  MaxPool: WindowPool,
+  AveragePool: WindowPool,
+  GlobalAveragePool: GlobalPool,
+  GlobalMaxPool: GlobalPool,
   BatchNormalization,
   Dropout,
   // shapes and indexing
@@ -79,16 +85,16 @@ export const OPS = {
   Shape: Shape_,
   Constant,
   ConstantOfShape,
-  // reductions
-  ReduceSum,
-  ReduceMean,
-  ReduceMax,
-  ReduceProd,
-  ReduceSumSquare,
-} satisfies Record<string, OpRule>;
+  // reductions: ReduceSum takes its axes as an input (opset 13), the others as an attribute (until opset 18)
+  ReduceSum: reduce('input'),
+  ReduceMean: reduce('attribute'),
+  ReduceMax: reduce('attribute'),
+  ReduceProd: reduce('attribute'),
+  ReduceSumSquare: reduce('attribute'),
+} satisfies Record<string, ShapeRule>;
 
-export type OpType = keyof typeof OPS;
+export type OpType = keyof typeof SHAPE_RULES;
 
 export function isKnownOp(opType: string): opType is OpType {
-  return Object.prototype.hasOwnProperty.call(OPS, opType);
+  return Object.prototype.hasOwnProperty.call(SHAPE_RULES, opType);
 }

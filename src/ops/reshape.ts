@@ -1,17 +1,10 @@
-import { once, reshapeLike, shapeOf, unbroadcast, zerosLike } from '../autodiff/helpers';
-import * as F from '../dsl/functional';
-import type { Tensor } from '../dsl/builder';
-import { Dim, dimProduct, dimsCompatible, formatShape, isStatic, Shape, UNKNOWN_DIM } from '../ir/shape';
-import { TensorData } from '../ir/tensor';
+import { Dim, dimProduct, dimsCompatible, formatShape, Shape, UNKNOWN_DIM } from '../ir/shape';
 import { axisOrFail, broadcastOrFail, constantInts } from './common';
 import { describe } from './infer-context';
-import { GradContext, GradRule, InferContext, NO_GRADIENT, OpRule } from './types';
-
-/** Ops that only rearrange the same elements into another shape: the gradient is reshaped back. */
-const reshapeBack: GradRule = (ctx) => [() => reshapeLike(ctx.outputGrad(), ctx.input(0))];
+import type { InferContext, ShapeRule } from './types';
 
 /** Flatten: [d0..dk-1, dk..] -> [prod(d0..dk-1), prod(dk..)]. */
-export const Flatten: OpRule = {
+export const Flatten: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const rank = x.shape.length;
@@ -20,11 +13,10 @@ export const Flatten: OpRule = {
     if (a < 0 || a > rank) ctx.fail(`axis ${axis} is out of range for input ${describe(x)}`);
     return [{ dtype: x.dtype, shape: [dimProduct(x.shape.slice(0, a)), dimProduct(x.shape.slice(a))] }];
   },
-  grad: reshapeBack,
 };
 
 /** Reshape with a shape known at build time: 0 copies the input dim, -1 takes what is left. */
-export const Reshape: OpRule = {
+export const Reshape: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const target = constantInts(ctx, 1);
@@ -37,7 +29,6 @@ export const Reshape: OpRule = {
     }
     return [{ dtype: x.dtype, shape: reshapeDims(ctx, x.shape, target, ctx.int('allowzero', 0) === 1) }];
   },
-  grad: reshapeBack,
 };
 
 function reshapeDims(ctx: InferContext, input: Shape, target: number[], allowZero: boolean): Dim[] {
@@ -78,7 +69,7 @@ function reshapeDims(ctx: InferContext, input: Shape, target: number[], allowZer
   return out;
 }
 
-export const Transpose: OpRule = {
+export const Transpose: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const rank = x.shape.length;
@@ -87,15 +78,9 @@ export const Transpose: OpRule = {
     if (perm.length !== rank || sorted.some((p, i) => p !== i)) ctx.fail(`perm [${perm}] is not a permutation of the ${rank} axes of ${describe(x)}`);
     return [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]!) }];
   },
-  grad: (ctx) => [() => {
-    const perm = ctx.ints('perm') ?? [...Array(ctx.input(0).rank).keys()].reverse();
-    const inverse = new Array<number>(perm.length);
-    perm.forEach((p, i) => (inverse[p] = i));
-    return F.transpose(ctx.outputGrad(), inverse);
-  }],
 };
 
-export const Concat: OpRule = {
+export const Concat: ShapeRule = {
   infer(ctx) {
     const parts = ctx.inputs.map((_, i) => ctx.input(i, `input ${i}`));
     if (parts.length === 0) ctx.fail('needs at least one input');
@@ -114,21 +99,10 @@ export const Concat: OpRule = {
     shape[axis] = total;
     return [{ dtype: first.dtype, shape }];
   },
-  // One Split of the gradient serves every input.
-  grad: (ctx) => {
-    const inputs = ctx.node.inputs.map((_, i) => ctx.input(i));
-    const axis = ctx.int('axis', 0);
-    const pieces = once(() => {
-      const sizes = inputs.map((t) => t.dim(axis));
-      if (!sizes.every((d) => typeof d === 'number')) throw new Error('the Concat gradient needs static sizes along the concat axis');
-      return F.split(ctx.outputGrad(), sizes as number[], axis);
-    });
-    return inputs.map((_, i) => () => pieces()[i]!);
-  },
 };
 
 /** Split (opset 13): sizes from the optional `split` input, else equal parts, one per output. */
-export const Split: OpRule = {
+export const Split: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const axis = axisOrFail(ctx, ctx.int('axis', 0), x.shape.length);
@@ -149,12 +123,10 @@ export const Split: OpRule = {
       return { dtype: x.dtype, shape };
     });
   },
-  // Outputs that no gradient reaches contribute zeros.
-  grad: (ctx) => [() => F.concat(ctx.node.outputs.map((_, i) => ctx.gradOutput(i) ?? zerosLike(ctx.output(i))), ctx.int('axis', 0))],
 };
 
 /** Slice (opset 13) with starts/ends/axes/steps known at build time; indices clamp as in numpy. */
-export const Slice: OpRule = {
+export const Slice: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const rank = x.shape.length;
@@ -186,52 +158,10 @@ export const Slice: OpRule = {
     });
     return [{ dtype: x.dtype, shape }];
   },
-  grad: (ctx) => [() => sliceGrad(ctx)],
 };
 
-/**
- * dX of a Slice: the gradient placed back where the slice came from, zeros elsewhere. Unit steps are one Pad;
- * other steps scatter along their axis first (positions computed at build time).
- */
-function sliceGrad(ctx: GradContext): Tensor {
-  const x = ctx.input(0);
-  const b = x.builder;
-  const starts = ctx.requireConstant(1, 'starts').toNumbers();
-  const ends = ctx.requireConstant(2, 'ends').toNumbers();
-  const axes = ctx.node.inputs[3] ? ctx.requireConstant(3, 'axes').toNumbers() : starts.map((_, i) => i);
-  const steps = ctx.node.inputs[4] ? ctx.requireConstant(4, 'steps').toNumbers() : starts.map(() => 1);
-  let g = ctx.outputGrad();
-  const padBegin = new Array<number>(x.rank).fill(0);
-  const padEnd = new Array<number>(x.rank).fill(0);
-  axes.forEach((rawAxis, i) => {
-    const axis = rawAxis < 0 ? rawAxis + x.rank : rawAxis;
-    const dim = x.dim(axis);
-    if (typeof dim !== 'number') throw new Error('the Slice gradient needs static sizes along sliced axes');
-    const step = steps[i]!;
-    const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);
-    const resolve = (v: number) => (v < 0 ? v + dim : v);
-    const [lo, hi] = step > 0 ? [0, dim] : [-1, dim - 1];
-    const start = clamp(resolve(starts[i]!), lo, hi);
-    const count = Number(g.dim(axis));
-    if (step === 1) {
-      padBegin[axis] = start;
-      padEnd[axis] = dim - start - count;
-      return;
-    }
-    const positions = Array.from({ length: count }, (_, k) => start + k * step);
-    const indexShape = g.shape.map((d, k) => (k === axis ? count : 1));
-    const indices = b.op('Expand', [b.constant(TensorData.int64(indexShape, positions)), shapeOf(g)], {}, 'slice');
-    const fullShape = g.shape.map((d, k) => (k === axis ? dim : d));
-    if (!isStatic(fullShape)) throw new Error('the gradient of a strided Slice needs static shapes');
-    const zeros = b.op('ConstantOfShape', [b.ints(fullShape)], { value: TensorData.fromArray(g.dtype, [1], [0]) }, 'slice');
-    g = b.op('ScatterElements', [zeros, indices, g], { axis }, 'slice');
-  });
-  if (padBegin.every((p) => p === 0) && padEnd.every((p) => p === 0)) return g;
-  return b.op('Pad', [g, b.ints([...padBegin, ...padEnd])], {}, 'slice');
-}
-
 /** Gather along an axis: data.shape[:axis] + indices.shape + data.shape[axis+1:]. */
-export const Gather: OpRule = {
+export const Gather: ShapeRule = {
   infer(ctx) {
     const data = ctx.input(0, 'data');
     const indices = ctx.input(1, 'indices');
@@ -239,43 +169,10 @@ export const Gather: OpRule = {
     const axis = axisOrFail(ctx, ctx.int('axis', 0), data.shape.length);
     return [{ dtype: data.dtype, shape: [...data.shape.slice(0, axis), ...indices.shape, ...data.shape.slice(axis + 1)] }];
   },
-  grad: (ctx) => [() => gatherGrad(ctx), undefined],
 };
 
-/**
- * dData of a Gather: the gradient rows added into a zero tensor at the gathered indices (ScatterND with
- * reduction 'add', so repeated indices accumulate, as embedding lookups need). Other axes are moved to the front
- * and back with Transposes.
- */
-function gatherGrad(ctx: GradContext): Tensor {
-  const data = ctx.input(0);
-  const b = data.builder;
-  const axis = ctx.int('axis', 0) < 0 ? ctx.int('axis', 0) + data.rank : ctx.int('axis', 0);
-  const indices = ctx.input(1);
-  const q = indices.rank;
-  let g = ctx.outputGrad();
-  // Negative indices count from the end; ScatterND wants them in range.
-  const size = data.dim(axis);
-  if (typeof size !== 'number') throw new Error('the Gather gradient needs a static size along the gathered axis');
-  let idx = indices.dtype === 'int64' ? indices : F.cast(indices, 'int64');
-  idx = F.where(F.less(idx, 0), F.add(idx, size), idx);
-  const otherDims = [...data.shape.slice(0, axis), ...data.shape.slice(axis + 1)];
-  if (axis !== 0) {
-    const perm = [...Array(q).keys()].map((k) => k + axis);
-    const rest = [...Array(g.rank).keys()].filter((k) => k < axis || k >= axis + q);
-    g = F.transpose(g, [...perm, ...rest]);
-  }
-  const front = [size, ...otherDims];
-  if (!isStatic(front)) throw new Error('the Gather gradient needs a static data shape');
-  const zeros = b.op('ConstantOfShape', [b.ints(front)], { value: TensorData.fromArray(g.dtype, [1], [0]) }, 'gather');
-  const summed = b.op('ScatterND', [zeros, F.unsqueeze(idx, [q]), g], { reduction: 'add' }, 'gather');
-  if (axis === 0) return summed;
-  const back = [...Array(data.rank).keys()].map((k) => (k < axis ? k + 1 : k === axis ? 0 : k));
-  return F.transpose(summed, back);
-}
-
 /** Unsqueeze (opset 13): axes input, counted in the output's rank. */
-export const Unsqueeze: OpRule = {
+export const Unsqueeze: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const axes = constantInts(ctx, 1);
@@ -286,11 +183,10 @@ export const Unsqueeze: OpRule = {
     const rest = [...x.shape];
     return [{ dtype: x.dtype, shape: [...Array(rank).keys()].map((i) => (normalized.includes(i) ? 1 : rest.shift()!)) }];
   },
-  grad: reshapeBack,
 };
 
 /** Squeeze (opset 13): removes the given size-1 axes, or all size-1 axes when none are given. */
-export const Squeeze: OpRule = {
+export const Squeeze: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const given = ctx.optionalInput(1) === undefined ? undefined : constantInts(ctx, 1);
@@ -298,21 +194,19 @@ export const Squeeze: OpRule = {
     for (const a of axes) if (typeof x.shape[a] === 'number' && x.shape[a] !== 1) ctx.fail(`axis ${a} of ${describe(x)} has size ${x.shape[a]}, not 1`);
     return [{ dtype: x.dtype, shape: x.shape.filter((_, i) => !axes.includes(i)) }];
   },
-  grad: reshapeBack,
 };
 
 /** Expand: broadcasts the input to a shape given as an input. */
-export const Expand: OpRule = {
+export const Expand: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const target = ctx.shapeValue(1);
     if (target === undefined) ctx.fail('shape must be known at build time (a constant or the output of Shape)');
     return [{ dtype: x.dtype, shape: broadcastOrFail(ctx, [x.shape, target!]) }];
   },
-  grad: (ctx) => [() => unbroadcast(ctx.outputGrad(), ctx.input(0))],
 };
 
-export const Shape_: OpRule = {
+export const Shape_: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const rank = x.shape.length;
@@ -321,11 +215,10 @@ export const Shape_: OpRule = {
     const end = clamp(ctx.optionalInt('end') ?? rank);
     return [{ dtype: 'int64', shape: [Math.max(0, end - start)] }];
   },
-  grad: NO_GRADIENT,
 };
 
 /** Pad (opset 13, used by gradients): pads input [begin..., end...], optional constant value. */
-export const Pad: OpRule = {
+export const Pad: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const pads = constantInts(ctx, 1);
@@ -333,22 +226,20 @@ export const Pad: OpRule = {
     if (pads!.length !== 2 * x.shape.length) ctx.fail(`pads has ${pads!.length} values for a rank-${x.shape.length} input`);
     return [{ dtype: x.dtype, shape: x.shape.map((d, i) => (typeof d === 'number' ? d + pads![i]! + pads![i + x.shape.length]! : pads![i] === 0 && pads![i + x.shape.length] === 0 ? d : UNKNOWN_DIM)) }];
   },
-  grad: NO_GRADIENT,
 };
 
 /** ScatterND / ScatterElements (used by gradients): the output has the data's shape. */
-export const Scatter: OpRule = {
+export const Scatter: ShapeRule = {
   infer(ctx) {
     const data = ctx.input(0, 'data');
     const updates = ctx.input(2, 'updates');
     if (updates.dtype !== data.dtype) ctx.fail(`updates are ${updates.dtype}, data is ${data.dtype}`);
     return [data];
   },
-  grad: NO_GRADIENT,
 };
 
 /** ConstantOfShape: a tensor of the given (int64) shape filled with `value`. */
-export const ConstantOfShape: OpRule = {
+export const ConstantOfShape: ShapeRule = {
   infer(ctx) {
     const dims = ctx.shapeValue(0);
     const value = ctx.tensor('value');
@@ -357,11 +248,10 @@ export const ConstantOfShape: OpRule = {
     const n = ctx.input(0, 'shape').shape[0];
     return [{ dtype, shape: typeof n === 'number' ? new Array<Dim>(n).fill(UNKNOWN_DIM) : [] }];
   },
-  grad: NO_GRADIENT,
 };
 
 /** Resize (used by gradients for nearest upsampling): output = floor(input * scales). */
-export const Resize: OpRule = {
+export const Resize: ShapeRule = {
   infer(ctx) {
     const x = ctx.input(0, 'input');
     const scales = ctx.constant(2);
@@ -370,5 +260,4 @@ export const Resize: OpRule = {
     if (factors.length !== x.shape.length) ctx.fail(`scales has ${factors.length} values for a rank-${x.shape.length} input`);
     return [{ dtype: x.dtype, shape: x.shape.map((d, i) => (factors[i] === 1 ? d : typeof d === 'number' ? Math.floor(d * factors[i]!) : UNKNOWN_DIM)) }];
   },
-  grad: NO_GRADIENT,
 };

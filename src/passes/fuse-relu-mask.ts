@@ -8,10 +8,11 @@ import { GraphRewriter } from './graph-rewriter';
  * windows). The rules stay their formulas; this form is faster on every provider, so finishGraph runs it for all
  * (reference CNN, CPU: about 9 % off a training step).
  *
- * Why it is exact: for windows that tile the input, MaxPool's rule (ops/pool.ts) gives dR = M * up(S), where
- * M = cast(R == up(P)) marks the cells equal to their window's maximum P, S is each window's share of the gradient
- * and up() nearest-neighbour upsampling (Resize); the ReLU's rule then takes Where(R > 0, dR, 0). Wherever M is 1,
- * R equals up(P), so R > 0 exactly where up(P) > 0; wherever M is 0, both forms give zero. Hence
+ * Why it is exact: for windows that tile the input, MaxPool's rule (maxPoolBackprop in autodiff/rules/pool.ts) gives
+ * dR = M * up(S), where M = cast(R == up(P)) marks the cells equal to their window's maximum P, S is each window's
+ * share of the gradient and up() nearest-neighbour upsampling (Resize); the ReLU's rule then takes
+ * Where(R > 0, dR, 0). Wherever M is 1, R equals up(P), so R > 0 exactly where up(P) > 0; wherever M is 0, both
+ * forms give zero. Hence
  *     Where(R > 0, M * up(S), 0)  =  M * up(Where(P > 0, S, 0)),
  * the same number of nodes with the Greater and the Where on the pooled grid. Nothing else about P is needed (that
  * it is R's max pool): the equality mask alone ties R to P wherever the gradient can be non-zero.

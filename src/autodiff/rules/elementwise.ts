@@ -1,0 +1,105 @@
+import * as F from '../../dsl/functional';
+import type { Tensor } from '../../dsl/builder';
+import { isFloatingDType } from '../../ir/dtype';
+import type { GradRule } from '../gradient-rule';
+import { once, unbroadcast } from '../helpers';
+
+/** dx = dy * f'(x, y), for unary ops whose derivative is written in terms of the input and the output. */
+function pointwise(derivative: (x: () => Tensor, y: () => Tensor, g: Tensor) => Tensor): GradRule {
+  return (ctx) => [() => derivative(() => ctx.input(0), () => ctx.output(0), ctx.outputGrad())];
+}
+
+export const Identity = pointwise((_x, _y, g) => g);
+export const Neg = pointwise((_x, _y, g) => F.neg(g));
+export const Abs = pointwise((x, _y, g) => F.where(F.less(x(), 0), F.neg(g), g));
+// The mask comes from the output: the forward Relu can then still fuse into the Conv/Gemm before it.
+export const Relu = pointwise((_x, y, g) => F.where(F.greater(y(), 0), g, 0));
+export const Sigmoid = pointwise((_x, y, g) => F.mul(g, F.mul(y(), F.sub(1, y()))));
+export const Tanh = pointwise((_x, y, g) => F.mul(g, F.sub(1, F.mul(y(), y()))));
+export const Exp = pointwise((_x, y, g) => F.mul(g, y()));
+export const Log = pointwise((x, _y, g) => F.div(g, x()));
+export const Sqrt = pointwise((_x, y, g) => F.div(F.mul(g, 0.5), y()));
+export const Reciprocal = pointwise((_x, y, g) => F.neg(F.mul(g, F.mul(y(), y()))));
+export const Erf = pointwise((x, _y, g) => F.mul(g, F.mul(2 / Math.sqrt(Math.PI), F.exp(F.neg(F.mul(x(), x()))))));
+
+export const LeakyRelu: GradRule = (ctx) => [
+  () => F.where(F.greater(ctx.input(0), 0), ctx.outputGrad(), F.mul(ctx.outputGrad(), ctx.float('alpha', 0.01))),
+];
+
+export const Add: GradRule = (ctx) => [
+  () => unbroadcast(ctx.outputGrad(), ctx.input(0)),
+  () => unbroadcast(ctx.outputGrad(), ctx.input(1)),
+];
+
+export const Sub: GradRule = (ctx) => [
+  () => unbroadcast(ctx.outputGrad(), ctx.input(0)),
+  () => unbroadcast(F.neg(ctx.outputGrad()), ctx.input(1)),
+];
+
+export const Mul: GradRule = (ctx) => [
+  () => unbroadcast(F.mul(ctx.outputGrad(), ctx.input(1)), ctx.input(0)),
+  () => unbroadcast(F.mul(ctx.outputGrad(), ctx.input(0)), ctx.input(1)),
+];
+
+export const Div: GradRule = (ctx) => {
+  const gOverB = once(() => F.div(ctx.outputGrad(), ctx.input(1)));
+  return [
+    () => unbroadcast(gOverB(), ctx.input(0)),
+    // d(a/b)/db = -(a/b)/b: reuse the forward output.
+    () => unbroadcast(F.neg(F.mul(gOverB(), ctx.output(0))), ctx.input(1)),
+  ];
+};
+
+export const Pow: GradRule = (ctx) => [
+  () => {
+    const [a, p] = [ctx.input(0), ctx.input(1)];
+    return unbroadcast(F.mul(ctx.outputGrad(), F.mul(p, F.pow(a, F.sub(p, 1)))), a);
+  },
+  () => unbroadcast(F.mul(ctx.outputGrad(), F.mul(ctx.output(0), F.log(ctx.input(0)))), ctx.input(1)),
+];
+
+/** Max/Min: the gradient goes to the chosen operand (to the first on ties). */
+function select(firstWins: (a: Tensor, b: Tensor) => Tensor): GradRule {
+  return (ctx) => {
+    const mask = once(() => firstWins(ctx.input(0), ctx.input(1)));
+    return [
+      () => unbroadcast(F.where(mask(), ctx.outputGrad(), 0), ctx.input(0)),
+      () => unbroadcast(F.where(mask(), 0, ctx.outputGrad()), ctx.input(1)),
+    ];
+  };
+}
+export const Max = select((a, b) => a.builder.op('Not', [F.less(a, b)], {}, 'maximum'));
+export const Min = select((a, b) => a.builder.op('Not', [F.greater(a, b)], {}, 'minimum'));
+
+export const Where: GradRule = (ctx) => [
+  undefined,
+  () => unbroadcast(F.where(ctx.input(0), ctx.outputGrad(), 0), ctx.input(1)),
+  () => unbroadcast(F.where(ctx.input(0), 0, ctx.outputGrad()), ctx.input(2)),
+];
+
+/** As PyTorch's clamp: the gradient passes where min <= x <= max. */
+export const Clip: GradRule = (ctx) => [() => {
+  const x = ctx.input(0);
+  let g = ctx.outputGrad();
+  if (ctx.node.inputs[1]) g = F.where(F.less(x, ctx.input(1)), 0, g);
+  if (ctx.node.inputs[2]) g = F.where(F.greater(x, ctx.input(2)), 0, g);
+  return g;
+}];
+
+/** Only casts between floating types carry a gradient; it is cast back to the input's type. */
+export const Cast: GradRule = (ctx) => [isFloatingDType(ctx.input(0).dtype) && isFloatingDType(ctx.output(0).dtype)
+  ? () => F.cast(ctx.outputGrad(), ctx.input(0).dtype)
+  : undefined];
+
+/** dx = y * (g - sum(g * y)) along the axis. */
+export const Softmax: GradRule = (ctx) => [() => {
+  const y = ctx.output(0);
+  const g = ctx.outputGrad();
+  return F.mul(y, F.sub(g, F.reduceSum(F.mul(g, y), [ctx.int('axis', -1)])));
+}];
+
+/** dx = g - softmax(x) * sum(g) along the axis, with softmax(x) = exp(y). */
+export const LogSoftmax: GradRule = (ctx) => [() => {
+  const g = ctx.outputGrad();
+  return F.sub(g, F.mul(F.exp(ctx.output(0)), F.reduceSum(g, [ctx.int('axis', -1)])));
+}];
