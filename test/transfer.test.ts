@@ -48,6 +48,9 @@ describe('transfer learning', () => {
     const computed: string[] = [];
     const cached = await train(options(path.join(tmp, 'cached'), { onFeatures: (done, total, what) => done === total && computed.push(what) }));
     expect(computed).toHaveLength(2); // training and validation images, once each
+    // A library caller of train() gets the run folder the CLI writes: the artifacts beside the checkpoints.
+    expect(cached.artifacts).toEqual(['training_model.onnx', 'eval_model.onnx', 'optimizer_model.onnx', 'inference_model.onnx', 'checkpoint.safetensors']);
+    for (const f of cached.artifacts) expect(fs.statSync(path.join(tmp, 'cached', f)).size).toBeGreaterThan(0);
     const direct = await train(options(path.join(tmp, 'direct'), { cacheFeatures: false }));
     cached.history.forEach((m, i) => {
       expect(Math.abs(m.valLoss - direct.history[i]!.valLoss)).toBeLessThan(1e-5);

@@ -2,8 +2,11 @@ import * as path from 'node:path';
 import { describeOptimizer } from '../optim/config';
 import type { ModelForData } from './model-for-data';
 import { resumeSettingsMetadata } from './resume-settings';
-import type { TrainOptions } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions } from './options';
 import type { TrainingState } from './training-state';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions;
 
 /**
  * The metadata of a run's checkpoints: what `deepvision eval`, export and a resume need to rebuild the model and
@@ -11,7 +14,7 @@ import type { TrainingState } from './training-state';
  * confusion matrix, every epoch trained).
  */
 export function checkpointMetadata(
-  o: TrainOptions, model: ModelForData, seed: number, state: Pick<TrainingState, 'best' | 'confusion' | 'epochsSoFar'>,
+  o: Options, model: ModelForData, seed: number, state: Pick<TrainingState, 'best' | 'confusion' | 'epochsSoFar'>,
 ): Record<string, string> {
   return {
     'deepvision.model': o.definition.name,

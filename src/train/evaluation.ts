@@ -8,8 +8,11 @@ import { CachedFeatures, featureSubset } from './frozen-features';
 import { InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './options';
+import type { DataOptions, ModelOptions } from './options';
 import type { TrainingSessions } from './training-sessions';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions;
 
 /** A classifier's evaluation: loss, top-1 and top-5 accuracy, and the confusion matrix (confusion[true][predicted]). */
 export interface ClassifierMetrics {
@@ -68,7 +71,7 @@ export class EpochEvaluation {
   private readonly valFeatures: CachedFeatures | undefined;
   private readonly trainSample: { data: ImageDataset; features: CachedFeatures | undefined } | undefined;
 
-  constructor(private readonly o: TrainOptions, private readonly parts: EvaluationParts) {
+  constructor(private readonly o: Options, private readonly parts: EvaluationParts) {
     const { seed, frozen } = parts;
     this.valFeatures = frozen?.val;
     // Captioners report token accuracy on validation only.

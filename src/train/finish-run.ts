@@ -1,10 +1,14 @@
 import type { Normalization } from '../data/dataset';
+import { writeRunArtifacts } from './run-artifacts';
 import type { RunFolder } from './run-folder';
 import { summarizeRun, writeRunSummary } from './run-summary';
-import type { StopReason, TrainOptions, TrainResult } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions, RunOptions, StopReason, TrainResult } from './options';
 import type { TrainingBatches } from './training-batches';
 import type { TrainingSessions } from './training-sessions';
 import type { TrainingState } from './training-state';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions & RunOptions;
 
 /** What a run ends with. */
 export interface FinishedRun {
@@ -17,16 +21,18 @@ export interface FinishedRun {
 }
 
 /**
- * Ends a run however it stopped: releases its sessions and batch workers, lets `o.beforeSummary` write the files of
- * a finished run, then writes summary.json.
+ * Ends a run however it stopped: releases its sessions and batch workers, writes a finished run's artifacts, lets
+ * `o.beforeSummary` write its own files, then writes summary.json.
  */
-export async function finishRun(o: TrainOptions, run: FinishedRun): Promise<TrainResult> {
+export async function finishRun(o: Options, run: FinishedRun): Promise<TrainResult> {
   const { sessions, batches, state, folder } = run;
   await Promise.all([sessions.release(), batches.close()]);
   const result: TrainResult = {
     history: state.history, best: state.best, stopped: run.stopped, lastCheckpoint: folder.lastCheckpoint, bestCheckpoint: folder.bestCheckpoint,
-    normalization: run.normalization, confusion: state.confusion, tensors: state.tensors,
+    normalization: run.normalization, confusion: state.confusion, tensors: state.tensors, artifacts: [],
   };
+  // The same run folder for every caller of train(), the CLI or a library user: artifacts first, then the caller's files.
+  result.artifacts = writeRunArtifacts(o.definition, o.outDir, result, { variant: o.variant, seed: o.seed ?? 0, optimizer: o.optimizer, captions: o.captions });
   await o.beforeSummary?.(result);
   // Last, once checkpoints, metrics and artifacts are on disk: the sweep counts a run whose summary is not
   // 'interrupted' as done.

@@ -4,7 +4,10 @@ import type { Normalization } from '../data/dataset';
 import type { Model } from '../ir/model';
 import type { TrainingGraph } from '../model/training-graph';
 import { CachedFeatures, computeFeatures, featureModel, findFrozenSplit, FrozenSplit, withFeaturesInput } from './frozen-features';
-import type { TrainOptions } from './options';
+import type { DataOptions, DeviceOptions, EventOptions, RunOptions } from './options';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & DeviceOptions & EventOptions & RunOptions;
 
 /** A run's frozen first part of the model: where the cut is, its cached features, and the graphs of the rest. */
 export interface FrozenBackbone {
@@ -25,7 +28,7 @@ export interface FrozenBackbone {
  * every epoch (features then cannot be cached).
  */
 export async function frozenFeaturesFor(
-  o: TrainOptions, graph: TrainingGraph, evalModel: Model, normalization: Normalization, sessionOptions: ort.InferenceSession.SessionOptions,
+  o: Options, graph: TrainingGraph, evalModel: Model, normalization: Normalization, sessionOptions: ort.InferenceSession.SessionOptions,
 ): Promise<FrozenBackbone | undefined> {
   if (o.cacheFeatures === false) return undefined;
   const frozenInputs = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
@@ -52,7 +55,7 @@ export async function frozenFeaturesFor(
  * for another. Its weights are constants, so `all` may prepack them and move the convolutions to ORT's
  * channel-blocked layout: twice the images per second of `extended` for MobileNetV2 at 224 px (bench/transfer.ts).
  */
-export function featureSessionOptions(o: Pick<TrainOptions, 'graphOptimizationLevel' | 'executionProviders'>, sessionOptions: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
+export function featureSessionOptions(o: Pick<DeviceOptions, 'graphOptimizationLevel' | 'executionProviders'>, sessionOptions: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
   return {
     ...sessionOptions,
     graphOptimizationLevel: o.graphOptimizationLevel ?? 'all',

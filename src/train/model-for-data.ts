@@ -4,8 +4,11 @@ import type { ConfigValue } from '../model/definition';
 import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
 import { buildOptimizerGraph, OptimizerGraph, ParameterSpec } from '../optim/optimizer-graph';
 import { isUserFacing } from '../util/user-error';
-import type { TrainOptions } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions } from './options';
 import { TrainingError } from './training-error';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions;
 
 /** The model a run trains, built for its data: the graphs, the optimizer and the input normalization. */
 export interface ModelForData {
@@ -21,7 +24,7 @@ export interface ModelForData {
  * Builds the training, evaluation and optimizer graphs with the config the data sets, refusing a model that does
  * not fit the data; the normalization is the model's own, else the training images' channel statistics.
  */
-export function modelForData(o: TrainOptions, seed: number): ModelForData {
+export function modelForData(o: Options, seed: number): ModelForData {
   const config = configForData(o);
   const { graph, evalGraph } = buildGraphs(o, config, seed);
   checkModelFitsData(o, evalGraph.model);
@@ -35,7 +38,7 @@ export function modelForData(o: TrainOptions, seed: number): ModelForData {
  * The model's config as the data sets it: numClasses follows the data's classes and imageSize its image size.
  * A value the user set that disagrees with the data is refused rather than silently replaced.
  */
-function configForData(o: TrainOptions): Record<string, ConfigValue> {
+function configForData(o: Options): Record<string, ConfigValue> {
   const config = { ...o.config };
   const follow = (key: string, value: number, what: string) => {
     if (!(key in o.definition.defaults)) return;
@@ -53,7 +56,7 @@ function configForData(o: TrainOptions): Record<string, ConfigValue> {
 }
 
 /** The training and evaluation graphs; a model that cannot be built with this config is the user's error to see. */
-function buildGraphs(o: TrainOptions, config: Record<string, ConfigValue>, seed: number) {
+function buildGraphs(o: Options, config: Record<string, ConfigValue>, seed: number) {
   try {
     return {
       graph: buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing }),
@@ -67,7 +70,7 @@ function buildGraphs(o: TrainOptions, config: Record<string, ConfigValue>, seed:
 }
 
 /** Refuses a model whose input or logits do not fit the data (it would train to a meaningless accuracy, or crash mid-run). */
-function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
+function checkModelFitsData(o: Options, evalModel: Model): void {
   if (o.captions !== undefined) {
     const logits = evalModel.graph.outputs.find((v) => v.name === 'logits')?.shape;
     const size = o.captions.vocabulary.size;
@@ -92,14 +95,14 @@ function checkModelFitsData(o: TrainOptions, evalModel: Model): void {
 }
 
 /** A parameter's learning rate relative to the base rate, from the longest prefix of `learningRates` it matches. */
-function learningRateScale(o: TrainOptions, name: string): number | undefined {
+function learningRateScale(o: Options, name: string): number | undefined {
   const rates = o.learningRates ?? {};
   const prefix = Object.keys(rates).filter((p) => name.startsWith(p)).sort((a, b) => b.length - a.length)[0];
   return prefix === undefined ? undefined : rates[prefix]! / o.learningRate;
 }
 
 /** The normalization the model definition asks for, checked against the data's channels. */
-function modelNormalization(o: TrainOptions, config: Record<string, ConfigValue>): Normalization | undefined {
+function modelNormalization(o: Options, config: Record<string, ConfigValue>): Normalization | undefined {
   const n = o.definition.normalization?.(config as never);
   if (n === undefined) return undefined;
   const channels = o.train.channels;

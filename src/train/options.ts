@@ -130,4 +130,6 @@ export interface TrainResult {
   confusion: number[][] | undefined;
   /** Final parameters and state by name. */
   tensors: Map<string, ort.Tensor>;
+  /** The files a finished run wrote beside its checkpoints (training, eval, optimizer and inference graphs, ...). */
+  artifacts: string[];
 }

@@ -2,8 +2,11 @@ import { describeAugmentation } from '../data/augment';
 import { CheckpointMetadata, checkpointClasses } from '../checkpoint/checkpoint';
 import { classNamesDifference } from './class-names';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions } from './options';
 import { TrainingError } from './training-error';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions;
 
 /** The metadata key of the settings a resumed run must share with the run it continues. */
 const KEY = 'deepvision.resume_settings';
@@ -11,7 +14,7 @@ const KEY = 'deepvision.resume_settings';
 /** A setting a resume must keep: how the user names it, and its value in a run (JSON-comparable). */
 interface ResumeSetting {
   name: string;
-  value: (o: TrainOptions, seed: number, model: ModelForData) => unknown;
+  value: (o: Options, seed: number, model: ModelForData) => unknown;
   /** Where checkpoints written before `deepvision.resume_settings` record it, if they do. */
   legacy?: (meta: CheckpointMetadata) => unknown;
 }
@@ -40,13 +43,13 @@ const SETTINGS: Record<string, ResumeSetting> = {
 };
 
 /** The schedule without what follows from --epochs (a cosine's length): a resume may train for more epochs. */
-function scheduleSetting(o: TrainOptions): unknown {
+function scheduleSetting(o: Options): unknown {
   const s = o.schedule ?? { kind: 'constant' };
   return s.kind === 'step' ? { kind: s.kind, stepSize: s.stepSize, gamma: s.gamma ?? null } : s.kind === 'cosine' ? { kind: s.kind, minLr: s.minLr ?? null } : { kind: s.kind };
 }
 
 /** The metadata entry that records a run's settings for a later resume. */
-export function resumeSettingsMetadata(o: TrainOptions, seed: number, model: ModelForData): Record<string, string> {
+export function resumeSettingsMetadata(o: Options, seed: number, model: ModelForData): Record<string, string> {
   return { [KEY]: JSON.stringify(Object.fromEntries(Object.entries(SETTINGS).map(([key, s]) => [key, s.value(o, seed, model)]))) };
 }
 
@@ -55,7 +58,7 @@ export function resumeSettingsMetadata(o: TrainOptions, seed: number, model: Mod
  * its saved value and the new one. A setting the checkpoint does not record (one written by an older version) is
  * not checked.
  */
-export function checkResumeSettings(file: string, meta: CheckpointMetadata, o: TrainOptions, seed: number, model: ModelForData): void {
+export function checkResumeSettings(file: string, meta: CheckpointMetadata, o: Options, seed: number, model: ModelForData): void {
   const recorded = recordedSettings(file, meta);
   for (const [key, setting] of Object.entries(SETTINGS)) {
     const saved = Object.hasOwn(recorded, key) ? recorded[key] : setting.legacy?.(meta);

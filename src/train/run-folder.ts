@@ -4,10 +4,13 @@ import { describeWriteFailure, removeStaleTempFiles, writeFileAtomic } from '../
 import { checkpointMetadata } from './checkpoint-metadata';
 import { CheckpointContents, saveCheckpoint } from '../checkpoint/checkpoint';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions, RunOptions } from './options';
 import { TrainingError } from './training-error';
 import type { TrainingSessions } from './training-sessions';
 import type { TrainingState } from './training-state';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions & RunOptions;
 
 /** What a run's output folder is written from. */
 export interface RunFolderSources {
@@ -24,7 +27,7 @@ export class RunFolder {
   readonly bestCheckpoint: string;
   private readonly metricsFile: string;
 
-  private constructor(private readonly o: TrainOptions, private readonly sources: RunFolderSources) {
+  private constructor(private readonly o: Options, private readonly sources: RunFolderSources) {
     this.lastCheckpoint = path.join(o.outDir, 'last.safetensors');
     this.bestCheckpoint = path.join(o.outDir, 'best.safetensors');
     this.metricsFile = path.join(o.outDir, 'metrics.jsonl');
@@ -34,7 +37,7 @@ export class RunFolder {
    * Prepares `o.outDir` for the run that continues `sources.state`: its metrics log rewritten to match, and on a
    * resume the best checkpoint so far carried over (or, without one, the state's best forgotten).
    */
-  static open(o: TrainOptions, sources: RunFolderSources): RunFolder {
+  static open(o: Options, sources: RunFolderSources): RunFolder {
     const folder = new RunFolder(o, sources);
     prepareOutputFolder(o.outDir);
     // The metrics log always agrees with the checkpoint training continues from: it is rewritten from the epochs the

@@ -4,8 +4,11 @@ import { describeAugmentation, NO_AUGMENTATION } from '../data/augment';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 import type { EpochMetrics } from '../metrics/epoch-metrics';
-import type { StopReason, TrainOptions, TrainResult } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions, StopReason, TrainResult } from './options';
 import { FileReadError, readRegularText } from '../util/regular-file';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions;
 
 /**
  * What a training run leaves in its output folder when it finishes (summary.json): written by train() itself, so a
@@ -40,7 +43,7 @@ export const SUMMARY_FILE = 'summary.json';
 export class RunSummaryError extends UserError {}
 
 /** The summary of a run train() has just finished (or stopped). */
-export function summarizeRun(o: TrainOptions, r: Pick<TrainResult, 'history' | 'best' | 'stopped' | 'confusion'>): RunSummary {
+export function summarizeRun(o: Options, r: Pick<TrainResult, 'history' | 'best' | 'stopped' | 'confusion'>): RunSummary {
   const last = r.history[r.history.length - 1];
   return {
     model: o.definition.name, variant: o.variant ?? null, data: o.dataLabel ?? o.data?.source ?? o.train.name,

@@ -3,7 +3,10 @@ import { Batch, BatchPipeline } from '../data/batch-pipeline';
 import { Normalization, pixelSourceOf } from '../data/dataset';
 import type { FrozenBackbone } from './frozen-backbone';
 import { featureBatches } from './frozen-features';
-import type { TrainOptions } from './options';
+import type { DataOptions, OptimizationOptions } from './options';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & OptimizationOptions;
 
 /** The training batches of a run, and the data input of the training graph they feed. */
 export interface TrainingBatches {
@@ -20,7 +23,7 @@ export interface TrainingBatches {
  * Batches of the training images, assembled and augmented by a BatchPipeline; with a frozen backbone, batches of
  * its cached features.
  */
-export function trainingBatches(o: TrainOptions, normalization: Normalization, seed: number, frozen: FrozenBackbone | undefined): TrainingBatches {
+export function trainingBatches(o: Options, normalization: Normalization, seed: number, frozen: FrozenBackbone | undefined): TrainingBatches {
   if (frozen !== undefined) {
     return {
       inputName: 'features', inputDims: frozen.split.perImage,

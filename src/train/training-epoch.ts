@@ -10,11 +10,14 @@ import { Rng, RngState } from '../util/rng';
 import { captionFeeds } from './caption-evaluation';
 import { Average } from './metrics';
 import type { RunFolder } from './run-folder';
-import type { TrainOptions } from './options';
+import type { DataOptions, EventOptions, OptimizationOptions, RunOptions } from './options';
 import type { TrainingBatches } from './training-batches';
 import { TrainingError } from './training-error';
 import type { TrainingSessions } from './training-sessions';
 import type { TrainingState } from './training-state';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & EventOptions & OptimizationOptions & RunOptions;
 
 /**
  * On WebGPU, how many updates pass between reads of the loss (each read waits for the GPU to drain): the NaN guard
@@ -23,7 +26,7 @@ import type { TrainingState } from './training-state';
 const LOSS_READ_INTERVAL = 10;
 
 /** The learning rate of update `step` (1-based) under the run's schedule and warm-up. */
-export function learningRateAtStep(o: TrainOptions, step: number): number {
+export function learningRateAtStep(o: Options, step: number): number {
   return learningRateAt(o.learningRate, step, o.schedule ?? { kind: 'constant' }, { warmupSteps: o.warmupSteps });
 }
 
@@ -53,7 +56,7 @@ export class EpochTrainer {
   private readonly batchesPerEpoch: number;
   private readonly noiseInputs: TrainingGraph['model']['graph']['inputs'];
 
-  constructor(private readonly o: TrainOptions, private readonly parts: EpochParts) {
+  constructor(private readonly o: Options, private readonly parts: EpochParts) {
     this.captionRows = o.captions?.train.encoded;
     this.rowCount = this.captionRows?.count ?? o.train.count;
     this.batchesPerEpoch = Math.ceil(this.rowCount / o.batchSize);

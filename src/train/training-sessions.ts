@@ -8,11 +8,14 @@ import { DeviceLossSum } from './device-loss-sum';
 import type { FrozenBackbone } from './frozen-backbone';
 import { HostCopier, hostCopier } from './host-copier';
 import type { ModelForData } from './model-for-data';
-import type { TrainOptions } from './options';
+import type { DeviceOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
 
+/** The trainer options this part reads. */
+type Options = DeviceOptions;
+
 /** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */
-export function sessionOptionsFor(o: TrainOptions): ort.InferenceSession.SessionOptions {
+export function sessionOptionsFor(o: Options): ort.InferenceSession.SessionOptions {
   return {
     // Three sessions take turns; idle thread pools that spin-wait for work would steal the cores from the one
     // running (measured: 15 % faster epochs on 2 cores without spinning).
@@ -45,7 +48,7 @@ export class TrainingSessions {
 
   /** The sessions of `model`; with a frozen backbone, of the graphs after its cut. */
   static async create(
-    o: TrainOptions, model: ModelForData, frozen: FrozenBackbone | undefined, sessionOptions: ort.InferenceSession.SessionOptions,
+    o: Options, model: ModelForData, frozen: FrozenBackbone | undefined, sessionOptions: ort.InferenceSession.SessionOptions,
   ): Promise<TrainingSessions> {
     const { graph, optimizer, paramSpecs } = model;
     // On WebGPU, parameters, gradients, state and optimizer slots stay in GPU buffers between steps (outputs fed back

@@ -7,8 +7,11 @@ import { checkpointBest, checkpointConfusion, checkTensorsMatch, loadCheckpoint,
 import type { ModelForData } from './model-for-data';
 import { checkResumeSettings } from './resume-settings';
 import type { EpochMetrics } from '../metrics/epoch-metrics';
-import type { TrainOptions } from './options';
+import type { DataOptions, ModelOptions, OptimizationOptions } from './options';
 import { TrainingError } from './training-error';
+
+/** The trainer options this part reads. */
+type Options = DataOptions & ModelOptions & OptimizationOptions;
 
 /**
  * What training changes and checkpoints record: the tensors, where training stands, the best epoch and the epochs
@@ -36,7 +39,7 @@ export class TrainingState {
   }
 
   /** The initial parameters and zero optimizer slots, or with `o.resume`, all of it as that checkpoint left it. */
-  static start(o: TrainOptions, model: ModelForData, seed: number): TrainingState {
+  static start(o: Options, model: ModelForData, seed: number): TrainingState {
     const tensors = new Map<string, ort.Tensor>();
     for (const [name, value] of model.graph.values) tensors.set(name, new ort.Tensor('float32', Float32Array.from(value.typed() as Float32Array), [...value.dims]));
     for (const p of model.paramSpecs) for (const slot of slotNames(o.optimizer)) tensors.set(`optimizer.${p.name}.${slot}`, new ort.Tensor('float32', new Float32Array(p.shape.reduce((a, b) => a * b, 1)), [...p.shape]));

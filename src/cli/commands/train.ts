@@ -16,7 +16,6 @@ import { describeTrainingData, loadTrainingData } from '../train/load-training-d
 import { chooseTrainingDevice } from '../train/training-device';
 import { trainingProgress } from '../train/training-progress';
 import { stopOnCtrlC } from '../train/stop-on-ctrl-c';
-import { writeRunArtifacts } from '../train/run-artifacts';
 import { reportResult } from '../train/report-result';
 import { applyCaptionerDefaults, defaultWithCaptioner, SHAPES_CAPTIONER_DEFAULTS } from '../train/captioner-defaults';
 
@@ -99,18 +98,13 @@ export function trainCommand(): Command {
       const progress = trainingProgress(showBars, epochs);
       const stop = stopOnCtrlC(progress.stopEpochBar);
       try {
-        // Written by beforeSummary: the files are on disk before summary.json marks the run done.
-        const artifacts: string[] = [];
         const result = await train({
           definition, config, graphFile, outDir, train: data.train, val: data.val, captions: data.captions,
           ...optimization, schedule, augment, workers, ...remaining,
           executionProviders: device.choice.executionProviders, onNotice: (m) => console.warn(m), shouldStop: stop.requested,
           onFeatures: progress.onFeatures, onBatch: progress.onBatch, onEpoch: progress.onEpoch,
-          beforeSummary: (r) => {
-            artifacts.push(...writeRunArtifacts(definition, outDir, r, { variant: f.variant, seed, optimizer, captions: data.captions }));
-          },
         });
-        reportResult(result, outDir, artifacts);
+        reportResult(result, outDir, result.artifacts);
       } finally {
         progress.stopEpochBar();
         stop.dispose();

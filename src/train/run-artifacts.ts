@@ -1,13 +1,13 @@
 import * as path from 'node:path';
-import { writeTrainingArtifacts } from '../../artifacts/write-artifacts';
-import type { CaptionData } from '../../data/captions/load-captions';
-import { TensorData } from '../../ir/tensor';
-import { buildEntryPoint } from '../../model/build';
-import type { ModelDefinition } from '../../model/definition';
-import { writeModelFile } from '../../onnx/write';
-import type { OptimizerConfig } from '../../optim/config';
-import { checkpointConfig, loadCheckpoint } from '../../checkpoint/checkpoint';
-import type { TrainResult } from '../../train/options';
+import { writeTrainingArtifacts } from '../artifacts/write-artifacts';
+import type { CaptionData } from '../data/captions/load-captions';
+import { TensorData } from '../ir/tensor';
+import { buildEntryPoint } from '../model/build';
+import type { ModelDefinition } from '../model/definition';
+import { writeModelFile } from '../onnx/write';
+import type { OptimizerConfig } from '../optim/config';
+import { checkpointConfig, loadCheckpoint } from '../checkpoint/checkpoint';
+import type { TrainResult } from './options';
 
 export interface ArtifactSettings {
   variant: string | undefined;
