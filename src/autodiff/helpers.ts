@@ -17,7 +17,7 @@ export function reshapeLike(g: Tensor, like: Tensor): Tensor {
   return g.builder.op('Reshape', [g, shapeOf(like)], {}, 'reshape');
 }
 
-export function sameShape(a: Tensor, b: Tensor): boolean {
+function sameShape(a: Tensor, b: Tensor): boolean {
   return a.rank === b.rank && a.shape.every((d, i) => d === b.shape[i]);
 }
 

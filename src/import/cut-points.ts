@@ -2,7 +2,7 @@ import { GraphBuilder } from '../dsl/builder';
 import type { Model } from '../ir/model';
 import type { Dim } from '../ir/shape';
 import { cutFeatures } from './cut-acceptance';
-import { emitImportedGraph } from '../nn/onnx-module';
+import { emitImportedGraph } from './emit-imported-graph';
 import { importGraph } from './imported-graph';
 
 /**

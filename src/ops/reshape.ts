@@ -47,15 +47,15 @@ function reshapeDims(ctx: InferContext, input: Shape, target: number[], allowZer
   const inputNumeric = input.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
   let outputNumeric = 1;
   let unresolved = false;
-  out.forEach((d, i) => {
-    if (i === wildcard) return;
+  for (const [i, d] of out.entries()) {
+    if (i === wildcard) continue;
     if (typeof d === 'number') outputNumeric *= d;
     else {
       const k = remaining.indexOf(d);
       if (k >= 0) remaining.splice(k, 1);
       else unresolved = true;
     }
-  });
+  }
   if (wildcard >= 0) {
     if (unresolved || remaining.includes(UNKNOWN_DIM)) out[wildcard] = UNKNOWN_DIM;
     else if (outputNumeric === 0 || inputNumeric % outputNumeric !== 0) {

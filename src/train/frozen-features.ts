@@ -152,7 +152,7 @@ export interface FeatureOptions {
 }
 
 /** The feature pass was stopped (Ctrl-C) before it finished: nothing was trained, nothing cached. */
-export class FeaturePassStopped extends UserError {}
+class FeaturePassStopped extends UserError {}
 
 /** Bump when the layout of a feature cache changes. */
 const FEATURES_VERSION = 1;

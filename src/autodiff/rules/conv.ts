@@ -39,6 +39,7 @@ function convGeometry(ctx: GradContext): Conv2dGeometry {
  * forward weights (the convolution's adjoint, so the provider's own kernel does the work, groups included).
  * output_padding / end pads make the result exactly the input's size when the forward window did not reach the last
  * rows or columns.
+ * @public named backward building block, as tfjs-core names its own: for formulations beyond the rules
  */
 export function convBackpropInput(inputShape: Shape, dy: Tensor, weight: Tensor, geo: Conv2dGeometry): Tensor {
   const { pads, outputPadding } = transposedPadding(inputShape.slice(2) as number[], dy.shape.slice(2) as number[], geo);
@@ -69,6 +70,7 @@ export function transposedPadding(input: number[], output: number[], geo: Omit<C
  * reference CNN's layers): 2.4 / 7.2 / 5.9 ms against 4.4 / 7.2 / 7.8 ms for one small GEMM per image and offset,
  * before the im2col became a convolution. Grouped convolutions use the same im2col with one GEMM per group
  * (MobileNetV2's depthwise layers: 3.3x faster than one strided Slice per offset).
+ * @public named backward building block, as tfjs-core names its own: for formulations beyond the rules
  */
 export function convBackpropFilter(x: Tensor, dy: Tensor, filterShape: Shape, geo: Conv2dGeometry): Tensor {
   const [oh, ow] = dy.shape.slice(2) as [number, number];

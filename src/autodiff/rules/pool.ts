@@ -5,7 +5,8 @@ import type { GradContext, GradRule } from '../gradient-rule';
 import { countOver, reshapeLike, shapeOf } from '../helpers';
 import { im2colViews, transposedPadding } from './conv';
 
-/** The window of a 2-D pooling node with explicit pads, and its static input and output grids. */
+/** The window of a 2-D pooling node with explicit pads, and its static input and output grids. * @public named backward building block, as tfjs-core names its own: for formulations beyond the rules
+ */
 export interface PoolGeometry {
   kernel: [number, number];
   strides: [number, number];
@@ -95,6 +96,7 @@ export const MaxPool: GradRule = (ctx) => [() => maxPoolBackprop(ctx.outputGrad(
  * input, an equality mask against the upsampled maxima times the upsampled share (AveragePool counts the ties);
  * otherwise one strided view per kernel offset, its mask and share, summed back onto the input grid by a
  * one-hot ConvTranspose (col2im).
+ * @public named backward building block, as tfjs-core names its own: for formulations beyond the rules
  */
 export function maxPoolBackprop(dy: Tensor, input: Tensor, output: Tensor, geo: PoolGeometry): Tensor {
   if (tiles(geo)) {

@@ -8,7 +8,7 @@ import type { FeatureSet, TeachTrainer } from '../../../src/portable/teach-sessi
 import type { TeachBundle } from './bundle';
 import { Ort } from './runtime';
 
-export interface StepRequest {
+interface StepRequest {
   /** A head's class count, or 'whole' for the bundle's whole model (then `features` are preprocessed images). */
   classes: number | 'whole';
   features: number[];
