@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tokenize } from '../src/portable/tokenize';
-import { openCaptionSource } from '../src/data/captions/load-captions';
+import { openCaptionSource } from '../src/data/kinds';
 import { corpusBleu } from '../src/metrics/bleu';
 import { ciderD } from '../src/metrics/cider';
 import { dataTest, fixture, sharedFile } from './support/shared';

@@ -11,6 +11,7 @@ import { checkpointConfig } from '../checkpoint/checkpoint';
 import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 import { fedTokensProblem } from '../portable/search-limits';
+import { GENERATED_DATA, isGeneratedData } from '../data/kinds';
 
 export interface CaptionEvalOptions {
   data?: string;
@@ -33,10 +34,10 @@ export async function evaluateCaptionerCheckpoint(file: string, meta: Record<str
   const config = checkpointConfig(meta, file);
   const tokensRefused = fedTokensProblem(Number(config.maxLength));
   if (tokensRefused !== undefined) throw new UserError(`${file}: its config's maxLength: ${tokensRefused}`);
-  const dataName = o.data ?? meta['deepvision.data'] ?? 'shapes';
+  const dataName = o.data ?? meta['deepvision.data'] ?? GENERATED_DATA;
   const data = await loadCaptionData(dataName, {
     imageSize: Number(config.imageSize), minCount: 1, maxLength: Number(config.maxLength) + 1, seed: o.seed ?? Number(meta['deepvision.seed'] ?? 0),
-    valFraction: o.valFraction, valSize: dataName === 'shapes' ? o.images : undefined, trainSize: dataName === 'shapes' ? 1 : undefined,
+    valFraction: o.valFraction, valSize: isGeneratedData(dataName) ? o.images : undefined, trainSize: isGeneratedData(dataName) ? 1 : undefined,
     onNotice: (m) => console.warn(m),
   });
   const split = o.split === 'test' ? data.test : data.val;

@@ -5,10 +5,8 @@ import { RecordImageDataset, subsetOf } from './dataset';
 import { maxPixelsFromEnvironment } from './decode-image';
 import { decodeToRecords, recordDataset } from './decode-to-records';
 import { defaultCacheDir, fingerprint } from './image-cache';
-import { cifarBinarySource, isCifarBinary } from './sources/cifar-binary';
-import { imageFolderSource } from './sources/image-folder';
+import { openImageSource } from './kinds';
 import { DataSourceError, ImageSource } from './sources/image-source';
-import { isTinyImageNet, tinyImageNetSource } from './sources/tiny-imagenet';
 
 export interface ImageSetOptions {
   imageSize: number;
@@ -30,15 +28,6 @@ export interface ImageSetOptions {
   onSkipped?: (message: string) => void;
 }
 
-/** Recognizes the layout of a data folder: Tiny ImageNet, CIFAR-10 binary batches, or class-per-folder images. */
-export function openSource(root: string): ImageSource {
-  if (!fs.existsSync(root)) throw new DataSourceError(`data folder ${root} does not exist`);
-  if (!fs.statSync(root).isDirectory()) throw new DataSourceError(`${root} is not a folder (--data takes 'shapes' or a data folder)`);
-  if (isTinyImageNet(root)) return tinyImageNetSource(root);
-  if (isCifarBinary(root)) return cifarBinarySource(root);
-  return imageFolderSource(root);
-}
-
 /**
  * Loads an image data set from a folder, decoded to 8-bit RGB at imageSize x imageSize (shorter side resized, center
  * crop: the preprocessing of `predict` and the web demo). Decoded images are cached in one binary file per data set
@@ -47,7 +36,7 @@ export function openSource(root: string): ImageSource {
  * over the pixel limit are skipped and reported in one line with examples; so are links that leave the folder.
  */
 export async function loadImageSet(root: string, o: ImageSetOptions): Promise<{ train: RecordImageDataset; val: RecordImageDataset; source: ImageSource; fromCache: boolean }> {
-  const source = openSource(root);
+  const source = openImageSource(root);
   for (const notice of source.notices) o.onSkipped?.(notice);
   const size = o.imageSize;
   const maxPixels = o.maxPixels ?? maxPixelsFromEnvironment();

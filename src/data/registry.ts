@@ -1,4 +1,5 @@
 import type { ImageDataset } from './dataset';
+import { isGeneratedData } from './kinds';
 import { loadImageSet } from './load-image-set';
 import { generateShapes } from './shapes';
 
@@ -25,7 +26,7 @@ export interface DataOptions {
 export async function loadData(name: string, options: DataOptions = {}): Promise<{ train: ImageDataset; val: ImageDataset }> {
   const imageSize = options.imageSize ?? 32;
   const seed = options.seed ?? 0;
-  if (name === 'shapes') {
+  if (isGeneratedData(name)) {
     return {
       train: generateShapes({ count: options.trainSize ?? 10000, imageSize, seed: 2 * seed }),
       val: generateShapes({ count: options.valSize ?? 2000, imageSize, seed: 2 * seed + 1 }),

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { UserError } from '../util/user-error';
+import { isGeneratedData } from '../data/kinds';
 
 /** A value of a `deepvision train` option in a sweep file: a flag's value, true for a bare flag, null/false to omit. */
 type OptionValue = string | number | boolean | null | Record<string, string | number | boolean>;
@@ -53,7 +54,7 @@ export function planSweep(parsed: unknown, specDir: string): PlannedRun[] {
     if (p.options.graph === undefined || p.options.graph === null) throw new SweepSpecError(`run '${p.name}' has no graph file (set "graph" in base, grid or the run)`);
     for (const key of Object.keys(p.options)) {
       const v = p.options[key];
-      if (PATH_OPTIONS.has(key) && typeof v === 'string' && v !== 'shapes') p.options[key] = path.resolve(specDir, v);
+      if (PATH_OPTIONS.has(key) && typeof v === 'string' && !isGeneratedData(v)) p.options[key] = path.resolve(specDir, v);
       // Config values written as relative paths ("./x", "../x": a backbone file) are the sweep file's too.
       if (key === 'set' && v !== null && typeof v === 'object') {
         p.options[key] = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === 'string' && /^\.\.?\//.test(x) ? path.resolve(specDir, x) : x]));

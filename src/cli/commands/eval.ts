@@ -12,6 +12,7 @@ import { isUserFacing, UserError } from '../errors';
 import { evaluateCaptionerCheckpoint } from '../caption-eval';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
 import { beamWidth, nonNegativeInteger, openFraction, positiveInteger } from '../numeric-options';
+import { GENERATED_DATA, isGeneratedData } from '../../data/kinds';
 
 export function evalCommand(): Command {
   return new Command('eval')
@@ -44,11 +45,11 @@ export function evalCommand(): Command {
       const imageSize = checkpointImageSize(meta, file) ?? (typeof config.imageSize === 'number' ? config.imageSize : 32);
       const normalization = checkpointNormalization(meta, file);
       if (!normalization) throw new UserError(`${file} does not record its input normalization`);
-      const dataName = f.data ?? meta['deepvision.data'] ?? 'shapes';
+      const dataName = f.data ?? meta['deepvision.data'] ?? GENERATED_DATA;
       let val;
       try {
         ({ val } = await loadData(dataName, {
-          trainSize: dataName === 'shapes' ? 1 : undefined, valSize: f.valSize, imageSize, seed, valFraction, onNotice: (m) => console.warn(m),
+          trainSize: isGeneratedData(dataName) ? 1 : undefined, valSize: f.valSize, imageSize, seed, valFraction, onNotice: (m) => console.warn(m),
         }));
       } catch (err) {
         if (isUserFacing(err)) throw err;
@@ -82,7 +83,7 @@ function checkGalleryPath(gallery: string, checkpoint: string, graph: string | u
   const inputs: CommandInput[] = [{ file: checkpoint, what: 'checkpoint' }];
   if (graph !== undefined) inputs.push({ file: graph, what: 'graph file' });
   // A data set named by path (not the generated shapes); a path that is no folder adds nothing.
-  if (data !== undefined && data !== 'shapes') inputs.push({ file: data, what: 'data folder', folder: true });
+  if (data !== undefined && !isGeneratedData(data)) inputs.push({ file: data, what: 'data folder', folder: true });
   checkOutputs([{ file: gallery, option: '--gallery' }], inputs);
 }
 

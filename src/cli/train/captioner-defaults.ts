@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { isGeneratedData } from '../../data/kinds';
 
 /**
  * The options a captioner trained on `shapes` uses where the command line and --config leave them out. The
@@ -43,7 +44,7 @@ function setsImageSize(command: Command): boolean {
  * Nothing changes for classifiers or other data.
  */
 export function applyCaptionerDefaults(command: Command, task: string | undefined, data: string): void {
-  if (task !== 'captioning' || data !== 'shapes') return;
+  if (task !== 'captioning' || !isGeneratedData(data)) return;
   for (const [key, value] of Object.entries(SHAPES_CAPTIONER_DEFAULTS)) {
     if (key === 'imageSize' && setsImageSize(command)) continue;
     const source = command.getOptionValueSource(key);

@@ -9,6 +9,7 @@ import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt } from './
 import type { TrainFlags } from './train-flags';
 import { MAX_CAPTION_TOKENS } from '../../portable/search-limits';
 import { inputSideProblem, MAX_INPUT_SIDE } from '../../data/input-size';
+import { isGeneratedData } from '../../data/kinds';
 
 // The flags become training options in the order the command has always checked them, so a run with several bad
 // flags reports the same one first: these before the data is loaded, the schedule after (it counts batches), and
@@ -43,7 +44,7 @@ export function chooseImageSize(f: TrainFlags, definition: ModelDefinition, conf
   }
   // An imageSize the user set (--set) sizes the data; else folders use the model's own, shapes its 32 px.
   const size = optionalPositiveInt('image-size', f.imageSize, MAX_INPUT_SIDE)
-    ?? (typeof config.imageSize === 'number' ? config.imageSize : f.data !== 'shapes' && typeof modelImageSize === 'number' ? modelImageSize : 32);
+    ?? (typeof config.imageSize === 'number' ? config.imageSize : !isGeneratedData(f.data) && typeof modelImageSize === 'number' ? modelImageSize : 32);
   // --set imageSize=N, or a graph or backbone declaring its input, is held to the same ceiling as --image-size.
   const refused = inputSideProblem(size);
   if (refused !== undefined) throw new UserError(`${refused} (--image-size, --set imageSize or the model's input)`);
@@ -74,7 +75,7 @@ export interface CaptionRequest {
 }
 
 export function captionRequestFromFlags(f: TrainFlags): CaptionRequest {
-  return { minCount: optionalPositiveInt('min-count', f.minCount) ?? (f.data === 'shapes' ? 1 : 5), maxLength: optionalPositiveInt('max-length', f.maxLength, MAX_CAPTION_TOKENS) };
+  return { minCount: optionalPositiveInt('min-count', f.minCount) ?? (isGeneratedData(f.data) ? 1 : 5), maxLength: optionalPositiveInt('max-length', f.maxLength, MAX_CAPTION_TOKENS) };
 }
 
 export function workersFromFlags(f: TrainFlags, augment: AugmentConfig): number {
@@ -90,7 +91,7 @@ export function scheduleFromFlags(f: TrainFlags, epochs: number, batches: number
 
 export function outputFolder(f: TrainFlags, modelName: string): string {
   // Named after the data set's folder (not its path: `--data ../data/photos` gives models/cnn-photos).
-  const dataLabel = f.data === 'shapes' ? 'shapes' : path.basename(path.resolve(f.data));
+  const dataLabel = isGeneratedData(f.data) ? f.data : path.basename(path.resolve(f.data));
   return f.out ?? path.join('models', `${modelName}${f.variant ? `-${f.variant}` : ''}-${dataLabel}`);
 }
 
@@ -110,7 +111,7 @@ export function remainingOptionsFromFlags(f: TrainFlags): RemainingOptions {
     patience: f.patience === undefined ? undefined : flagNumber('patience', f.patience, positiveInt),
     threads: flagNumber('threads', f.threads, nonNegativeInt), resume: f.resume,
     trainAccuracySample: flagNumber('train-eval-size', f.trainEvalSize, nonNegativeInt),
-    data: { source: f.data === 'shapes' ? 'shapes' : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) }, dataLabel: f.data,
+    data: { source: isGeneratedData(f.data) ? f.data : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) }, dataLabel: f.data,
     graphOptimizationLevel: f.graphOptimization, blockedConvolutions: f.blockedConv,
     cacheFeatures: f.featureCache, cacheDir: f.cacheDir,
     bleuImages: f.bleuImages === undefined ? undefined : flagNumber('bleu-images', f.bleuImages, nonNegativeInt),

@@ -9,8 +9,7 @@ import { defaultCacheDir, fingerprint } from '../image-cache';
 import { generateShapes } from '../shapes';
 import { displayPath } from '../sources/image-source';
 import { CAPTION_SPLITS, CaptionEntry, CaptionSource, CaptionSourceError, CaptionSplitName } from './caption-source';
-import { cocoSource, isCoco } from './coco';
-import { flickr8kSource, isFlickr8k } from './flickr8k';
+import { GENERATED_DATA, isGeneratedData, openCaptionSource } from '../kinds';
 import { tokenize } from '../../portable/tokenize';
 import { Vocabulary } from '../../portable/vocabulary';
 
@@ -76,15 +75,6 @@ export interface CaptionData {
   fromCache: boolean;
 }
 
-/** Recognizes a caption data folder: COCO (annotations/captions_*.json) or Flickr8k (Flickr8k.token.txt or captions.txt). */
-export function openCaptionSource(root: string): CaptionSource {
-  if (!fs.existsSync(root)) throw new CaptionSourceError(`data folder ${root} does not exist`);
-  if (!fs.statSync(root).isDirectory()) throw new CaptionSourceError(`${root} is not a folder (caption data is 'shapes' or a data folder)`);
-  if (isCoco(root)) return cocoSource(root);
-  if (isFlickr8k(root)) return flickr8kSource(root);
-  throw new CaptionSourceError(`${root} is not a caption data set: expected Flickr8k (Flickr8k.token.txt or captions.txt, Images/, Flickr_8k.*Images.txt) or COCO (annotations/captions_*.json and an image folder)`);
-}
-
 /** Images of one split with their captions, before tokenizing. */
 /** Training and validation images are always there (a source without its own validation split gets one cut). */
 interface RawSplits {
@@ -125,9 +115,9 @@ export async function loadCaptionData(nameOrDir: string, o: CaptionDataOptions):
   let name: string;
   let raw: RawSplits;
   let fromCache = false;
-  if (nameOrDir === 'shapes') {
-    format = 'shapes';
-    name = 'shapes';
+  if (isGeneratedData(nameOrDir)) {
+    format = GENERATED_DATA;
+    name = GENERATED_DATA;
     // The seeds of loadData('shapes'): the same images as the classification data, now with their captions.
     const generated = (count: number, s: number, split: string): RawSplit => {
       const set = generateShapes({ count, imageSize: o.imageSize, seed: s });
