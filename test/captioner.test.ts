@@ -153,7 +153,9 @@ describe('captioner', () => {
       expect(computed).toHaveLength(2);
       const direct = await run('direct', false);
       cached.history.forEach((m, i) => {
-        expect(Math.abs(m.valLoss - direct.history[i]!.valLoss)).toBeLessThan(1e-5);
+        // The feature pass runs the backbone at optimization level `all` (prepacked, channel-blocked kernels), the
+        // direct run inside the training session: the same sums, rounded differently (4e-5 after two epochs).
+        expect(Math.abs(m.valLoss - direct.history[i]!.valLoss)).toBeLessThan(1e-4 * Math.abs(direct.history[i]!.valLoss));
         expect(m.valBleu).toEqual(direct.history[i]!.valBleu);
       });
     } finally {
