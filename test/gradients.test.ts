@@ -82,6 +82,14 @@ const cases: GradCase[] = [
     reference: (a, w) => R.conv2d(a, w, undefined, conv([1, 1], [1, 1, 1, 1], [2, 2], 1)),
   },
   {
+    name: 'depthwise conv2d 3x3 pad 1 (dX as a forward Conv of the flipped kernel)', inputs: [x('x', [2, 3, 5, 5]), x('w', [3, 1, 3, 3])],
+    forward: (a, w) => F.conv2d(a, w, undefined, { groups: 3, padding: 1 }), reference: (a, w) => R.conv2d(a, w, undefined, conv([1, 1], [1, 1, 1, 1], [1, 1], 3)),
+  },
+  {
+    name: 'conv2d 1x1 on a 28x28 grid (dW as one GEMM per image)', inputs: [x('x', [1, 1, 28, 28]), x('w', [2, 1, 1, 1])],
+    forward: (a, w) => F.conv2d(a, w), reference: (a, w) => R.conv2d(a, w, undefined, conv([1, 1], [0, 0, 0, 0], [1, 1], 1)),
+  },
+  {
     name: 'conv2d groups 2 with stride', inputs: [x('x', [2, 4, 5, 5]), x('w', [4, 2, 3, 3]), x('b', [4])],
     forward: (a, w, b) => F.conv2d(a, w, b, { groups: 2, stride: 2, padding: 1 }), reference: (a, w, b) => R.conv2d(a, w, b, conv([2, 2], [1, 1, 1, 1], [1, 1], 2)),
   },
