@@ -80,10 +80,15 @@ export const Where: GradRule = (ctx) => [
 /** As PyTorch's clamp: the gradient passes where min <= x <= max. */
 export const Clip: GradRule = (ctx) => [() => {
   const x = ctx.input(0);
-  let g = ctx.outputGrad();
-  if (ctx.node.inputs[1]) g = F.where(F.less(x, ctx.input(1)), 0, g);
-  if (ctx.node.inputs[2]) g = F.where(F.greater(x, ctx.input(2)), 0, g);
-  return g;
+  const g = ctx.outputGrad();
+  // The mask as 0/1 floats multiplied in: onnxruntime's CPU Where with a scalar branch is 4x the cost of a compare,
+  // and MobileNetV2 has 35 Clips (the two Wheres each took 18 % of its fine-tuning step).
+  const keep = (outside: Tensor) => F.cast(x.builder.op('Not', [outside], {}, 'clip'), x.dtype);
+  const masks: Tensor[] = [];
+  if (ctx.node.inputs[1]) masks.push(keep(F.less(x, ctx.input(1))));
+  if (ctx.node.inputs[2]) masks.push(keep(F.greater(x, ctx.input(2))));
+  if (masks.length === 0) return g;
+  return F.mul(g, masks.length === 2 ? F.mul(masks[0]!, masks[1]!) : masks[0]!);
 }];
 
 /** Only casts between floating types carry a gradient; it is cast back to the input's type. */
