@@ -52,7 +52,9 @@ dataTest('the transfer study\'s sweep file runs every one of its runs on a slice
   const runs = planned.map((run) => {
     const data = sliceOf[path.basename(String(run.options.data))];
     if (data === undefined) throw new Error(`${run.name}: no slice for ${String(run.options.data)}`);
-    return { name: run.name, ...run.options, data, epochs: 1, 'batch-size': 8, 'cache-dir': path.join(tmp, 'cache') };
+    // The study names the backbones beside the checkout (../shared); the lane may have them elsewhere (DEEPVISION_SHARED).
+    const set = Object.fromEntries(Object.entries(run.options.set as Record<string, unknown> | undefined ?? {}).map(([k, v]) => [k, typeof v === 'string' && v.includes('/shared/models/') ? sharedFile(`models/${v.split('/shared/models/')[1]}`) : v]));
+    return { name: run.name, ...run.options, set, data, epochs: 1, 'batch-size': 8, 'cache-dir': path.join(tmp, 'cache') };
   });
   fs.writeFileSync(path.join(tmp, 'study.json'), JSON.stringify({ runs }));
   const r = cli(tmp, 'sweep', 'study.json', '--out', path.join(tmp, 'out'));
