@@ -38,7 +38,7 @@ export function curvesSpec(runs: RunCurve[], title: string): VegaLiteSpec {
     encoding: {
       x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: null, axis: { format }, scale: { zero: false } },
-      color: { field: 'run', type: 'nominal', legend: runs.length > 1 ? { orient: 'bottom', columns: 2, title: null } : null },
+      color: { field: 'run', type: 'nominal', legend: runs.length > 1 ? { orient: 'bottom', columns: 2, title: null, labelLimit: 480 } : null },
       strokeDash: { field: 'split', type: 'nominal', scale: { domain: ['validation', 'train'], range: [[1, 0], [5, 3]] }, legend: null },
       detail: { field: 'split' },
     },
