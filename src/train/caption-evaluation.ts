@@ -10,7 +10,7 @@ import { buildEntryPoint } from '../model/build';
 import type { ConfigValue, ModelDefinition } from '../model/definition';
 import { encodeModel } from '../onnx/write';
 import type { CachedFeatures } from './frozen-features';
-import { InputBatch } from './input-batch';
+import { evaluationBatchSize, InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 import { outputOf } from '../portable/session-output';
 
@@ -69,7 +69,7 @@ export async function evaluateCaptions(
   const images = split.images;
   const t = rows.length - 1;
   const v = o.vocabulary.size;
-  const batchSize = 128;
+  const batchSize = evaluationBatchSize(images, 128, o.features);
   const batch = new InputBatch(images, o.normalization, batchSize, o.features);
   const loss = new Average();
   let top1 = 0;

@@ -5,7 +5,7 @@ import { Rng } from '../util/rng';
 import { CaptionMetrics, evaluateCaptions } from './caption-evaluation';
 import type { FrozenBackbone } from './frozen-backbone';
 import { CachedFeatures, featureSubset } from './frozen-features';
-import { InputBatch } from './input-batch';
+import { evaluationBatchSize, InputBatch } from './input-batch';
 import { Average, topKCorrect } from './metrics';
 import type { ModelForData } from './model-for-data';
 import type { DataOptions, ModelOptions } from './options';
@@ -27,7 +27,7 @@ export async function evaluate(
   session: ort.InferenceSession, parameterNames: string[], tensors: Map<string, ort.Tensor>, data: ImageDataset, normalization: Normalization, classes: number,
   features?: CachedFeatures,
 ): Promise<ClassifierMetrics> {
-  const batchSize = 256;
+  const batchSize = evaluationBatchSize(data, 256, features);
   const batch = new InputBatch(data, normalization, batchSize, features);
   const labels = batch.labels;
   const loss = new Average();
