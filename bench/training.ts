@@ -7,32 +7,18 @@
  *   npm run bench [-- --steps N] [-- --json]
  *   node bench/run.js bench/training.ts --pytorch [--rounds R]   # both models paired against PyTorch, see below
  */
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import cnn from '../graphs/cnn';
 import referenceCnn from '../graphs/reference-cnn';
+import { runPython } from './pytorch-run';
 import { measure, prepareWorkload, throughput } from './training-throughput';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
 const steps = option('--steps', 10);
 const threads = option('--threads', os.cpus().length);
-
-const TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
-
-/** Runs a PyTorch timing script with the same malloc settings as ours; its last output line is JSON, or why it failed. */
-function runPython(script: string, args: string[]): unknown | string {
-  if (!fs.existsSync(script)) return `${script} not found`;
-  const openmpBlas = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
-  // Without the malloc tunables PyTorch page-faults its large tensors as we would (the seed CNN: 7x slower).
-  const env = { ...process.env, GLIBC_TUNABLES: TUNABLES, ...(fs.existsSync(openmpBlas) ? { LD_LIBRARY_PATH: openmpBlas } : {}) };
-  const run = spawnSync('/usr/bin/python3', [script, ...args], { env, encoding: 'utf8' });
-  if (run.status !== 0) return `${path.basename(script)} failed: ${(run.stderr || run.stdout).trim().split('\n').pop()}`;
-  return JSON.parse(run.stdout.trim().split('\n').pop()!) as unknown;
-}
 
 /** PyTorch's update of the reference CNN (../shared/bench/torch_cnn.py) or the seed CNN (bench/torch_fwd_bwd.py), in ms, or why it could not run. */
 function pytorchStep(model: 'reference' | 'seed'): number | string {

@@ -7,7 +7,6 @@
  *   node bench/run.js bench/transfer.ts [--runs N] [--batch N] [--json]
  *   node bench/run.js bench/transfer.ts --pytorch [--rounds R]   # alternating with ../shared/bench/torch_mobilenet.py
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,6 +16,7 @@ import { buildModel } from '../src/model/build';
 import { encodeModel } from '../src/onnx/write';
 import { featureSessionOptions } from '../src/train/frozen-backbone';
 import { Rng } from '../src/util/rng';
+import { runPython } from './pytorch-run';
 import { medianRunMs } from './session-timing';
 import { prepareWorkload, Workload } from './training-throughput';
 
@@ -31,7 +31,6 @@ const size = 224;
 const threads = os.availableParallelism();
 const shared = process.env.DEEPVISION_SHARED ?? path.resolve(__dirname, '..', '..', 'shared');
 const backbone = path.join(shared, 'models', 'mobilenetv2-7-fp32.onnx');
-const TUNABLES = 'glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Ours {
@@ -69,15 +68,10 @@ async function updateMs(w: Workload): Promise<{ ms: number; optimizerMs: number 
 
 interface Torch { extract_images_per_s: number; finetune_ms_per_step: number }
 
-/** One run of ../shared/bench/torch_mobilenet.py with our malloc settings and OpenMP OpenBLAS, or why it could not run. */
+/** One run of ../shared/bench/torch_mobilenet.py, or why it could not run. */
 function pytorch(): Torch | string {
-  const script = path.join(shared, 'bench', 'torch_mobilenet.py');
-  if (!fs.existsSync(script)) return `${script} not found`;
-  const openmpBlas = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
-  const env = { ...process.env, GLIBC_TUNABLES: TUNABLES, ...(fs.existsSync(openmpBlas) ? { LD_LIBRARY_PATH: openmpBlas } : {}) };
-  const run = spawnSync('/usr/bin/python3', [script, '--batch', String(batch), '--threads', String(threads), '--runs', String(runs)], { env, encoding: 'utf8' });
-  if (run.status !== 0) return `torch_mobilenet.py failed: ${(run.stderr || run.stdout || String(run.error)).trim().split('\n').pop()}`;
-  return JSON.parse(run.stdout.trim().split('\n').pop()!) as Torch;
+  const out = runPython(path.join(shared, 'bench', 'torch_mobilenet.py'), ['--batch', String(batch), '--threads', String(threads), '--runs', String(runs)]);
+  return typeof out === 'string' ? out : (out as Torch);
 }
 
 /** Alternates our measurement and PyTorch's, so that the machine's slow and fast phases hit both alike; ratios per round. */
