@@ -22,6 +22,7 @@ const LAYERS = [
   'data',       // data sets, decoding, the record cache, batches
   'metrics',    // BLEU, CIDEr-D, an epoch's metrics
   'checkpoint', // checkpoints, below both runtime and train
+  'native',     // the Node trainer's native fast path: the fused optimizer (C++ and its loader)
   'runtime',    // sessions, providers, predictor, captioner, gradient checks
   'train',      // the trainer
   'export',     // the browser export

@@ -44,6 +44,7 @@ import { LSTM } from '../src/nn/recurrent';
 import { encodeModel } from '../src/onnx/write';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
+import { fusedOptimizerFor } from './fast-path';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { Rng } from '../src/util/rng';
 
@@ -147,6 +148,8 @@ async function prepare(masked: boolean, lengths: number[], extra: Partial<ort.In
   const optimizer = buildOptimizerGraph(specs, OPTIMIZER);
   const session = await ort.InferenceSession.create((await modelForCpu(graph.model)).bytes, sessionOptions(extra));
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), sessionOptions());
+  // The trainer's update path: the fused native optimizer where built (--portable: the optimizer graph).
+  const fused = fusedOptimizerFor(specs, OPTIMIZER, threads);
   const rng = new Rng(0);
   const tensors = new Map<string, ort.Tensor>();
   for (const [name, value] of graph.values) tensors.set(name, new ort.Tensor('float32', Float32Array.from(value.typed() as Float32Array), [...value.dims]));
@@ -170,19 +173,33 @@ async function prepare(masked: boolean, lengths: number[], extra: Partial<ort.In
   // parameters, slots and statistics double-buffered), as bench/training-throughput.ts does; the trainer doesn't.
   const like = (t: ort.Tensor) => new ort.Tensor('float32', new Float32Array(t.size), [...t.dims]);
   const spare = new Map<string, ort.Tensor>(preallocated ? [...tensors].map(([n, t]) => [n, like(t)]) : []);
-  const grads = new Map<string, ort.Tensor>(preallocated ? specs.map((p) => [p.name, like(tensors.get(p.name)!)]) : []);
+  const grads = new Map<string, ort.Tensor>(preallocated || fused ? specs.map((p) => [p.name, like(tensors.get(p.name)!)]) : []);
   const loss = new ort.Tensor('float32', new Float32Array(1), []);
   let count = 0;
   const step = async () => {
     count++;
     const t0 = performance.now();
     let out: ort.InferenceSession.OnnxValueMapType;
-    if (preallocated) {
-      const fetches: Record<string, ort.Tensor> = { loss };
+    if (preallocated || fused) {
+      // The trainer's fast path has the gradients written into the same arrays every update (TrainingStep's
+      // reuseGradients); --preallocated also the loss and the statistics.
+      const fetches: Record<string, ort.Tensor | null> = { loss: preallocated ? loss : null };
       for (const p of specs) fetches[`${p.name}_grad`] = grads.get(p.name)!;
-      for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
+      for (const [buffer, output] of graph.stateOutputs) fetches[output] = preallocated ? spare.get(buffer)! : null;
       out = await session.run(feeds(), fetches);
     } else out = await session.run(feeds());
+    if (fused) {
+      const tFused = performance.now();
+      fused.update(tensors, specs.map((p) => out[`${p.name}_grad`] as ort.Tensor), UPDATE_RATE, count);
+      for (const [buffer, output] of graph.stateOutputs) {
+        if (preallocated) spare.set(buffer, tensors.get(buffer)!);
+        tensors.set(buffer, out[output] as ort.Tensor);
+      }
+      const end = performance.now();
+      const value = ((out.loss as ort.Tensor).data as Float32Array)[0]!;
+      if (!Number.isFinite(value)) throw new Error(`loss ${value} at update ${count}`);
+      return { ms: end - t0, optimizerMs: end - tFused, loss: value };
+    }
     const optFeeds: Record<string, ort.Tensor> = {
       learning_rate: new ort.Tensor('float32', Float32Array.from([UPDATE_RATE]), [1]),
       step: new ort.Tensor('int64', BigInt64Array.from([BigInt(count)]), [1]),

@@ -7,6 +7,7 @@ import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { Rng } from '../src/util/rng';
+import { fusedOptimizerFor } from './fast-path';
 
 export interface ThroughputRow {
   workload: string;
@@ -70,6 +71,9 @@ export async function prepareWorkload(
   };
   // As the trainer on the CPU: convolutions lowered to ORT's channel-blocked kernels unless turned off.
   const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(graph.model)).bytes : encodeModel(graph.model), options);
+  // The trainer's update path: the fused native optimizer where built (its slots under `optimizer.<name>` as the
+  // trainer keeps them), else the optimizer graph.
+  const fused = fusedOptimizerFor(specs, optimizerConfig, threads);
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
   const rng = new Rng(0);
   const state = new Map<string, ort.Tensor>();
@@ -77,6 +81,7 @@ export async function prepareWorkload(
   for (const name of optimizer.stateNames) {
     const shape = specs.find((p) => name.startsWith(`${p.name}.`))!.shape;
     state.set(name, new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]));
+    if (fused) state.set(`optimizer.${name}`, state.get(name)!);
   }
   const input = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, () => rng.normal()), [batch, 3, size, size]);
   const labels = new ort.Tensor('int64', BigInt64Array.from({ length: batch }, () => BigInt(rng.int(Number(config.numClasses)))), [batch]);
@@ -100,6 +105,16 @@ export async function prepareWorkload(
       for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
       out = (await session.run(feeds, fetches)) as Record<string, ort.Tensor>;
     } else out = (await session.run(feeds)) as Record<string, ort.Tensor>;
+    if (fused) {
+      const tFused = performance.now();
+      fused.update(state, specs.map((p) => out[`${p.name}_grad`]!), 0.01, i);
+      for (const [buffer, output] of graph.stateOutputs) {
+        spare.set(buffer, state.get(buffer)!);
+        state.set(buffer, out[output]!);
+      }
+      const end = performance.now();
+      return { ms: end - t0, optimizerMs: end - tFused };
+    }
     const optFeeds: Record<string, ort.Tensor> = {
       learning_rate: new ort.Tensor('float32', Float32Array.from([0.01]), [1]),
       step: new ort.Tensor('int64', BigInt64Array.from([BigInt(i)]), [1]),

@@ -2,7 +2,9 @@
  * One training update, for onnxruntime-node and onnxruntime-web alike: the training graph (loss, gradients, updated
  * buffers) on a batch, then the optimizer graph (updated parameters and slots). The Node trainer and the page's
  * Teach mode both drive their updates through this module, so the same artifacts get the same feeds in both. It
- * imports only onnxruntime-common's types; the caller passes its runtime's Tensor class.
+ * imports only onnxruntime-common's types; the caller passes its runtime's Tensor class. The Node trainer on the CPU
+ * may replace the optimizer graph with an in-place optimizer (its native fused one) and reuse the gradients' arrays:
+ * see StepOptions.
  *
  * State lives in one map by name: parameters and buffers under their own names, optimizer slots as
  * `optimizer.<param>.<slot>` (as checkpoints store them).
@@ -50,19 +52,57 @@ export function stepProblem(graphs: StepGraphs, state: ReadonlyMap<string, Tenso
   return missing.length > 0 ? `no value for ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}` : undefined;
 }
 
+/**
+ * An optimizer that updates the parameters and slots of the state map in place, run instead of the optimizer graph:
+ * the Node trainer's fused native one (src/native/fused-optimizer.ts). Gradients come in the order of `trainable`.
+ */
+interface InPlaceOptimizer {
+  update(state: ReadonlyMap<string, Tensor>, grads: readonly Tensor[], lr: number, step: number): void;
+}
+
+/** How the Node trainer's fast path runs a step; the page and WebGPU leave both unset. */
+export interface StepOptions {
+  /** Update with this instead of the optimizer graph. */
+  inPlace?: InPlaceOptimizer;
+  /**
+   * Have the training graph write the gradients into the same host arrays at every step (session.run's fetches), not
+   * into fresh ones: no allocation, page faults or garbage collection for them. Host (CPU) sessions only, and only
+   * where nothing keeps a step's gradients after its update.
+   */
+  reuseGradients?: boolean;
+}
+
 export class TrainingStep {
+  /** The training graph's outputs, with the arrays it writes the gradients into (reuseGradients). */
+  private fetches: Record<string, Tensor | null> | undefined;
+
   constructor(
     private readonly training: InferenceSession,
-    private readonly optimizer: InferenceSession,
+    private readonly optimizer: InferenceSession | undefined,
     readonly graphs: StepGraphs,
     private readonly TensorOf: TensorClass,
-  ) {}
+    private readonly options: StepOptions = {},
+  ) {
+    if (optimizer === undefined && options.inPlace === undefined) throw new Error('a training step needs an optimizer graph or an in-place optimizer');
+  }
 
   /** Runs the training graph on a batch (its data inputs in `batch`) with the current state: loss and gradients. */
   async gradients(state: ReadonlyMap<string, Tensor>, batch: Record<string, Tensor>): Promise<InferenceSession.ReturnType> {
     const feeds: Record<string, Tensor> = { ...batch };
     for (const name of this.graphs.inputs) feeds[name] = state.get(name)!;
-    return this.training.run(feeds);
+    if (this.options.reuseGradients !== true) return this.training.run(feeds);
+    this.fetches ??= this.gradientArrays(state);
+    return this.training.run(feeds, this.fetches);
+  }
+
+  /** Every output of the training graph, the gradients with a host array each (shaped as their parameters). */
+  private gradientArrays(state: ReadonlyMap<string, Tensor>): Record<string, Tensor | null> {
+    const fetches: Record<string, Tensor | null> = Object.fromEntries(this.training.outputNames.map((n) => [n, null]));
+    for (const name of this.graphs.trainable) {
+      const dims = state.get(name)!.dims;
+      fetches[`${name}_grad`] = new this.TensorOf('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+    }
+    return fetches;
   }
 
   /**
@@ -71,6 +111,11 @@ export class TrainingStep {
    * are replaced or no longer needed (the gradients) are released.
    */
   async update(state: Map<string, Tensor>, out: InferenceSession.ReturnType, lr: number, step: number): Promise<void> {
+    if (this.options.inPlace !== undefined) {
+      this.options.inPlace.update(state, this.graphs.trainable.map((name) => outputOf(out, `${name}_grad`, 'the training graph')), lr, step);
+      for (const [buffer, output] of this.graphs.stateOutputs) replace(state, buffer, outputOf(out, output, 'the training graph'));
+      return;
+    }
     const feeds: Record<string, Tensor> = {
       learning_rate: new this.TensorOf('float32', Float32Array.from([lr]), [1]),
       step: new this.TensorOf('int64', BigInt64Array.from([BigInt(step)]), [1]),
@@ -81,7 +126,7 @@ export class TrainingStep {
       feeds[`${name}_grad`] = grads[i]!;
     });
     for (const name of this.graphs.slots) feeds[name] = state.get(`optimizer.${name}`)!;
-    const updated = await this.optimizer.run(feeds);
+    const updated = await this.optimizer!.run(feeds);
     for (const name of this.graphs.trainable) replace(state, name, outputOf(updated, `${name}_updated`, 'the optimizer graph'));
     for (const name of this.graphs.slots) replace(state, `optimizer.${name}`, outputOf(updated, `${name}_updated`, 'the optimizer graph'));
     for (const [buffer, output] of this.graphs.stateOutputs) replace(state, buffer, outputOf(out, output, 'the training graph'));

@@ -87,6 +87,11 @@ export interface DeviceOptions {
    * (default true; the training and evaluation graphs are lowered in memory, the artifacts on disk stay standard ONNX).
    */
   blockedConvolutions?: boolean;
+  /**
+   * On the CPU provider, update the parameters with the fused native optimizer where it is built (default true;
+   * otherwise, or with false, with the optimizer graph, as on WebGPU and in the page). See src/native/.
+   */
+  nativeFastPath?: boolean;
 }
 
 /** The run: its folder, what is written before its summary, and the request to stop. */

@@ -8,11 +8,12 @@ import { DeviceLossSum } from './device-loss-sum';
 import type { FrozenBackbone } from './frozen-backbone';
 import { HostCopier, hostCopier } from './host-copier';
 import type { ModelForData } from './model-for-data';
-import type { DeviceOptions } from './options';
+import type { DeviceOptions, EventOptions, OptimizationOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
+import { FusedOptimizer } from '../native/fused-optimizer';
 
 /** The trainer options this part reads. */
-type Options = DeviceOptions;
+type Options = DeviceOptions & Pick<OptimizationOptions, 'optimizer' | 'clipGradNorm'> & Pick<EventOptions, 'onNotice'>;
 
 /** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */
 export function sessionOptionsFor(o: Options): ort.InferenceSession.SessionOptions {
@@ -32,7 +33,8 @@ export function sessionOptionsFor(o: Options): ort.InferenceSession.SessionOptio
 export class TrainingSessions {
   private constructor(
     private readonly training: ort.InferenceSession,
-    private readonly optimizer: ort.InferenceSession,
+    /** The optimizer graph's session, unless the fused native optimizer runs instead. */
+    private readonly optimizer: ort.InferenceSession | undefined,
     /** The evaluation graph: loss and logits in eval mode. */
     readonly evaluation: ort.InferenceSession,
     /** One update: the training graph, then the optimizer graph. */
@@ -66,7 +68,11 @@ export class TrainingSessions {
     // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
     const trainSession = await ort.InferenceSession.create(await forSession(trainModel), located(trainModel, onGpu ? [] : ['loss']));
     const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
-    const optimizerSession = await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
+    // On the CPU the optimizer runs natively, fused and in place, where the fast path is built; else as its graph.
+    const fused = onCpu && o.nativeFastPath !== false ? FusedOptimizer.create(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm }, sessionOptions.intraOpNumThreads ?? 1) : undefined;
+    if (typeof fused === 'string') o.onNotice?.(`note: the native training fast path is not available (${fused}); training uses the portable ONNX optimizer graph`);
+    const inPlace = fused instanceof FusedOptimizer ? fused : undefined;
+    const optimizerSession = inPlace !== undefined ? undefined : await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
     const evalSession = await ort.InferenceSession.create(await forSession(evalModel), located(evalModel, ['loss', 'logits']));
     const shapeOf = (name: string) => graph.values.get(name)?.dims ?? paramSpecs.find((p) => name.startsWith(`optimizer.${p.name}.`))!.shape;
     const download = onGpu ? await hostCopier([...graph.values.keys(), ...optimizer.stateNames.map((n) => `optimizer.${n}`)], shapeOf, sessionOptions) : undefined;
@@ -74,7 +80,7 @@ export class TrainingSessions {
     const trainingStep = new TrainingStep(trainSession, optimizerSession, {
       inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
       trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
-    }, ort.Tensor);
+    }, ort.Tensor, { inPlace, reuseGradients: onCpu });
     return new TrainingSessions(
       trainSession, optimizerSession, evalSession, trainingStep, lossSum, download,
       new Set(trainSession.inputNames), graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name)),
@@ -87,6 +93,6 @@ export class TrainingSessions {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.training.release(), this.optimizer.release(), this.evaluation.release(), this.download?.release(), this.lossSum?.release()]);
+    await Promise.all([this.training.release(), this.optimizer?.release(), this.evaluation.release(), this.download?.release(), this.lossSum?.release()]);
   }
 }

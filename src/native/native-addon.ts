@@ -1,0 +1,66 @@
+/**
+ * The native fast path's binary (src/native/*.cc, built at install by scripts/build-native.mjs into build/), loaded
+ * once. Where it is missing or does not load, callers get the reason and stay on the portable ONNX path.
+ *
+ * DEEPVISION_NATIVE=off turns it off (CI runs the training tests on both paths); DEEPVISION_NATIVE_ADDON names
+ * another build of it (the AddressSanitizer lane).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The addon's functions: src/native/fused-optimizer.cc. Every array is updated in place. */
+export interface NativeAddon {
+  sgd(params: Float32Array[], grads: Float32Array[], buffers: Float32Array[] | null, learningRates: Float32Array, settings: SgdSettings, threads: number): void;
+  adam(params: Float32Array[], grads: Float32Array[], expAvg: Float32Array[], expAvgSq: Float32Array[], scalars: Float32Array, settings: AdamSettings, threads: number): void;
+  sumOfSquares(grads: Float32Array[], threads: number): number;
+}
+
+/** SGD's scalars, each already rounded to float32 as the optimizer graph rounds it. */
+interface SgdSettings {
+  clip: boolean;
+  decay: boolean;
+  momentum: boolean;
+  dampening: boolean;
+  nesterov: boolean;
+  clipScale: number;
+  weightDecay: number;
+  mu: number;
+  bufferScale: number;
+}
+
+/** Adam's and AdamW's scalars shared by all parameters (the per-parameter ones travel in a Float32Array). */
+interface AdamSettings {
+  clip: boolean;
+  l2: boolean;
+  decoupled: boolean;
+  clipScale: number;
+  weightDecay: number;
+  oneMinusBeta1: number;
+  oneMinusBeta2: number;
+}
+
+/** Where the optimized build lands, from src/native or dist/native alike. */
+const BUILT = path.join(__dirname, '..', '..', 'build', 'deepvision-native.node');
+
+let loaded: NativeAddon | string | undefined;
+
+/** The addon, or one line saying why it is not available. */
+export function nativeAddon(): NativeAddon | string {
+  loaded ??= load();
+  return loaded;
+}
+
+function load(): NativeAddon | string {
+  if (process.env.DEEPVISION_NATIVE === 'off') return 'turned off by DEEPVISION_NATIVE=off';
+  const file = path.resolve(process.env.DEEPVISION_NATIVE_ADDON ?? BUILT);
+  if (!fs.existsSync(file)) return `${path.relative(process.cwd(), file) || file} is not built (npm run build:native builds it; it needs a C++ compiler)`;
+  try {
+    // A compiled Node-API module is loaded with require; nothing else can load it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const addon = require(file) as Partial<NativeAddon>;
+    if (typeof addon.sgd !== 'function' || typeof addon.adam !== 'function' || typeof addon.sumOfSquares !== 'function') return `${file} is an older build (npm run build:native rebuilds it)`;
+    return addon as NativeAddon;
+  } catch (err) {
+    return `${file} does not load: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
