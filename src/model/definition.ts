@@ -2,6 +2,7 @@ import type { DType } from '../ir/dtype';
 import type { Shape } from '../ir/shape';
 import type { Tensor } from '../dsl/builder';
 import type { Module } from '../nn/module';
+import type { TaskKind } from './task-kind';
 
 export type ConfigValue = number | string | boolean;
 export type Config = Record<string, ConfigValue>;
@@ -31,7 +32,7 @@ export interface ModelDefinition<C extends Config = Config> {
    * `labels`. 'captioning': forward takes the images and the caption tokens so far (teacher forcing, input
    * `captions` [N, T]) and returns logits [N, T, vocabulary], trained against `targets` [N, T] where `mask` is 1.
    */
-  task?: 'classification' | 'captioning';
+  task?: TaskKind;
   /**
    * Other graphs of the same model, sharing its parameters by name: a captioner's `encoder` (image -> features)
    * and `step` (one decoder step, for greedy and beam search). Each is built on its own with `buildEntryPoint`.

@@ -1,10 +1,11 @@
 import { gradients } from '../autodiff/gradients';
 import * as F from '../dsl/functional';
-import { crossEntropy, maskedCrossEntropy } from '../dsl/losses';
 import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
 import { addStateOutputs, BuildOptions, finishGraph, modelMetadata, ParameterInfo, traceModel } from './build';
 import type { Config, ModelDefinition } from './definition';
+import { definitionTask } from './task-kind';
+import { TASK_LOSSES } from './task-losses';
 
 export interface TrainingGraphOptions extends Omit<BuildOptions, 'mode' | 'parameters'> {
   /** Label smoothing of the cross-entropy loss. */
@@ -37,7 +38,7 @@ export interface TrainingGraph {
  * mode (dropout, batch statistics).
  */
 export function buildTrainingGraph(definition: ModelDefinition, options: TrainingGraphOptions = {}): TrainingGraph {
-  const { trace, loss, buildOptions } = traceClassifier(definition, options, 'train');
+  const { trace, loss, buildOptions } = traceWithLoss(definition, options, 'train');
   const { builder } = trace;
   const frozen = options.frozen ?? [];
   const isFrozen = (name: string) => frozen.some((f) => name === f || (f.endsWith('.') && name.startsWith(f)));
@@ -59,25 +60,16 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
 }
 
 /**
- * A model traced with parameters as inputs and its loss: a classifier's cross-entropy against a `labels` input, or
- * a captioner's masked cross-entropy against `targets` and `mask` inputs (one per caption token).
+ * A model traced with parameters as inputs and its task's loss (model/task-losses.ts): a classifier's cross-entropy
+ * against a `labels` input, or a captioner's masked cross-entropy against `targets` and `mask` inputs.
  */
-function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'>, mode: 'train' | 'eval') {
+function traceWithLoss(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'>, mode: 'train' | 'eval') {
   const buildOptions: BuildOptions = { ...options, mode, parameters: 'inputs' };
-  const captioning = definition.task === 'captioning';
-  const trace = traceModel(definition, buildOptions, (b, inputs) => {
-    const batch = inputs[0]?.dim(0) ?? 'batch';
-    if (!captioning) return [b.input('labels', 'int64', [batch])];
-    const captions = inputs.find((t) => t.name === 'captions');
-    if (captions === undefined || captions.rank !== 2) throw new Error(`model '${definition.name}': a captioner takes an input 'captions' [batch, length] of token ids`);
-    return [b.input('targets', 'int64', [batch, captions.dim(1)]), b.input('mask', 'float32', [batch, captions.dim(1)])];
-  });
-  const what = captioning ? 'a captioner\'s forward must return one tensor of logits [batch, length, vocabulary]' : 'a classifier\'s forward must return one tensor of logits';
-  if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': ${what}`);
+  const task = TASK_LOSSES[definitionTask(definition)];
+  const trace = traceModel(definition, buildOptions, (b, inputs) => task.targets(b, inputs, definition.name));
+  if (trace.outputs.length !== 1) throw new Error(`model '${definition.name}': ${task.returns}`);
   const loss = trace.builder.run(() => {
-    const data = captioning
-      ? maskedCrossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, trace.extraInputs[1]!, { labelSmoothing: options.labelSmoothing })
-      : crossEntropy(trace.outputs[0]!, trace.extraInputs[0]!, { labelSmoothing: options.labelSmoothing });
+    const data = task.loss(trace.outputs[0]!, trace.extraInputs, options.labelSmoothing);
     // The model's own regularizers (losses.addTrainingLoss), in training graphs only.
     return [...trace.builder.trainingLosses.values()].reduce((sum, term) => F.add(sum, term), data);
   });
@@ -95,7 +87,7 @@ function traceClassifier(definition: ModelDefinition, options: Omit<TrainingGrap
  * eval-mode forward (no dropout, running statistics); outputs `loss` and `logits`.
  */
 export function buildEvalGraph(definition: ModelDefinition, options: Omit<TrainingGraphOptions, 'frozen'> = {}): { model: Model } {
-  const { trace, loss, buildOptions } = traceClassifier(definition, options, 'eval');
+  const { trace, loss, buildOptions } = traceWithLoss(definition, options, 'eval');
   const { builder } = trace;
   builder.output('loss', loss);
   builder.output('logits', trace.outputs[0]!);
