@@ -10,7 +10,7 @@ type Options = DataOptions & ModelOptions & OptimizationOptions;
 
 /**
  * The metadata of a run's checkpoints: what `deepvision eval`, export and a resume need to rebuild the model and
- * find its data, the settings a resume must keep (resume-settings.ts), and the run so far (best epoch, its
+ * find its data, what its task records (classes, vocabulary), the settings a resume must keep (resume-settings.ts), and the run so far (best epoch, its
  * confusion matrix, every epoch trained).
  */
 export function checkpointMetadata(
@@ -28,9 +28,7 @@ export function checkpointMetadata(
     ...(o.data?.valFraction !== undefined ? { 'deepvision.val_fraction': String(o.data.valFraction) } : {}),
     ...(o.graphFile ? { 'deepvision.graph_file': path.resolve(o.graphFile) } : {}),
     'deepvision.image_size': String(o.train.height),
-    ...(o.captions !== undefined
-      ? { 'deepvision.task': 'captioning', 'deepvision.vocabulary': JSON.stringify(o.captions.vocabulary.toJSON()) }
-      : { 'deepvision.classes': JSON.stringify(o.train.classNames) }),
+    ...model.task.checkpointMetadata(o),
     'deepvision.normalization': JSON.stringify(model.normalization),
     ...(state.best ? { 'deepvision.best': JSON.stringify(state.best) } : {}),
     ...(state.confusion ? { 'deepvision.best_confusion': JSON.stringify(state.confusion) } : {}),

@@ -3,6 +3,7 @@ import { writeRunArtifacts } from './run-artifacts';
 import type { RunFolder } from './run-folder';
 import { summarizeRun, writeRunSummary } from './run-summary';
 import type { DataOptions, ModelOptions, OptimizationOptions, RunOptions, StopReason, TrainResult } from './options';
+import type { Task } from './tasks/task';
 import type { TrainingBatches } from './training-batches';
 import type { TrainingSessions } from './training-sessions';
 import type { TrainingState } from './training-state';
@@ -18,6 +19,7 @@ export interface FinishedRun {
   folder: RunFolder;
   stopped: StopReason;
   normalization: Normalization;
+  task: Task;
 }
 
 /**
@@ -32,10 +34,10 @@ export async function finishRun(o: Options, run: FinishedRun): Promise<TrainResu
     normalization: run.normalization, confusion: state.confusion, tensors: state.tensors, artifacts: [],
   };
   // The same run folder for every caller of train(), the CLI or a library user: artifacts first, then the caller's files.
-  result.artifacts = writeRunArtifacts(o.definition, o.outDir, result, { variant: o.variant, seed: o.seed ?? 0, optimizer: o.optimizer, captions: o.captions });
+  result.artifacts = writeRunArtifacts(o, result, run.task);
   await o.beforeSummary?.(result);
   // Last, once checkpoints, metrics and artifacts are on disk: the sweep counts a run whose summary is not
   // 'interrupted' as done.
-  writeRunSummary(o.outDir, summarizeRun(o, result));
+  writeRunSummary(o.outDir, summarizeRun(o, result, run.task));
   return result;
 }

@@ -1,6 +1,5 @@
 import { describeAugmentation } from '../data/augment';
-import { CheckpointMetadata, checkpointClasses } from '../checkpoint/checkpoint';
-import { classNamesDifference } from './class-names';
+import type { CheckpointMetadata } from '../checkpoint/checkpoint';
 import type { ModelForData } from './model-for-data';
 import type { DataOptions, ModelOptions, OptimizationOptions } from './options';
 import { TrainingError } from './training-error';
@@ -55,8 +54,8 @@ export function resumeSettingsMetadata(o: Options, seed: number, model: ModelFor
 
 /**
  * Refuses to resume `file` with settings other than the ones it was trained with, in one line naming the setting,
- * its saved value and the new one. A setting the checkpoint does not record (one written by an older version) is
- * not checked.
+ * its saved value and the new one, or with other targets than the data gives (the task's check: classes,
+ * vocabulary). A setting the checkpoint does not record (one written by an older version) is not checked.
  */
 export function checkResumeSettings(file: string, meta: CheckpointMetadata, o: Options, seed: number, model: ModelForData): void {
   const recorded = recordedSettings(file, meta);
@@ -68,15 +67,7 @@ export function checkResumeSettings(file: string, meta: CheckpointMetadata, o: O
       throw new TrainingError(`${file} was trained with ${setting.name} ${show(saved)}, this run has ${show(now)}: --resume continues a run with the same settings (start a new run to change them)`);
     }
   }
-  const classes = o.captions === undefined ? checkpointClasses(meta, file) : undefined;
-  if (classes !== undefined) {
-    const difference = classNamesDifference(classes, o.train.classNames);
-    if (difference !== undefined) throw new TrainingError(`${file} was trained on other classes than ${o.train.name} has: ${difference}; --resume continues a run on the same data`);
-  }
-  const vocabulary = meta['deepvision.vocabulary'];
-  if (vocabulary !== undefined && o.captions !== undefined && vocabulary !== JSON.stringify(o.captions.vocabulary.toJSON())) {
-    throw new TrainingError(`${file} was trained with another caption vocabulary than ${o.train.name} gives (--min-count, --max-length or the captions differ): --resume continues a run on the same data`);
-  }
+  model.task.checkResume(file, meta, o);
 }
 
 function recordedSettings(file: string, meta: CheckpointMetadata): Record<string, unknown> {

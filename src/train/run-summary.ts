@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../util/atomic-write';
 import { UserError } from '../util/user-error';
 import type { EpochMetrics } from '../metrics/epoch-metrics';
 import type { DataOptions, ModelOptions, OptimizationOptions, StopReason, TrainResult } from './options';
+import type { Task } from './tasks/task';
 import { FileReadError, readRegularText } from '../util/regular-file';
 
 /** The trainer options this part reads. */
@@ -43,11 +44,11 @@ export const SUMMARY_FILE = 'summary.json';
 export class RunSummaryError extends UserError {}
 
 /** The summary of a run train() has just finished (or stopped). */
-export function summarizeRun(o: Options, r: Pick<TrainResult, 'history' | 'best' | 'stopped' | 'confusion'>): RunSummary {
+export function summarizeRun(o: Options, r: Pick<TrainResult, 'history' | 'best' | 'stopped' | 'confusion'>, task: Pick<Task, 'summaryClasses'>): RunSummary {
   const last = r.history[r.history.length - 1];
   return {
     model: o.definition.name, variant: o.variant ?? null, data: o.dataLabel ?? o.data?.source ?? o.train.name,
-    classes: o.captions === undefined ? o.train.classNames : [], stopped: r.stopped,
+    classes: task.summaryClasses(o), stopped: r.stopped,
     epochs: last?.epoch ?? 0, best: r.best ?? null, last: last ?? null, confusion: r.confusion ?? null,
     augmentation: describeAugmentation(o.augment ?? NO_AUGMENTATION), optimizer: o.optimizer.kind, lr: o.learningRate, batchSize: o.batchSize,
     seconds: r.history.reduce((t, m) => t + m.seconds, 0),

@@ -11,13 +11,13 @@ import { EpochTrainer, learningRateAtStep } from './training-epoch';
 import { sessionOptionsFor, TrainingSessions } from './training-sessions';
 import { TrainingState } from './training-state';
 
-export { evaluate } from './evaluation';
+export { evaluate } from './classifier-evaluation';
 export { TrainingError } from './training-error';
 export type { EpochMetrics } from '../metrics/epoch-metrics';
 export type { TrainOptions, TrainResult } from './options';
 
 /**
- * Trains a classifier with the generated training graph and optimizer graph in onnxruntime-node: seeded
+ * Trains a model for its task (train/tasks/) with the generated training graph and optimizer graph in onnxruntime-node: seeded
  * shuffling, validation every epoch (loss, top-1, top-5), best and last checkpoints, early stopping, exact resume,
  * a NaN guard and a clean stop on request. Metrics are appended to `<outDir>/metrics.jsonl`; when the run ends
  * (finished, stopped early or on request) `<outDir>/summary.json` records it (see RunSummary).
@@ -33,7 +33,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const state = TrainingState.start(o, model, seed);
   const folder = RunFolder.open(o, { model, seed, state, sessions });
   const batches = trainingBatches(o, model.normalization, seed, frozen);
-  const epochs = new EpochTrainer(o, { graph: model.graph, seed, sessions, state, folder, batches });
+  const epochs = new EpochTrainer(o, { graph: model.graph, rows: model.task.rows(o), seed, sessions, state, folder, batches });
   const evaluation = new EpochEvaluation(o, { model, seed, sessions, frozen });
 
   let stopped: StopReason = 'completed';
@@ -49,9 +49,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       epoch: epoch + 1, step: state.position.step, learningRate: learningRateAtStep(o, Math.max(1, state.position.step)),
       trainLoss: trained.trainLoss, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, seconds: trained.seconds, imagesPerSecond: trained.images / trained.seconds,
       ...(onTrain ? { trainEvalLoss: onTrain.loss, trainTop1: onTrain.top1 } : {}),
-      ...('bleu' in val ? { valBleu: val.bleu } : {}),
+      ...val.extra,
     };
-    const improved = state.endEpoch(metrics, 'confusion' in val ? val.confusion : undefined, trained.nextEpochRng);
+    const improved = state.endEpoch(metrics, val.confusion, trained.nextEpochRng);
     if (improved) await folder.saveBest();
     await folder.saveLast();
     // After the checkpoint: a kill before this line leaves a log one epoch short, which the resume rewrites.
@@ -62,5 +62,5 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       break;
     }
   }
-  return finishRun(o, { sessions, batches, state, folder, stopped, normalization: model.normalization });
+  return finishRun(o, { sessions, batches, state, folder, stopped, normalization: model.normalization, task: model.task });
 }

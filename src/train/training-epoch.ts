@@ -1,16 +1,15 @@
 import * as fs from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import type { Batch } from '../data/batch-pipeline';
-import type { EncodedCaptions } from '../data/captions/load-captions';
 import { DROPOUT_NOISE } from '../dsl/functional';
 import type { TrainingGraph } from '../model/training-graph';
 import { learningRateAt } from '../optim/schedule';
 import { outputOf } from '../portable/session-output';
 import { Rng, RngState } from '../util/rng';
-import { captionFeeds } from './caption-evaluation';
 import { Average } from './metrics';
 import type { RunFolder } from './run-folder';
 import type { DataOptions, EventOptions, OptimizationOptions, RunOptions } from './options';
+import type { TrainingRows } from './tasks/task';
 import type { TrainingBatches } from './training-batches';
 import { TrainingError } from './training-error';
 import type { TrainingSessions } from './training-sessions';
@@ -38,6 +37,8 @@ export type EpochOutcome =
 /** What the epochs of a run train with. */
 export interface EpochParts {
   graph: TrainingGraph;
+  /** What the epoch shuffles and batches (the model's task's rows), and their targets. */
+  rows: TrainingRows;
   seed: number;
   sessions: TrainingSessions;
   state: TrainingState;
@@ -50,15 +51,12 @@ export interface EpochParts {
  * guard, and a stop with a checkpoint on request or at the step limit. Resumes mid-epoch from the state's position.
  */
 export class EpochTrainer {
-  /** Training rows: images, or (image, caption) pairs of a captioner. */
-  private readonly captionRows: EncodedCaptions | undefined;
   private readonly rowCount: number;
   private readonly batchesPerEpoch: number;
   private readonly noiseInputs: TrainingGraph['model']['graph']['inputs'];
 
   constructor(private readonly o: Options, private readonly parts: EpochParts) {
-    this.captionRows = o.captions?.train.encoded;
-    this.rowCount = this.captionRows?.count ?? o.train.count;
+    this.rowCount = parts.rows.count;
     this.batchesPerEpoch = Math.ceil(this.rowCount / o.batchSize);
     this.noiseInputs = parts.graph.model.graph.inputs.filter((v) => v.name.startsWith(DROPOUT_NOISE));
   }
@@ -88,9 +86,7 @@ export class EpochTrainer {
       trainLoss.add(sum / count, count);
     };
     let seen = 0;
-    const captionRows = this.captionRows;
-    const imageOrder = captionRows === undefined ? order : order.map((row) => captionRows.image[row]!);
-    const assembledBatches = batches.epoch(imageOrder, epoch, state.position.batch);
+    const assembledBatches = batches.epoch(this.parts.rows.images(order), epoch, state.position.batch);
     for (let batch = state.position.batch; batch < this.batchesPerEpoch; batch++) {
       const assembled = (await assembledBatches.next()).value!;
       if (o.shouldStop?.()) {
@@ -127,14 +123,14 @@ export class EpochTrainer {
     return { stopped: undefined, trainLoss: trainLoss.value, seconds, images: seen, nextEpochRng };
   }
 
-  /** The data inputs of the next update: batch `batch` of `order`, its labels (or its caption rows), and dropout noise. */
+  /** The data inputs of the next update: batch `batch` of `order`, its targets (labels, caption rows), and dropout noise. */
   private feeds(assembled: Batch, order: readonly number[], batch: number): Record<string, ort.Tensor> {
     const { o } = this;
-    const { seed, sessions, state, batches } = this.parts;
+    const { seed, sessions, state, batches, rows } = this.parts;
     const n = assembled.count;
     const feeds: Record<string, ort.Tensor> = {
       [batches.inputName]: new ort.Tensor('float32', assembled.input, [n, ...batches.inputDims]),
-      ...(this.captionRows === undefined ? { labels: new ort.Tensor('int64', assembled.labels, [n]) } : captionFeeds(this.captionRows, order.slice(batch * o.batchSize, batch * o.batchSize + n))),
+      ...rows.targets(assembled, order.slice(batch * o.batchSize, batch * o.batchSize + n)),
     };
     for (const v of this.noiseInputs) {
       if (!sessions.trainInputs.has(v.name)) continue;
