@@ -1,9 +1,7 @@
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { START } from '../portable/vocabulary';
-import { readSafetensors } from '../io/safetensors';
 import type { Model } from '../ir/model';
 import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
@@ -44,16 +42,6 @@ export interface CaptionerExportReport {
 }
 
 const FILES = { encoder: 'encoder.onnx', step: 'step.onnx' } as const;
-
-/**
- * The captioner's checkpoint in a run folder, or undefined when the run is not a captioner's: how `deepvision
- * export` tells the two kinds apart (a captioner's run has best.safetensors with task 'captioning').
- */
-export function captionerCheckpoint(runDir: string): string | undefined {
-  const file = path.join(runDir, 'best.safetensors');
-  if (!fs.existsSync(file)) return undefined;
-  return readSafetensors(file).metadata['deepvision.task'] === 'captioning' ? file : undefined;
-}
 
 /**
  * Turns a captioner's training run into a folder the page and `deepvision caption` read: the encoder and the

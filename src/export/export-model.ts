@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import type { Normalization } from '../data/dataset';
 import { NamedTensor, readSafetensors } from '../io/safetensors';
 import type { Model } from '../ir/model';
+import { recordedTask, TASK_NOUNS } from '../model/task-kind';
 import { readModelFile } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
@@ -67,8 +68,10 @@ export async function exportModel(modelDir: string, outDir: string, o: ExportOpt
   if (path.basename(path.resolve(outDir)) === '') throw new ExportError(`--out ${outDir}: give a folder for the model, not the file system's root`);
   const checkpoint = readCheckpoint(checkpointFile);
   const meta = checkpoint.metadata;
-  if (meta['deepvision.task'] === 'captioning') {
-    throw new ExportError(`${modelDir} is a captioner: it exports as an encoder and a decoder step (exportCaptioner in export-captioner.ts, which \`deepvision export\` runs for captioners)`);
+  // Another task's run exports its own way (export/tasks/): `deepvision export` picks it from the run's task.
+  const task = recordedTask(meta['deepvision.task']);
+  if (task !== 'classification') {
+    throw new ExportError(`${modelDir} is ${TASK_NOUNS[task]}: it exports as an encoder and a decoder step (exportCaptioner in export-captioner.ts, which \`deepvision export\` runs for captioners)`);
   }
 
   const model = readModelFile(inferenceFile);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write';
 import { readRegularText } from '../util/regular-file';
 import { MAX_CARD_BYTES } from '../portable/model-card';
+import { recordedTask, TaskKind } from '../model/task-kind';
 
 export interface ModelIndexEntry {
   /** Folder name under the models folder. */
@@ -10,8 +11,8 @@ export interface ModelIndexEntry {
   name: string;
   dataset: string;
   top1?: number;
-  /** 'captioning' for a captioner (the page captions with it); absent for a classifier, as in older indexes. */
-  task?: 'captioning';
+  /** The model's task (a captioner's 'captioning': the page captions with it); absent for a classifier, as in older indexes. */
+  task?: Exclude<TaskKind, 'classification'>;
 }
 
 /**
@@ -32,10 +33,11 @@ export function listModels(modelsDir: string): ModelIndexEntry[] {
     if (!fs.existsSync(cardFile)) continue;
     try {
       const card = JSON.parse(readRegularText(cardFile, { what: 'model card', maxBytes: MAX_CARD_BYTES })) as { name?: string; task?: unknown; training?: { dataset?: string; validation?: { top1?: number } } };
+      const task = recordedTask(card.task);
       entries.push({
         id, name: card.name ?? id, dataset: card.training?.dataset ?? 'unknown',
         ...(card.training?.validation?.top1 !== undefined ? { top1: card.training.validation.top1 } : {}),
-        ...(card.task === 'captioning' ? { task: 'captioning' as const } : {}),
+        ...(task !== 'classification' ? { task } : {}),
       });
     } catch {
       // An unreadable card is skipped here; the page reports it when that model is opened.

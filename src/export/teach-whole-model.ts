@@ -12,6 +12,7 @@ import { readSafetensors } from '../io/safetensors';
 import type { Model } from '../ir/model';
 import { decodeModel } from '../onnx/read';
 import { encodeModel } from '../onnx/write';
+import { recordedTask, TASK_NOUNS } from '../model/task-kind';
 import { OptimizerConfig, slotNames } from '../optim/config';
 import { eliminateDeadNodes } from '../passes/eliminate-dead-nodes';
 import { checkTensorsFinite } from '../checkpoint/checkpoint';
@@ -72,7 +73,8 @@ export async function readWholeModel(runDir: string, o: WholeModelOptions = {}):
   const checkpointFile = path.join(runDir, 'checkpoint.safetensors');
   const checkpoint = readCheckpoint(checkpointFile);
   const meta = checkpoint.metadata;
-  if (meta['deepvision.task'] === 'captioning') throw new TeachExportError(`${runDir} is a captioner: the Teach page fine-tunes classifiers`);
+  const task = recordedTask(meta['deepvision.task']);
+  if (task !== 'classification') throw new TeachExportError(`${runDir} is ${TASK_NOUNS[task]}: the Teach page fine-tunes classifiers`);
   // As read from the file: checked below before it is used as { mean: number[]; std: number[] }.
   const stored = metadataJson(meta, 'deepvision.normalization', checkpointFile) as { mean?: number[]; std?: number[] } | null;
   const optimizerConfig = metadataJson(meta, 'deepvision.optimizer', checkpointFile) as OptimizerConfig;

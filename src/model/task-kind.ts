@@ -20,3 +20,6 @@ export function definitionTask(definition: { task?: TaskKind }): TaskKind {
 export function recordedTask(task: unknown): TaskKind {
   return typeof task === 'string' && Object.hasOwn(KINDS, task) ? (task as TaskKind) : 'classification';
 }
+
+/** A model of each task, in words ("is a captioner: ..."). */
+export const TASK_NOUNS: Record<TaskKind, string> = { classification: 'a classifier', captioning: 'a captioner' };

@@ -1,7 +1,6 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { captionerCheckpoint, exportCaptioner } from '../../export/export-captioner';
-import { exportModel } from '../../export/export-model';
+import { EXPORT_TASKS, runTask } from '../../export/tasks';
 import { checkOutputs } from '../../util/output-guard';
 import { helpText } from '../help-text';
 import { graphFileForCheckpoint, loadGraphFile } from '../load-graph';
@@ -32,35 +31,25 @@ export function exportCommand(): Command {
     .option('--graph <file>', 'captioners whose run has no encoder_model.onnx and step_model.onnx: the graph file to build them from; graph files are code: pass only files you trust')
     .action(async (modelDir: string, f: ExportFlags) => {
       checkExportPaths(modelDir, f);
-      if (captionerCheckpoint(modelDir) !== undefined) return exportCaptionerFolder(modelDir, f);
-      const r = await exportModel(modelDir, f.out, { fp16: f.fp16 });
-      const mb = (r.card.bytes / 1e6).toFixed(2);
-      console.log(`Exported ${r.card.name}: ${r.card.parameters.toLocaleString('en-US')} parameters, ${mb} MB (${r.card.precision}), ${r.card.labels.length} classes, input [${r.card.input.shape}]`);
-      console.log(`  folded ${r.foldedBatchNorms} batch normalizations into convolutions; ${r.removedNodes} nodes fewer than inference_model.onnx`);
-      console.log(`  checked against the eval model: max |difference| ${r.maxDifference.toExponential(2)}, top-1 agrees on ${r.top1Agreement.agree}/${r.top1Agreement.total} inputs`);
-      console.log(`  ${path.relative(process.cwd(), r.modelFile)}, ${path.relative(process.cwd(), r.cardFile)}`);
+      const lines = await EXPORT_TASKS[runTask(modelDir)].exportRun(modelDir, f.out, {
+        fp16: f.fp16, beam: f.beam, lengthPenalty: f.lengthPenalty,
+        definition: (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)),
+      });
+      for (const line of lines) console.log(line);
     });
 }
 
-/** Before any work: neither the --out folder nor a file export writes (in it, and its parent's index.json) is an input. */
+/**
+ * Before any work: neither the --out folder nor a file any task's export writes (in it, and its parent's index.json)
+ * is a file any of them reads.
+ */
 function checkExportPaths(modelDir: string, f: ExportFlags): void {
-  const written = ['model.onnx', 'model.json', 'encoder.onnx', 'step.onnx'].map((name) => path.join(f.out, name));
-  const read = ['inference_model.onnx', 'eval_model.onnx', 'checkpoint.safetensors', 'best.safetensors', 'encoder_model.onnx', 'step_model.onnx', 'summary.json'];
+  const tasks = Object.values(EXPORT_TASKS);
+  const written = [...new Set(tasks.flatMap((t) => t.writes))].map((name) => path.join(f.out, name));
+  const read = [...new Set(tasks.flatMap((t) => t.reads)), 'summary.json'];
   checkOutputs([f.out, ...written, path.join(path.dirname(path.resolve(f.out)), 'index.json')].map((file) => ({ file, option: '--out' })), [
     { file: modelDir, what: 'training run folder' },
     ...read.map((name) => ({ file: path.join(modelDir, name), what: 'run file' })),
     ...(f.graph === undefined ? [] : [{ file: f.graph, what: 'graph file' }]),
   ]);
-}
-
-async function exportCaptionerFolder(runDir: string, f: ExportFlags): Promise<void> {
-  const r = await exportCaptioner(runDir, f.out, {
-    fp16: f.fp16, beam: f.beam, lengthPenalty: f.lengthPenalty,
-    definition: (file, meta) => loadGraphFile(graphFileForCheckpoint(file, meta, f.graph)),
-  });
-  const c = r.card;
-  console.log(`Exported captioner ${c.name}: ${c.parameters.toLocaleString('en-US')} parameters, ${(c.bytes / 1e6).toFixed(2)} MB (${c.precision}), ${c.vocabulary.tokens.length} tokens, captions of up to ${c.generation.maxLength} words, input [${c.input.shape}], beam ${c.generation.beam}`);
-  console.log(`  folded ${r.foldedBatchNorms} batch normalizations into convolutions; ${r.removedNodes} nodes fewer than the run's encoder and step models`);
-  console.log(`  checked against the run's models: max |difference| ${r.maxDifference.toExponential(2)}`);
-  console.log(`  ${[r.encoderFile, r.stepFile, r.cardFile].map((file) => path.relative(process.cwd(), file)).join(', ')}`);
 }
