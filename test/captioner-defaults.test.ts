@@ -7,18 +7,20 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { trainCommand } from '../src/cli/commands/train';
-import { applyCaptionerDefaults, SHAPES_CAPTIONER_DEFAULTS, shapesCaptionerFlags } from '../src/cli/train/captioner-defaults';
+import { SHAPES_CAPTIONER_DEFAULTS, shapesCaptionerFlags } from '../src/cli/train/captioner-defaults';
+import { applyTrainDefaults } from '../src/cli/tasks';
+import type { TaskKind } from '../src/model/task-kind';
 import type { TrainFlags } from '../src/cli/train/train-flags';
 
 const ROOT = path.resolve(__dirname, '..');
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
-/** The train command's options after parsing `args` (its action not run) and applying the captioner's defaults. */
-async function parsed(args: string[], task: string | undefined, data = 'shapes'): Promise<TrainFlags> {
+/** The train command's options after parsing `args` (its action not run) and applying the task's defaults. */
+async function parsed(args: string[], task: TaskKind | undefined, data = 'shapes'): Promise<TrainFlags> {
   const command = trainCommand();
   command.action(() => undefined);
   await command.parseAsync(['graphs/captioner.ts', ...args], { from: 'user' });
-  applyCaptionerDefaults(command, task, data);
+  applyTrainDefaults(command, task, data);
   return command.opts<TrainFlags>();
 }
 

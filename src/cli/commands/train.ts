@@ -9,15 +9,18 @@ import { addAugmentOptions, augmentFromFlags } from '../augment-flags';
 import { applyConfigFile } from '../config-file';
 import type { TrainFlags } from '../train/train-flags';
 import {
-  captionRequestFromFlags, chooseImageSize, dataRequestFromFlags, optimizationFromFlags, outputFolder, remainingOptionsFromFlags,
+  chooseImageSize, dataRequestFromFlags, optimizationFromFlags, outputFolder, remainingOptionsFromFlags,
   scheduleFromFlags, workersFromFlags,
 } from '../train/training-settings';
-import { describeTrainingData, loadTrainingData } from '../train/load-training-data';
+import { loadTrainingData } from '../train/load-training-data';
 import { chooseTrainingDevice } from '../train/training-device';
 import { trainingProgress } from '../train/training-progress';
 import { stopOnCtrlC } from '../train/stop-on-ctrl-c';
 import { reportResult } from '../train/report-result';
-import { applyCaptionerDefaults, defaultWithCaptioner, SHAPES_CAPTIONER_DEFAULTS } from '../train/captioner-defaults';
+import { defaultWithCaptioner, SHAPES_CAPTIONER_DEFAULTS } from '../train/captioner-defaults';
+import { CLI_TASKS } from '../tasks';
+import { definitionTask } from '../../model/task-kind';
+import { trainingTask } from '../../train/tasks';
 
 export function trainCommand(): Command {
   const command = new Command('train')
@@ -74,8 +77,9 @@ export function trainCommand(): Command {
     .action(async (graphFile: string, f: TrainFlags) => {
       if (f.out !== undefined && fs.existsSync(f.out) && !fs.statSync(f.out).isDirectory()) throw new UserError(`--out ${f.out} is a file, not a folder`);
       const definition = loadGraphFile(graphFile);
-      // Below the command line and --config: what a captioner on shapes trains with when they leave an option out.
-      applyCaptionerDefaults(command, definition.task, f.data);
+      const task = CLI_TASKS[definitionTask(definition)];
+      // Below the command line and --config: what the task trains with when they leave an option out (a captioner on shapes).
+      task.applyTrainDefaults(command, f.data);
       const config = configFromFlags(definition, f.set);
       const augment = augmentFromFlags(f);
       const optimization = optimizationFromFlags(f);
@@ -83,15 +87,14 @@ export function trainCommand(): Command {
       const imageSize = chooseImageSize(f, definition, config);
       const showBars = f.progress && process.stdout.isTTY === true;
       const dataRequest = dataRequestFromFlags(f, imageSize, seed);
-      const captionRequest = definition.task === 'captioning' ? captionRequestFromFlags(f) : undefined;
-      const data = await loadTrainingData(f.data, dataRequest, captionRequest, showBars);
+      const data = await loadTrainingData(dataRequest, showBars, (request) => task.loadTrainingData(f.data, request, f));
       const workers = workersFromFlags(f, augment);
-      const batches = Math.ceil((data.captions?.train.encoded.count ?? data.train.count) / batchSize);
+      const batches = Math.ceil(trainingTask({ definition }).rows({ definition, ...data }).count / batchSize);
       const schedule = scheduleFromFlags(f, epochs, batches);
       const device = await chooseTrainingDevice(f.device, f.blockedConv);
       console.log(device.description);
       const outDir = outputFolder(f, definition.name);
-      console.log(describeTrainingData(definition.name, f.data, data));
+      console.log(task.describeTrainingData(definition.name, f.data, data));
       console.log(`${f.optimizer} lr ${learningRate}, batch ${batchSize}, ${epochs} epochs; augmentation: ${describeAugmentation(augment)}; writing to ${outDir}`);
       const remaining = remainingOptionsFromFlags(f);
 

@@ -41,10 +41,10 @@ function setsImageSize(command: Command): boolean {
 /**
  * Sets the shapes captioner's defaults on `command` for the options still at the command's default (or unset): a
  * value from the command line or a --config file wins, and so does `--set imageSize=N` over the image size.
- * Nothing changes for classifiers or other data.
+ * Nothing changes for other data (nor for classifiers: the captioning task's row applies them, cli/tasks/).
  */
-export function applyCaptionerDefaults(command: Command, task: string | undefined, data: string): void {
-  if (task !== 'captioning' || !isGeneratedData(data)) return;
+export function applyCaptionerDefaults(command: Command, data: string): void {
+  if (!isGeneratedData(data)) return;
   for (const [key, value] of Object.entries(SHAPES_CAPTIONER_DEFAULTS)) {
     if (key === 'imageSize' && setsImageSize(command)) continue;
     const source = command.getOptionValueSource(key);

@@ -1,9 +1,8 @@
 import cliProgress from 'cli-progress';
-import { CaptionData, loadCaptionData } from '../../data/captions/load-captions';
+import type { CaptionData } from '../../data/captions/load-captions';
 import type { ImageDataset } from '../../data/dataset';
-import { loadData } from '../../data/registry';
 import { isUserFacing, UserError } from '../errors';
-import type { CaptionRequest, DataRequest } from './training-settings';
+import type { DataRequest } from './training-settings';
 
 export interface TrainingData {
   train: ImageDataset;
@@ -12,14 +11,17 @@ export interface TrainingData {
   captions: CaptionData | undefined;
 }
 
+/** What the flags ask of any data set, with where loading reports its progress and its notes. */
+export type DataLoad = DataRequest & { onProgress: (done: number, total: number) => void; onNotice: (message: string) => void };
+
 /**
- * Loads what `--data` names: a classifier's images, or (given a caption request) a captioner's images with their
- * captions. Decoding shows a progress bar when `showBar`; any failure becomes a one-line UserError.
+ * Loads the training data with `load` (the task's: a classifier's images, a captioner's images and captions).
+ * Decoding shows a progress bar when `showBar`; any failure becomes a one-line UserError.
  */
-export async function loadTrainingData(source: string, request: DataRequest, captionRequest: CaptionRequest | undefined, showBar: boolean): Promise<TrainingData> {
+export async function loadTrainingData(request: DataRequest, showBar: boolean, load: (request: DataLoad) => Promise<TrainingData>): Promise<TrainingData> {
   const decodeBar = showBar ? new cliProgress.SingleBar({ format: 'decoding images |{bar}| {value}/{total} | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
   try {
-    const common = {
+    return await load({
       ...request,
       onProgress: (done: number, total: number) => {
         if (!decodeBar) return;
@@ -28,24 +30,11 @@ export async function loadTrainingData(source: string, request: DataRequest, cap
         if (done === total) decodeBar.stop();
       },
       onNotice: (message: string) => console.warn(message),
-    };
-    if (captionRequest === undefined) return { ...await loadData(source, common), captions: undefined };
-    // Captioners: the caption data set's images, and each image's captions encoded with a vocabulary built
-    // from the training split.
-    const captions = await loadCaptionData(source, { ...common, ...captionRequest });
-    return { train: captions.train.images, val: captions.val.images, captions };
+    });
   } catch (err) {
     if (isUserFacing(err)) throw err;
     throw new UserError((err as Error).message);
   } finally {
     decodeBar?.stop();
   }
-}
-
-/** The line that says what the run trains on. */
-export function describeTrainingData(modelName: string, source: string, data: TrainingData): string {
-  const { train, val, captions } = data;
-  return captions !== undefined
-    ? `Training ${modelName} on ${source} (${train.count} train images with ${captions.train.encoded.count} captions / ${val.count} validation images, ${train.height}x${train.width}, vocabulary of ${captions.vocabulary.size} words, captions of up to ${captions.maxLength} tokens)`
-    : `Training ${modelName} on ${source} (${train.count} train / ${val.count} validation images, ${train.height}x${train.width}, ${train.classNames.length} classes)`;
 }

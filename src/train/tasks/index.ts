@@ -4,7 +4,7 @@ import { CLASSIFICATION } from './classification';
 import type { Task, TaskOptions } from './task';
 
 /** Every task the trainer knows, by kind: a kind without a row does not compile. */
-export const TRAINING_TASKS: Record<TaskKind, Task> = {
+const TRAINING_TASKS: Record<TaskKind, Task> = {
   classification: CLASSIFICATION,
   captioning: CAPTIONING,
 };

@@ -1,0 +1,26 @@
+import { loadCaptionData } from '../../data/captions/load-captions';
+import { evaluateCaptionerCheckpoint } from '../caption-eval';
+import { applyCaptionerDefaults } from '../train/captioner-defaults';
+import { captionRequestFromFlags } from '../train/training-settings';
+import type { CliTask } from './task';
+
+/** A captioner on the command line: images with captions (a vocabulary from the training split); eval reports BLEU and CIDEr-D. */
+export const CAPTIONING_CLI: CliTask = {
+  applyTrainDefaults: applyCaptionerDefaults,
+
+  // The caption data set's images, and each image's captions encoded with a vocabulary built from the training split.
+  async loadTrainingData(source, request, f) {
+    const captions = await loadCaptionData(source, { ...request, ...captionRequestFromFlags(f) });
+    return { train: captions.train.images, val: captions.val.images, captions };
+  },
+
+  describeTrainingData(modelName, source, { train, val, captions }) {
+    // This task's loadTrainingData always loads captions.
+    const c = captions!;
+    return `Training ${modelName} on ${source} (${train.count} train images with ${c.train.encoded.count} captions / ${val.count} validation images, ${train.height}x${train.width}, vocabulary of ${c.vocabulary.size} words, captions of up to ${c.maxLength} tokens)`;
+  },
+
+  evaluateCheckpoint: (file, checkpoint, definition, f) => evaluateCaptionerCheckpoint(file, checkpoint.metadata, definition, {
+    data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction, gallery: f.gallery, gallerySize: f.gallerySize,
+  }),
+};
