@@ -98,7 +98,7 @@ export function trainCommand(): Command {
       console.log(`${f.optimizer} lr ${learningRate}, batch ${batchSize}, ${epochs} epochs; augmentation: ${describeAugmentation(augment)}; writing to ${outDir}`);
       const remaining = remainingOptionsFromFlags(f);
 
-      const progress = trainingProgress(showBars, epochs);
+      const progress = trainingProgress(showBars, epochs, (m) => task.formatEpoch(m));
       const stop = stopOnCtrlC(progress.stopEpochBar);
       try {
         const result = await train({

@@ -20,6 +20,11 @@ export const CAPTIONING_CLI: CliTask = {
     return `Training ${modelName} on ${source} (${train.count} train images with ${c.train.encoded.count} captions / ${val.count} validation images, ${train.height}x${train.width}, vocabulary of ${c.vocabulary.size} words, captions of up to ${c.maxLength} tokens)`;
   },
 
+  formatEpoch(m) {
+    const bleu = m.valBleu ?? [];
+    return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} | val loss ${m.valLoss.toFixed(4)} next-word top-1 ${(100 * m.valTop1).toFixed(2)} % BLEU-4 ${bleu[3]!.toFixed(3)} (BLEU-1 ${bleu[0]!.toFixed(3)}) | ${m.imagesPerSecond.toFixed(0)} captions/s, ${m.seconds.toFixed(1)} s`;
+  },
+
   evaluateCheckpoint: (file, checkpoint, definition, f) => evaluateCaptionerCheckpoint(file, checkpoint.metadata, definition, {
     data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction, gallery: f.gallery, gallerySize: f.gallerySize,
   }),

@@ -18,6 +18,11 @@ export const CLASSIFICATION_CLI: CliTask = {
 
   describeTrainingData: (modelName, source, { train, val }) => `Training ${modelName} on ${source} (${train.count} train / ${val.count} validation images, ${train.height}x${train.width}, ${train.classNames.length} classes)`,
 
+  formatEpoch(m) {
+    const trainTop1 = m.trainTop1 === undefined ? '' : ` top-1 ${(100 * m.trainTop1).toFixed(2)} %`;
+    return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}${trainTop1} | val loss ${m.valLoss.toFixed(4)} top-1 ${(100 * m.valTop1).toFixed(2)} % top-5 ${(100 * m.valTop5).toFixed(2)} % | ${m.imagesPerSecond.toFixed(0)} img/s, ${m.seconds.toFixed(1)} s`;
+  },
+
   async evaluateCheckpoint(file, checkpoint, definition, f) {
     const meta = checkpoint.metadata;
     const config = checkpointConfig(meta, file);

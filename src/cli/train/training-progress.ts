@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { TrainOptions } from '../../train/options';
-import { formatEpoch } from './epoch-lines';
+import type { EpochMetrics } from '../../metrics/epoch-metrics';
 
 /** The trainer's progress callbacks, and a way to clear the epoch bar (Ctrl-C, the end of the run). */
 export interface TrainingProgress extends Required<Pick<TrainOptions, 'onBatch' | 'onFeatures' | 'onEpoch'>> {
@@ -11,7 +11,7 @@ export interface TrainingProgress extends Required<Pick<TrainOptions, 'onBatch' 
  * Shows training as it goes: with `showBars`, a bar per epoch and one while backbone features are computed; in
  * any case one line per finished epoch.
  */
-export function trainingProgress(showBars: boolean, epochs: number): TrainingProgress {
+export function trainingProgress(showBars: boolean, epochs: number, formatEpoch: (m: EpochMetrics) => string): TrainingProgress {
   const bar = showBars
     ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | {ips} img/s | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
     : undefined;
