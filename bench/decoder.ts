@@ -173,19 +173,17 @@ async function prepare(masked: boolean, lengths: number[], extra: Partial<ort.In
   // parameters, slots and statistics double-buffered), as bench/training-throughput.ts does; the trainer doesn't.
   const like = (t: ort.Tensor) => new ort.Tensor('float32', new Float32Array(t.size), [...t.dims]);
   const spare = new Map<string, ort.Tensor>(preallocated ? [...tensors].map(([n, t]) => [n, like(t)]) : []);
-  const grads = new Map<string, ort.Tensor>(preallocated || fused ? specs.map((p) => [p.name, like(tensors.get(p.name)!)]) : []);
+  const grads = new Map<string, ort.Tensor>(preallocated ? specs.map((p) => [p.name, like(tensors.get(p.name)!)]) : []);
   const loss = new ort.Tensor('float32', new Float32Array(1), []);
   let count = 0;
   const step = async () => {
     count++;
     const t0 = performance.now();
     let out: ort.InferenceSession.OnnxValueMapType;
-    if (preallocated || fused) {
-      // The trainer's fast path has the gradients written into the same arrays every update (TrainingStep's
-      // reuseGradients); --preallocated also the loss and the statistics.
-      const fetches: Record<string, ort.Tensor | null> = { loss: preallocated ? loss : null };
+    if (preallocated) {
+      const fetches: Record<string, ort.Tensor> = { loss };
       for (const p of specs) fetches[`${p.name}_grad`] = grads.get(p.name)!;
-      for (const [buffer, output] of graph.stateOutputs) fetches[output] = preallocated ? spare.get(buffer)! : null;
+      for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
       out = await session.run(feeds(), fetches);
     } else out = await session.run(feeds());
     if (fused) {

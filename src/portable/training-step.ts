@@ -3,8 +3,7 @@
  * buffers) on a batch, then the optimizer graph (updated parameters and slots). The Node trainer and the page's
  * Teach mode both drive their updates through this module, so the same artifacts get the same feeds in both. It
  * imports only onnxruntime-common's types; the caller passes its runtime's Tensor class. The Node trainer on the CPU
- * may replace the optimizer graph with an in-place optimizer (its native fused one) and reuse the gradients' arrays:
- * see StepOptions.
+ * may replace the optimizer graph with an in-place optimizer (its native fused one): see StepOptions.
  *
  * State lives in one map by name: parameters and buffers under their own names, optimizer slots as
  * `optimizer.<param>.<slot>` (as checkpoints store them).
@@ -60,22 +59,13 @@ interface InPlaceOptimizer {
   update(state: ReadonlyMap<string, Tensor>, grads: readonly Tensor[], lr: number, step: number): void;
 }
 
-/** How the Node trainer's fast path runs a step; the page and WebGPU leave both unset. */
+/** How the Node trainer's fast path runs a step; the page and WebGPU leave it unset. */
 export interface StepOptions {
   /** Update with this instead of the optimizer graph. */
   inPlace?: InPlaceOptimizer;
-  /**
-   * Have the training graph write the gradients into the same host arrays at every step (session.run's fetches), not
-   * into fresh ones: no allocation, page faults or garbage collection for them. Host (CPU) sessions only, and only
-   * where nothing keeps a step's gradients after its update.
-   */
-  reuseGradients?: boolean;
 }
 
 export class TrainingStep {
-  /** The training graph's outputs, with the arrays it writes the gradients into (reuseGradients). */
-  private fetches: Record<string, Tensor | null> | undefined;
-
   constructor(
     private readonly training: InferenceSession,
     private readonly optimizer: InferenceSession | undefined,
@@ -90,19 +80,7 @@ export class TrainingStep {
   async gradients(state: ReadonlyMap<string, Tensor>, batch: Record<string, Tensor>): Promise<InferenceSession.ReturnType> {
     const feeds: Record<string, Tensor> = { ...batch };
     for (const name of this.graphs.inputs) feeds[name] = state.get(name)!;
-    if (this.options.reuseGradients !== true) return this.training.run(feeds);
-    this.fetches ??= this.gradientArrays(state);
-    return this.training.run(feeds, this.fetches);
-  }
-
-  /** Every output of the training graph, the gradients with a host array each (shaped as their parameters). */
-  private gradientArrays(state: ReadonlyMap<string, Tensor>): Record<string, Tensor | null> {
-    const fetches: Record<string, Tensor | null> = Object.fromEntries(this.training.outputNames.map((n) => [n, null]));
-    for (const name of this.graphs.trainable) {
-      const dims = state.get(name)!.dims;
-      fetches[`${name}_grad`] = new this.TensorOf('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
-    }
-    return fetches;
+    return this.training.run(feeds);
   }
 
   /**

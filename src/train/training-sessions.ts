@@ -80,7 +80,7 @@ export class TrainingSessions {
     const trainingStep = new TrainingStep(trainSession, optimizerSession, {
       inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
       trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
-    }, ort.Tensor, { inPlace, reuseGradients: onCpu });
+    }, ort.Tensor, { inPlace });
     return new TrainingSessions(
       trainSession, optimizerSession, evalSession, trainingStep, lossSum, download,
       new Set(trainSession.inputNames), graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name)),
