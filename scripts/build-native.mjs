@@ -49,5 +49,6 @@ if (result.status !== 0) {
   console.error(result.stderr.trim().split('\n').slice(0, 20).join('\n'));
   skip(`${compiler} failed`);
 }
+if (result.stderr.trim() !== '') console.warn(result.stderr.trim());
 fs.renameSync(temporary, output);
 console.log(`built the native training fast path: ${path.relative(root, output)} (${((Date.now() - started) / 1000).toFixed(1)} s)`);

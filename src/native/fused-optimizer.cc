@@ -231,12 +231,24 @@ float scalar(napi_env env, napi_value settings, const char* name) {
   return static_cast<float>(d);
 }
 
+// Reads exactly `count` arguments of a call to `name`.
+bool callArguments(napi_env env, napi_callback_info info, const char* name, size_t count, napi_value* args) {
+  size_t argc = count;
+  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  return argc == count || fail(env, std::string(name) + " takes " + std::to_string(count) + " arguments");
+}
+
+// Runs work(block) over every block of the tensors, on the threads the call asked for.
+template <typename Work>
+void overBlocks(napi_env env, napi_value threads, const std::vector<Tensors>& tensors, const Work& work) {
+  const auto blocks = blocksOf(tensors);
+  forEachBlock(blocks.size(), totalSize(tensors), threadCount(env, threads), [&](size_t b) { work(b, blocks[b]); });
+}
+
 // sgd(params, grads, buffers | null, lrs: Float32Array, settings, threads)
 napi_value Sgd(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value args[6];
-  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc != 6) return fail(env, "sgd takes 6 arguments"), nullptr;
+  if (!callArguments(env, info, "sgd", 6, args)) return nullptr;
   std::vector<Tensors> tensors;
   napi_value noSlot;
   napi_get_null(env, &noSlot);
@@ -250,20 +262,14 @@ napi_value Sgd(napi_env env, napi_callback_info info) {
   if (s.momentum) {
     for (size_t i = 0; i < tensors.size(); i++) if (tensors[i].slot0 == nullptr) return fail(env, "sgd with momentum needs buffers"), nullptr;
   }
-  const auto blocks = blocksOf(tensors);
-  forEachBlock(blocks.size(), totalSize(tensors), threadCount(env, args[5]), [&](size_t b) {
-    const Block& k = blocks[b];
-    sgdRange(s, tensors[k.tensor], lrs[k.tensor], k.begin, k.end);
-  });
+  overBlocks(env, args[5], tensors, [&](size_t, const Block& k) { sgdRange(s, tensors[k.tensor], lrs[k.tensor], k.begin, k.end); });
   return nullptr;
 }
 
 // adam(params, grads, exp_avg, exp_avg_sq, scalars: Float32Array (3 per parameter), settings, threads)
 napi_value Adam(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value args[7];
-  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc != 7) return fail(env, "adam takes 7 arguments"), nullptr;
+  if (!callArguments(env, info, "adam", 7, args)) return nullptr;
   std::vector<Tensors> tensors;
   if (!readTensors(env, args, &tensors)) return nullptr;
   for (const auto& t : tensors) if (t.slot0 == nullptr || t.slot1 == nullptr) return fail(env, "adam needs both moment arrays"), nullptr;
@@ -271,21 +277,15 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   if (!readScalars(env, args[4], tensors.size(), 3, &scalars)) return nullptr;
   AdamSettings s{flag(env, args[5], "clip"), flag(env, args[5], "l2"), flag(env, args[5], "decoupled"), scalar(env, args[5], "clipScale"),
                  scalar(env, args[5], "weightDecay"), scalar(env, args[5], "oneMinusBeta1"), scalar(env, args[5], "oneMinusBeta2")};
-  const auto blocks = blocksOf(tensors);
-  forEachBlock(blocks.size(), totalSize(tensors), threadCount(env, args[6]), [&](size_t b) {
-    const Block& k = blocks[b];
-    adamRange(s, tensors[k.tensor], scalars + 3 * k.tensor, k.begin, k.end);
-  });
+  overBlocks(env, args[6], tensors, [&](size_t, const Block& k) { adamRange(s, tensors[k.tensor], scalars + 3 * k.tensor, k.begin, k.end); });
   return nullptr;
 }
 
 // sumOfSquares(grads, threads): the squared global L2 norm of all arrays, accumulated in double per block and the
 // blocks summed in order (the same on any thread count).
 napi_value SumOfSquares(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value args[2];
-  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc != 2) return fail(env, "sumOfSquares takes 2 arguments"), nullptr;
+  if (!callArguments(env, info, "sumOfSquares", 2, args)) return nullptr;
   uint32_t count = 0;
   if (!arrayLength(env, args[0], "grads", &count)) return nullptr;
   std::vector<Tensors> tensors(count);
@@ -295,10 +295,8 @@ napi_value SumOfSquares(napi_env env, napi_callback_info info) {
     if (!element(env, args[0], i, &v) || !floatArray(env, v, "grads[" + std::to_string(i) + "]", &data, &tensors[i].size)) return nullptr;
     tensors[i].grad = data;
   }
-  const auto blocks = blocksOf(tensors);
-  std::vector<double> partial(blocks.size(), 0.0);
-  forEachBlock(blocks.size(), totalSize(tensors), threadCount(env, args[1]), [&](size_t b) {
-    const Block& k = blocks[b];
+  std::vector<double> partial(blocksOf(tensors).size(), 0.0);
+  overBlocks(env, args[1], tensors, [&](size_t b, const Block& k) {
     const float* g = tensors[k.tensor].grad;
     double sum = 0;
     for (size_t i = k.begin; i < k.end; i++) sum += static_cast<double>(g[i]) * g[i];
