@@ -90,10 +90,6 @@ bool arrayLength(napi_env env, napi_value value, const std::string& what, uint32
   return napi_get_array_length(env, value, length) == napi_ok || fail(env, what + " is not an array");
 }
 
-bool number(napi_env env, napi_value value, const std::string& what, double* out) {
-  return napi_get_value_double(env, value, out) == napi_ok || fail(env, what + " is not a number");
-}
-
 // Every array is written or read while others are written: two that share memory would corrupt each other.
 bool noOverlap(napi_env env, const std::vector<Tensors>& tensors) {
   std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
