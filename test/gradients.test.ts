@@ -168,6 +168,10 @@ const cases: GradCase[] = [
   { name: 'reduceSumSquare', inputs: [x('a', [2, 3, 2])], forward: (a) => a.builder.op('ReduceSumSquare', [a], { axes: [0, 2], keepdims: 0 }, 'rss') },
   { name: 'reduceMax', inputs: [x('a', [3, 4])], forward: (a) => F.reduceMax(a, [1]) },
   { name: 'clip', inputs: [x('a', [12])], forward: (a) => F.clip(a, -0.5, 0.7) },
+  { name: 'clip with only a lower bound', inputs: [x('a', [12])], forward: (a) => F.clip(a, -0.2) },
+  { name: 'clip with only an upper bound', inputs: [x('a', [12])], forward: (a) => F.clip(a, undefined, 0.3) },
+  // ONNX's Clip with min above max gives max everywhere: no gradient (the rule's one-mask form assumes min <= max).
+  { name: 'clip with min above max', inputs: [x('a', [12])], forward: (a) => F.mul(F.clip(a, 0.7, -0.5), a) },
   { name: 'identity', inputs: [x('a', [4])], forward: F.identity },
   { name: 'cast between float types', inputs: [x('a', [4])], forward: (a) => F.cast(F.cast(a, 'float64'), 'float32'), dtype: 'float32', reference: (a) => a },
   { name: 'where', inputs: [x('c', [2, 3]), x('a', [3]), x('b', [2, 1])], forward: (c, a, b) => F.where(F.greater(c, 0), F.mul(a, c), b) },
