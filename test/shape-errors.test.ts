@@ -85,6 +85,12 @@ describe('shape errors', () => {
     expect(y.shape).toEqual(['batch', 10]);
     expect(b.run(() => F.flatten(x, 2)).shape).toEqual(['batch*256', 64]);
     expect(b.run(() => F.reshape(x, [-1, 64])).shape).toEqual(['batch*256', 64]);
+    // A symbolic product splits back into its factors: planes of the batch regrouped per image.
+    const planes = b.run(() => F.reshape(x, [-1, 1, 8, 8]));
+    expect(planes.shape).toEqual(['batch*256', 1, 8, 8]);
+    expect(b.run(() => F.reshape(planes, [-1, 256, 64])).shape).toEqual(['batch', 256, 64]);
+    expect(b.run(() => F.reshape(planes, [0, 64])).shape).toEqual(['batch*256', 64]);
+    expect(() => b.run(() => F.reshape(planes, [-1, 3, 64]))).toThrow('do not divide into 192');
   });
 
   test('DSL ops outside a build and parameters of modules outside the model are explained', () => {

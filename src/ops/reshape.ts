@@ -42,18 +42,22 @@ function reshapeDims(ctx: InferContext, input: Shape, target: number[], allowZer
     return d;
   });
   const wildcard = out.indexOf(-1);
-  // Cancel symbolic factors shared by input and output, then divide the numeric parts.
-  const remaining = input.filter((d): d is string => typeof d === 'string');
-  const inputNumeric = input.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
+  // Cancel symbolic factors shared by input and output, then divide the numeric parts. Products dimProduct wrote
+  // ('batch*4') count as their factors, so that [batch*4, 9] -> [-1, 4, 9] gives batch.
+  const inputFactors = input.flatMap(factorsOf);
+  const remaining = inputFactors.filter((d): d is string => typeof d === 'string');
+  const inputNumeric = inputFactors.reduce<number>((p, d) => (typeof d === 'number' ? p * d : p), 1);
   let outputNumeric = 1;
   let unresolved = false;
-  for (const [i, d] of out.entries()) {
+  for (const [i, dim] of out.entries()) {
     if (i === wildcard) continue;
-    if (typeof d === 'number') outputNumeric *= d;
-    else {
-      const k = remaining.indexOf(d);
-      if (k >= 0) remaining.splice(k, 1);
-      else unresolved = true;
+    for (const d of factorsOf(dim)) {
+      if (typeof d === 'number') outputNumeric *= d;
+      else {
+        const k = remaining.indexOf(d);
+        if (k >= 0) remaining.splice(k, 1);
+        else unresolved = true;
+      }
     }
   }
   if (wildcard >= 0) {
@@ -67,6 +71,12 @@ function reshapeDims(ctx: InferContext, input: Shape, target: number[], allowZer
     }
   }
   return out;
+}
+
+/** A symbolic product's factors ('batch*4' -> ['batch', 4]); any other dim stays whole. */
+function factorsOf(d: Dim): Dim[] {
+  if (typeof d === 'number' || !d.includes('*') || /[()+]/.test(d)) return [d];
+  return d.split('*').map((f) => (/^\d+$/.test(f) ? Number(f) : f));
 }
 
 export const Transpose: ShapeRule = {
