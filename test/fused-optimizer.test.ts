@@ -3,6 +3,7 @@
  * replaces, update by update, alone and inside whole training runs of every model in graphs/; its refusals.
  * Where the addon is not built these tests are skipped, except in CI, which builds it and must run them.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -202,4 +203,19 @@ native('the trainer on the native fast path and on the portable path', () => {
     const { fast, portable } = await run('mlp-clipped', { ...common, definition: mlp, config: { hidden: 16 }, ...shapes(8), optimizer: { kind: 'adam' }, clipGradNorm: 0.5 });
     expect(largestRelativeDifference(portable, fast)).toBeLessThan(1e-5);
   });
+});
+
+// Where the addon cannot load, training goes on with the optimizer graph and says so once.
+test('a native build that does not load: one notice, and the run trains on the portable path', () => {
+  const broken = path.join(tmp, 'broken.node');
+  fs.writeFileSync(broken, 'not a shared library');
+  const bin = path.join(__dirname, '..', 'bin', 'deepvision.js');
+  const r = spawnSync(process.execPath, [bin, 'train', 'graphs/mlp.ts', '--data', 'shapes', '--train-size', '64', '--val-size', '16', '--epochs', '1', '--out', path.join(tmp, 'broken-run')], {
+    cwd: path.join(__dirname, '..'), encoding: 'utf8', timeout: 60000, env: { ...process.env, DEEPVISION_NATIVE_ADDON: broken, DEEPVISION_NATIVE: undefined },
+  });
+  expect(r.status).toBe(0);
+  const notices = r.stderr.split('\n').filter((l) => l.includes('native training fast path'));
+  expect(notices).toHaveLength(1);
+  expect(notices[0]).toMatch(/^note: the native training fast path is not available \(\S+broken\.node does not load: .+\); training uses the portable ONNX optimizer graph$/);
+  expect(r.stdout).toContain('epoch 1:');
 });

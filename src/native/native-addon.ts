@@ -53,14 +53,16 @@ export function nativeAddon(): NativeAddon | string {
 function load(): NativeAddon | string {
   if (process.env.DEEPVISION_NATIVE === 'off') return 'turned off by DEEPVISION_NATIVE=off';
   const file = path.resolve(process.env.DEEPVISION_NATIVE_ADDON ?? BUILT);
-  if (!fs.existsSync(file)) return `${path.relative(process.cwd(), file) || file} is not built (npm run build:native builds it; it needs a C++ compiler)`;
+  // Named from the working folder where it lies below it (build/deepvision-native.node), else in full.
+  const shown = path.relative(process.cwd(), file).startsWith('..') ? file : path.relative(process.cwd(), file);
+  if (!fs.existsSync(file)) return `${shown} is not built (npm run build:native builds it; it needs a C++ compiler)`;
   try {
     // A compiled Node-API module is loaded with require; nothing else can load it.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const addon = require(file) as Partial<NativeAddon>;
-    if (typeof addon.sgd !== 'function' || typeof addon.adam !== 'function' || typeof addon.sumOfSquares !== 'function') return `${file} is an older build (npm run build:native rebuilds it)`;
+    if (typeof addon.sgd !== 'function' || typeof addon.adam !== 'function' || typeof addon.sumOfSquares !== 'function') return `${shown} is an older build (npm run build:native rebuilds it)`;
     return addon as NativeAddon;
   } catch (err) {
-    return `${file} does not load: ${(err as Error).message.split('\n')[0]}`;
+    return `${shown} does not load: ${(err as Error).message.split('\n')[0]!.replace(`${file}: `, '')}`;
   }
 }
