@@ -26,6 +26,13 @@ const base = (outDir: string): TrainOptions => ({
 });
 
 describe('trainer', () => {
+  test('a model without frozen parameters runs on the images: no feature pass (an MLP starts with a Flatten)', async () => {
+    const passes: string[] = [];
+    const r = await train({ ...base(path.join(tmp, 'no-features')), epochs: 1, maxSteps: 2, cacheDir: path.join(tmp, 'no-features-cache'), onFeatures: (_done, _total, what) => passes.push(what) });
+    expect(r.stopped).toBe('max-steps');
+    expect(passes).toEqual([]);
+  });
+
   test('a resumed run reproduces an uninterrupted run bit for bit', async () => {
     const full = await train(base(path.join(tmp, 'full')));
     expect(full.stopped).toBe('completed');

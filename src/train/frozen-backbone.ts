@@ -32,6 +32,9 @@ export async function frozenFeaturesFor(
 ): Promise<FrozenBackbone | undefined> {
   if (o.cacheFeatures === false) return undefined;
   const frozenInputs = new Set(graph.parameters.filter((p) => !graph.trainable.includes(p.name)).map((p) => p.name));
+  // No frozen parameters, no backbone: the part before the first trained layer is then only a reshape of the image
+  // (an MLP's Flatten), and "features" would be the pixels again, cached on disk a second time.
+  if (frozenInputs.size === 0) return undefined;
   const split = findFrozenSplit(graph.model, frozenInputs);
   const evalSplit = split && findFrozenSplit(evalModel, frozenInputs);
   if (split === undefined || evalSplit === undefined || split.perImage.join() !== evalSplit.perImage.join()) return undefined;
