@@ -50,8 +50,13 @@ export function nativeAddon(): NativeAddon | string {
   return loaded;
 }
 
+/** Whether the user asked for the portable path (DEEPVISION_NATIVE=off): then its absence needs no notice. */
+export function nativeTurnedOff(): boolean {
+  return process.env.DEEPVISION_NATIVE === 'off';
+}
+
 function load(): NativeAddon | string {
-  if (process.env.DEEPVISION_NATIVE === 'off') return 'turned off by DEEPVISION_NATIVE=off';
+  if (nativeTurnedOff()) return 'turned off by DEEPVISION_NATIVE=off';
   const file = path.resolve(process.env.DEEPVISION_NATIVE_ADDON ?? BUILT);
   // Named from the working folder where it lies below it (build/deepvision-native.node), else in full.
   const shown = path.relative(process.cwd(), file).startsWith('..') ? file : path.relative(process.cwd(), file);

@@ -11,6 +11,7 @@ import type { ModelForData } from './model-for-data';
 import type { DeviceOptions, EventOptions, OptimizationOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
 import { FusedOptimizer } from '../native/fused-optimizer';
+import { nativeTurnedOff } from '../native/native-addon';
 
 /** The trainer options this part reads. */
 type Options = DeviceOptions & Pick<OptimizationOptions, 'optimizer' | 'clipGradNorm'> & Pick<EventOptions, 'onNotice'>;
@@ -70,7 +71,8 @@ export class TrainingSessions {
     const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
     // On the CPU the optimizer runs natively, fused and in place, where the fast path is built; else as its graph.
     const fused = onCpu && o.nativeFastPath !== false ? FusedOptimizer.create(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm }, sessionOptions.intraOpNumThreads ?? 1) : undefined;
-    if (typeof fused === 'string') o.onNotice?.(`note: the native training fast path is not available (${fused}); training uses the portable ONNX optimizer graph`);
+    // DEEPVISION_NATIVE=off asks for the portable path: only a fallback the user did not ask for is worth a line.
+    if (typeof fused === 'string' && !nativeTurnedOff()) o.onNotice?.(`note: the native training fast path is not available (${fused}); training uses the portable ONNX optimizer graph`);
     const inPlace = fused instanceof FusedOptimizer ? fused : undefined;
     const optimizerSession = inPlace !== undefined ? undefined : await ort.InferenceSession.create(encodeModel(optimizer.model), located(optimizer.model, []));
     const evalSession = await ort.InferenceSession.create(await forSession(evalModel), located(evalModel, ['loss', 'logits']));
