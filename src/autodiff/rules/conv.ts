@@ -139,11 +139,7 @@ function depthwiseBackpropFilter(x: Tensor, dy: Tensor, geo: Conv2dGeometry, kh:
   const [oh, ow] = dy.shape.slice(2) as [number, number];
   if (![c, h, w].every((d) => typeof d === 'number')) throw new Error('Conv gradients need static channel and spatial sizes');
   const offsets = kh * kw;
-  const onehot = new Float32Array(offsets * offsets);
-  for (let k = 0; k < offsets; k++) onehot[k * offsets + k] = 1;
-  const b = x.builder;
-  const kernel = b.constant(TensorData.fromArray(x.dtype, [offsets, 1, kh, kw], onehot));
-  const cols = b.op('Conv', [F.reshape(x, [-1, 1, h, w]), kernel], {
+  const cols = x.builder.op('Conv', [F.reshape(x, [-1, 1, h, w]), oneHotKernel(x, [offsets, 1, kh, kw])], {
     kernel_shape: [kh, kw], pads: geo.pads, strides: geo.strides, dilations: geo.dilations,
   }, 'im2col');
   const perPlane = F.matmul(F.reshape(cols, [-1, offsets, oh * ow]), F.reshape(dy, [-1, oh * ow, 1]));
@@ -174,16 +170,25 @@ function im2colByConv(x: Tensor, geo: Conv2dGeometry, kh: number, kw: number): T
   const [c, h, w] = x.shape.slice(1) as [number, number, number];
   if (![c, h, w].every((d) => typeof d === 'number')) throw new Error('Conv gradients need static channel and spatial sizes');
   const offsets = kh * kw;
-  const onehot = new Float32Array(offsets * offsets);
-  for (let k = 0; k < offsets; k++) onehot[k * offsets + k] = 1;
   const b = x.builder;
-  const kernel = b.constant(TensorData.fromArray(x.dtype, [offsets, 1, 1, kh, kw], onehot));
+  const kernel = oneHotKernel(x, [offsets, 1, 1, kh, kw]);
   const volumes = F.reshape(F.transpose(x, [1, 0, 2, 3]), [c, 1, -1, h, w]);
   const [top, left, bottom, right] = geo.pads;
   const cols = b.op('Conv', [volumes, kernel], {
     kernel_shape: [1, kh, kw], pads: [0, top, left, 0, bottom, right], strides: [1, ...geo.strides], dilations: [1, ...geo.dilations],
   }, 'im2col');
   return F.reshape(cols, [c * offsets, -1]);
+}
+
+/**
+ * The constant kernel of an im2col convolution: output channel k copies kernel offset k ([kH*kW, 1, ..., kH, kW],
+ * one 1 per output channel), so each output is one input value times 1.
+ */
+function oneHotKernel(x: Tensor, dims: number[]): Tensor {
+  const offsets = dims[0]!;
+  const onehot = new Float32Array(offsets * offsets);
+  for (let k = 0; k < offsets; k++) onehot[k * offsets + k] = 1;
+  return x.builder.constant(TensorData.fromArray(x.dtype, dims, onehot));
 }
 
 /** One strided view [N, C, OH, OW] of the padded input per kernel offset, in (kh, kw) order. */
