@@ -47,6 +47,7 @@ import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { fusedOptimizerFor } from './fast-path';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { Rng } from '../src/util/rng';
+import { sessionOptionsFor } from '../src/train/training-sessions';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
@@ -136,9 +137,8 @@ interface Workload {
   feeds(): Record<string, ort.Tensor>;
 }
 
-const sessionOptions = (extra: Partial<ort.InferenceSession.SessionOptions> = {}): ort.InferenceSession.SessionOptions => ({
-  intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended', extra: { session: { intra_op: { allow_spinning: '0' } } }, ...extra,
-});
+/** The trainer's session options (one thread per core, no spin-waiting, its host memory), with `extra` on top. */
+const sessionOptions = (extra: Partial<ort.InferenceSession.SessionOptions> = {}): ort.InferenceSession.SessionOptions => ({ ...sessionOptionsFor({ threads }), ...extra });
 
 async function prepare(masked: boolean, lengths: number[], extra: Partial<ort.InferenceSession.SessionOptions> = {}): Promise<Workload> {
   // As the trainer builds a captioner's training graph: inputs features, captions, targets, mask, then parameters

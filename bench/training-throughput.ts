@@ -7,6 +7,7 @@ import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { Rng } from '../src/util/rng';
+import { sessionOptionsFor } from '../src/train/training-sessions';
 import { fusedOptimizerFor } from './fast-path';
 
 export interface ThroughputRow {
@@ -65,10 +66,8 @@ export async function prepareWorkload(
   const graph = buildTrainingGraph(definition, { config });
   const specs = graph.trainableSpecs;
   const optimizer = buildOptimizerGraph(specs, optimizerConfig);
-  // As the trainer: one thread per core, no spin-waiting between the two sessions.
-  const options: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'extended', extra: { session: { intra_op: { allow_spinning: '0' } } },
-  };
+  // The trainer's session options: one thread per core, no spin-waiting between the two sessions, its host memory.
+  const options = sessionOptionsFor({ threads });
   // As the trainer on the CPU: convolutions lowered to ORT's channel-blocked kernels unless turned off.
   const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(graph.model)).bytes : encodeModel(graph.model), options);
   // The trainer's update path: the fused native optimizer where built (its slots under `optimizer.<name>` as the
