@@ -21,6 +21,13 @@ describe('training session memory options', () => {
     expect(o).toMatchObject({ enableMemPattern: false, enableCpuMemArena: true });
   });
 
+  test('with small thresholds, or only one of them, malloc returns large blocks: the arena stays', () => {
+    for (const tunables of ['glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=4294967295', 'glibc.malloc.mmap_threshold=4294967295']) {
+      process.env.GLIBC_TUNABLES = tunables;
+      expect(sessionOptionsFor({})).toMatchObject({ enableMemPattern: false, enableCpuMemArena: true });
+    }
+  });
+
   test('on WebGPU: onnxruntime chooses', () => {
     process.env.GLIBC_TUNABLES = 'glibc.malloc.mmap_threshold=4294967295';
     const o = sessionOptionsFor({ executionProviders: ['webgpu'] });

@@ -36,10 +36,12 @@ export function sessionOptionsFor(o: Pick<DeviceOptions, 'threads' | 'graphOptim
  * adds its power-of-two growth where glibc's malloc keeps freed memory itself (the tunables bin/deepvision.js sets);
  * without them, large blocks go back to the OS and every step page-faults them in again (2x slower updates), so the
  * arena stays. Fine-tuning MobileNetV2 at batch 16: peak RSS 3.7 GB with both, 2.1 GB without patterns, 1.7 GB
- * without either, at the same speed (bench/training.ts in alternation).
+ * without either, at the same speed (measured in alternation: README, Performance notes).
  */
 function hostMemoryOptions(): Pick<ort.InferenceSession.SessionOptions, 'enableMemPattern' | 'enableCpuMemArena'> {
-  const mallocKeepsMemory = /glibc\.malloc\.mmap_threshold=/.test(process.env.GLIBC_TUNABLES ?? '');
+  // Both thresholds at 1 GiB or more: blocks of any size a step uses stay in the process once freed.
+  const tunable = (name: string) => Number(new RegExp(`(?:^|:)glibc\\.malloc\\.${name}=(\\d+)`).exec(process.env.GLIBC_TUNABLES ?? '')?.[1] ?? 0);
+  const mallocKeepsMemory = tunable('mmap_threshold') >= 2 ** 30 && tunable('trim_threshold') >= 2 ** 30;
   return { enableMemPattern: false, enableCpuMemArena: !mallocKeepsMemory };
 }
 
