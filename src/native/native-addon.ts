@@ -59,7 +59,8 @@ function load(): NativeAddon | string {
   if (nativeTurnedOff()) return 'turned off by DEEPVISION_NATIVE=off';
   const file = path.resolve(process.env.DEEPVISION_NATIVE_ADDON ?? BUILT);
   // Named from the working folder where it lies below it (build/deepvision-native.node), else in full.
-  const shown = path.relative(process.cwd(), file).startsWith('..') ? file : path.relative(process.cwd(), file);
+  const relative = path.relative(process.cwd(), file);
+  const shown = relative.startsWith('..') ? file : relative;
   if (!fs.existsSync(file)) return `${shown} is not built (npm run build:native builds it; it needs a C++ compiler)`;
   try {
     // A compiled Node-API module is loaded with require; nothing else can load it.
