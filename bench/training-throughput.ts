@@ -7,7 +7,7 @@ import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { Rng } from '../src/util/rng';
-import { sessionOptionsFor } from '../src/train/training-sessions';
+import { nativeDepthwiseGrads, sessionOptionsFor } from '../src/train/training-sessions';
 import { fusedOptimizerFor } from './fast-path';
 
 export interface ThroughputRow {
@@ -69,10 +69,13 @@ export async function prepareWorkload(
   // The trainer's session options: one thread per core, no spin-waiting between the two sessions, its host memory.
   const options = sessionOptionsFor({ threads });
   // As the trainer on the CPU: convolutions lowered to ORT's channel-blocked kernels unless turned off.
-  const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(graph.model)).bytes : encodeModel(graph.model), options);
   // The trainer's update path: the fused native optimizer where built (its slots under `optimizer.<name>` as the
-  // trainer keeps them), else the optimizer graph.
+  // trainer keeps them), else the optimizer graph; with it, depthwise weight gradients from the native kernel.
   const fused = fusedOptimizerFor(specs, optimizerConfig, threads);
+  const depthwise = fused && process.env.XP_DW !== "0" ? nativeDepthwiseGrads(graph.model, threads) : undefined;
+  const trainModel = depthwise?.model ?? graph.model;
+  const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(trainModel)).bytes : encodeModel(trainModel), options);
+  const sessionGrads = new Set(specs.map((p) => p.name).filter((name) => session.outputNames.includes(`${name}_grad`)));
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
   const rng = new Rng(0);
   const state = new Map<string, ort.Tensor>();
@@ -100,10 +103,13 @@ export async function prepareWorkload(
     let out: Record<string, ort.Tensor>;
     if (prealloc) {
       const fetches: Record<string, ort.Tensor> = { loss };
-      for (const p of specs) fetches[`${p.name}_grad`] = grads.get(p.name)!;
+      for (const p of specs) if (sessionGrads.has(p.name)) fetches[`${p.name}_grad`] = grads.get(p.name)!;
       for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
+      // The native depthwise gradients' inputs, in fresh arrays as the trainer gets them.
+      for (const name of session.outputNames) if (!(name in fetches)) fetches[name] = null as unknown as ort.Tensor;
       out = (await session.run(feeds, fetches)) as Record<string, ort.Tensor>;
     } else out = (await session.run(feeds)) as Record<string, ort.Tensor>;
+    depthwise?.grads.complete(out);
     if (fused) {
       const tFused = performance.now();
       fused.update(state, specs.map((p) => out[`${p.name}_grad`]!), 0.01, i);

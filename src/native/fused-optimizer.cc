@@ -7,6 +7,9 @@
 // same binary loads in every Node version that has Node-API 8.
 #include <node_api.h>
 
+#include "depthwise-weight-grad.h"
+#include "node-api-arguments.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -16,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+namespace deepvision {
 namespace {
 
 // Work is cut into blocks of this many elements, whatever the thread count, so that the gradient norm's partial
@@ -62,23 +66,6 @@ void forEachBlock(size_t blocks, size_t elements, int threads, const Work& work)
 
 // ---------------------------------------------------------------------------------------------------------------
 // Argument reading: every failure throws a JavaScript Error with a message that names the array, and returns false.
-
-bool fail(napi_env env, const std::string& message) {
-  napi_throw_error(env, "DEEPVISION_NATIVE_ARGUMENT", message.c_str());
-  return false;
-}
-
-bool floatArray(napi_env env, napi_value value, const std::string& what, float** data, size_t* length) {
-  bool isTyped = false;
-  if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped) return fail(env, what + " is not a Float32Array");
-  napi_typedarray_type type;
-  void* raw = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, length, &raw, nullptr, nullptr) != napi_ok || type != napi_float32_array) {
-    return fail(env, what + " is not a Float32Array");
-  }
-  *data = static_cast<float*>(raw);
-  return true;
-}
 
 bool element(napi_env env, napi_value array, uint32_t i, napi_value* out) {
   return napi_get_element(env, array, i, out) == napi_ok || fail(env, "cannot read an array element");
@@ -201,12 +188,6 @@ void adamRange(const AdamSettings& s, const Tensors& t, const float* scalars, si
   }
 }
 
-int threadCount(napi_env env, napi_value value) {
-  double n = 1;
-  napi_get_value_double(env, value, &n);
-  return std::isfinite(n) ? static_cast<int>(std::clamp(n, 1.0, 256.0)) : 1;
-}
-
 size_t totalSize(const std::vector<Tensors>& tensors) {
   size_t n = 0;
   for (const auto& t : tensors) n += t.size;
@@ -225,13 +206,6 @@ float scalar(napi_env env, napi_value settings, const char* name) {
   double d = 0;
   if (napi_get_named_property(env, settings, name, &v) == napi_ok) napi_get_value_double(env, v, &d);
   return static_cast<float>(d);
-}
-
-// Reads exactly `count` arguments of a call to `name`.
-bool callArguments(napi_env env, napi_callback_info info, const char* name, size_t count, napi_value* args) {
-  size_t argc = count;
-  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  return argc == count || fail(env, std::string(name) + " takes " + std::to_string(count) + " arguments");
 }
 
 // Runs work(block) over every block of the tensors, on the threads the call asked for.
@@ -310,11 +284,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sgd", nullptr, Sgd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumOfSquares", nullptr, SumOfSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"depthwiseWeightGrad", nullptr, DepthwiseWeightGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);
   return exports;
 }
 
 }  // namespace
+}  // namespace deepvision
 
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
+NAPI_MODULE(NODE_GYP_MODULE_NAME, deepvision::Init)

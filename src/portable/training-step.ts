@@ -63,6 +63,8 @@ interface InPlaceOptimizer {
 export interface StepOptions {
   /** Update with this instead of the optimizer graph. */
   inPlace?: InPlaceOptimizer;
+  /** Adds the gradients the training session leaves out (its native depthwise ones) to its outputs. */
+  completeGradients?: (out: InferenceSession.ReturnType) => void;
 }
 
 export class TrainingStep {
@@ -80,7 +82,9 @@ export class TrainingStep {
   async gradients(state: ReadonlyMap<string, Tensor>, batch: Record<string, Tensor>): Promise<InferenceSession.ReturnType> {
     const feeds: Record<string, Tensor> = { ...batch };
     for (const name of this.graphs.inputs) feeds[name] = state.get(name)!;
-    return this.training.run(feeds);
+    const out = await this.training.run(feeds);
+    this.options.completeGradients?.(out);
+    return out;
   }
 
   /**

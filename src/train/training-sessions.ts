@@ -11,10 +11,25 @@ import type { ModelForData } from './model-for-data';
 import type { DeviceOptions, EventOptions, OptimizationOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
 import { FusedOptimizer } from '../native/fused-optimizer';
-import { nativeTurnedOff } from '../native/native-addon';
+import { NativeDepthwiseGrads } from '../native/depthwise-grads';
+import { decodeModel } from '../onnx/read';
+import { externalizeDepthwiseGrads, hasDepthwiseGrads } from '../passes/external-depthwise-grads';
+import { nativeAddon, nativeTurnedOff } from '../native/native-addon';
 
 /** The trainer options this part reads. */
 type Options = DeviceOptions & Pick<OptimizationOptions, 'optimizer' | 'clipGradNorm'> & Pick<EventOptions, 'onNotice'>;
+
+/**
+ * The training model with its depthwise weight gradients taken out for the native kernel, or undefined where it
+ * has none or the kernel is not available (the fused optimizer's notice covers that case).
+ */
+export function nativeDepthwiseGrads(model: Model, threads: number): { model: Model; grads: NativeDepthwiseGrads } | undefined {
+  if (typeof nativeAddon() === 'string' || !hasDepthwiseGrads(model)) return undefined;
+  const copy = decodeModel(encodeModel(model));
+  const recipes = externalizeDepthwiseGrads(copy);
+  const grads = NativeDepthwiseGrads.create(recipes, ort.Tensor, threads);
+  return typeof grads === 'string' ? undefined : { model: copy, grads };
+}
 
 /** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */
 export function sessionOptionsFor(o: Pick<DeviceOptions, 'threads' | 'graphOptimizationLevel' | 'executionProviders'>): ort.InferenceSession.SessionOptions {
@@ -82,13 +97,16 @@ export class TrainingSessions {
     // Each provider gets the graph rewritten for its kernels (in memory only): blocked convolutions on the CPU, no
     // LogSoftmax on WebGPU.
     const forSession = async (m: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(m)).bytes : onGpu ? modelForWebGpu(m) : encodeModel(m));
-    const trainModel = frozen?.trainModel ?? graph.model;
     const evalModel = frozen?.evalModel ?? model.evalModel;
+    const threads = sessionOptions.intraOpNumThreads ?? 1;
+    // On the CPU's fast path, depthwise weight gradients leave the session for a native kernel (a copy is rewritten).
+    const depthwise = onCpu && o.nativeFastPath !== false ? nativeDepthwiseGrads(frozen?.trainModel ?? graph.model, threads) : undefined;
+    const trainModel = depthwise?.model ?? frozen?.trainModel ?? graph.model;
     // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
     const trainSession = await ort.InferenceSession.create(await forSession(trainModel), located(trainModel, onGpu ? [] : ['loss']));
     const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
     // On the CPU the optimizer runs natively, fused and in place, where the fast path is built; else as its graph.
-    const fused = onCpu && o.nativeFastPath !== false ? FusedOptimizer.create(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm }, sessionOptions.intraOpNumThreads ?? 1) : undefined;
+    const fused = onCpu && o.nativeFastPath !== false ? FusedOptimizer.create(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm }, threads) : undefined;
     // DEEPVISION_NATIVE=off asks for the portable path: only a fallback the user did not ask for is worth a line.
     if (typeof fused === 'string' && !nativeTurnedOff()) o.onNotice?.(`note: the native training fast path is not available (${fused}); training uses the portable ONNX optimizer graph`);
     const inPlace = fused instanceof FusedOptimizer ? fused : undefined;
@@ -100,7 +118,7 @@ export class TrainingSessions {
     const trainingStep = new TrainingStep(trainSession, optimizerSession, {
       inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
       trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
-    }, ort.Tensor, { inPlace });
+    }, ort.Tensor, { inPlace, completeGradients: depthwise && ((out) => depthwise.grads.complete(out)) });
     return new TrainingSessions(
       trainSession, optimizerSession, evalSession, trainingStep, lossSum, download,
       new Set(trainSession.inputNames), graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name)),

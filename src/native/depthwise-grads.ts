@@ -1,0 +1,45 @@
+/**
+ * Depthwise convolutions' weight gradients computed natively (src/native/depthwise-weight-grad.cc) from what the
+ * training session outputs in their place (src/passes/external-depthwise-grads.ts): x and dY, read once, where the
+ * standard ONNX formulation writes an im2col of x kH*kW times over. The Node trainer on the CPU only; the artifacts
+ * keep the standard formulation, and tests hold the two within float rounding of each other.
+ */
+import type { InferenceSession, Tensor } from 'onnxruntime-common';
+import type { DepthwiseGradRecipe } from '../passes/external-depthwise-grads';
+import type { TensorClass } from '../portable/tensor-class';
+import { outputOf } from '../portable/session-output';
+import { nativeAddon } from './native-addon';
+import type { NativeAddon } from './native-addon';
+
+export class NativeDepthwiseGrads {
+  private constructor(
+    private readonly addon: NativeAddon,
+    private readonly recipes: readonly DepthwiseGradRecipe[],
+    private readonly TensorOf: TensorClass,
+    private readonly threads: number,
+  ) {}
+
+  /** The kernels for these recipes, or why the native fast path is not available. */
+  static create(recipes: readonly DepthwiseGradRecipe[], TensorOf: TensorClass, threads: number): NativeDepthwiseGrads | string {
+    const addon = nativeAddon();
+    if (typeof addon === 'string') return addon;
+    return new NativeDepthwiseGrads(addon, recipes, TensorOf, Math.max(1, Math.floor(threads)));
+  }
+
+  /** Adds `<param>_grad` to the training session's outputs for every recipe, from its x and dY outputs. */
+  complete(out: InferenceSession.ReturnType): void {
+    for (const r of this.recipes) {
+      const x = outputOf(out, r.input, 'the training graph');
+      const dy = outputOf(out, r.outputGrad, 'the training graph');
+      const [n, c, h, w] = x.dims as number[];
+      const [dn, dc, oh, ow] = dy.dims as number[];
+      if (x.dims.length !== 4 || dy.dims.length !== 4 || dn !== n || dc !== c) {
+        throw new Error(`depthwise gradient of '${r.param}': x [${x.dims.join(', ')}] and dY [${dy.dims.join(', ')}] do not match`);
+      }
+      const dw = new Float32Array(c! * r.kernel[0] * r.kernel[1]);
+      const geometry = Int32Array.of(n!, c!, h!, w!, oh!, ow!, ...r.kernel, ...r.strides, r.pads[0], r.pads[1], ...r.dilations);
+      this.addon.depthwiseWeightGrad(x.data as Float32Array, dy.data as Float32Array, dw, geometry, this.threads);
+      (out as Record<string, Tensor>)[`${r.param}_grad`] = new this.TensorOf('float32', dw, [c!, 1, ...r.kernel]);
+    }
+  }
+}
