@@ -72,7 +72,7 @@ export async function prepareWorkload(
   // The trainer's update path: the fused native optimizer where built (its slots under `optimizer.<name>` as the
   // trainer keeps them), else the optimizer graph; with it, depthwise weight gradients from the native kernel.
   const fused = fusedOptimizerFor(specs, optimizerConfig, threads);
-  const depthwise = fused && process.env.XP_DW !== "0" ? nativeDepthwiseGrads(graph.model, threads) : undefined;
+  const depthwise = fused ? nativeDepthwiseGrads(graph.model, threads) : undefined;
   const trainModel = depthwise?.model ?? graph.model;
   const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(trainModel)).bytes : encodeModel(trainModel), options);
   const sessionGrads = new Set(specs.map((p) => p.name).filter((name) => session.outputNames.includes(`${name}_grad`)));

@@ -26,8 +26,13 @@ export class NativeDepthwiseGrads {
     return new NativeDepthwiseGrads(addon, recipes, TensorOf, Math.max(1, Math.floor(threads)));
   }
 
-  /** Adds `<param>_grad` to the training session's outputs for every recipe, from its x and dY outputs. */
+  /**
+   * Adds `<param>_grad` to the training session's outputs for every recipe, from its x and dY outputs, and takes
+   * those out of `out`: nothing else reads them, and arrays that outlive the step until a garbage collection kept
+   * MobileNetV2's fine-tuning at batch 16 at 2.49 GB (1.92 GB without them).
+   */
   complete(out: InferenceSession.ReturnType): void {
+    const outputs = out as Record<string, Tensor>;
     for (const r of this.recipes) {
       const x = outputOf(out, r.input, 'the training graph');
       const dy = outputOf(out, r.outputGrad, 'the training graph');
@@ -39,7 +44,12 @@ export class NativeDepthwiseGrads {
       const dw = new Float32Array(c! * r.kernel[0] * r.kernel[1]);
       const geometry = Int32Array.of(n!, c!, h!, w!, oh!, ow!, ...r.kernel, ...r.strides, r.pads[0], r.pads[1], ...r.dilations);
       this.addon.depthwiseWeightGrad(x.data as Float32Array, dy.data as Float32Array, dw, geometry, this.threads);
-      (out as Record<string, Tensor>)[`${r.param}_grad`] = new this.TensorOf('float32', dw, [c!, 1, ...r.kernel]);
+      outputs[`${r.param}_grad`] = new this.TensorOf('float32', dw, [c!, 1, ...r.kernel]);
+    }
+    // After the loop: two depthwise convolutions may read the same x.
+    for (const r of this.recipes) {
+      delete outputs[r.input];
+      delete outputs[r.outputGrad];
     }
   }
 }
