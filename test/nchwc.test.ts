@@ -6,8 +6,9 @@
 import * as ort from 'onnxruntime-node';
 import resnet from '../graphs/resnet';
 import referenceCnn from '../graphs/reference-cnn';
-import { GraphBuilder } from '../src/dsl/builder';
+import { GraphBuilder, Tensor } from '../src/dsl/builder';
 import * as F from '../src/dsl/functional';
+import { defineModel, nn } from '../src';
 import { buildTrainingGraph, TrainingGraph } from '../src/model/training-graph';
 import { decodeModel } from '../src/onnx/read';
 import { encodeModel } from '../src/onnx/write';
@@ -57,6 +58,31 @@ testBlocked('the ResNet (batch norm, residual adds, strided and 1x1 convolutions
   expect(await compareLowered(graph, 16, [0, 2, 1, 2])).toBeGreaterThanOrEqual(7);
 });
 
+/** MobileNetV2's block in small: 1x1 expand, depthwise 3x3 (stride 1, then 2, with ReLU6), 1x1 project. */
+class DepthwiseSeparable extends nn.Module {
+  readonly expand = new nn.Conv2d(3, 16, 1);
+  readonly depthwise = new nn.Conv2d(16, 16, 3, { padding: 1, groups: 16 });
+  readonly strided = new nn.Conv2d(16, 16, 3, { padding: 1, stride: 2, groups: 16 });
+  readonly project = new nn.Conv2d(16, 16, 1);
+  readonly head = new nn.Sequential(new nn.GlobalAvgPool(), new nn.Flatten(), new nn.Linear(16, 4));
+  forward(x: Tensor): Tensor {
+    const relu6 = (t: Tensor) => F.clip(t, 0, 6);
+    return this.head.forward(this.project.forward(relu6(this.strided.forward(relu6(this.depthwise.forward(relu6(this.expand.forward(x))))))));
+  }
+}
+const depthwiseSeparable = defineModel<{ imageSize: number }>({
+  name: 'depthwise-separable', defaults: { imageSize: 12 },
+  inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
+  create: () => new DepthwiseSeparable(),
+});
+
+testBlocked('depthwise convolutions (stride 1 and 2, forward and input gradients) lowered too; loss and gradients unchanged', async () => {
+  const graph = buildTrainingGraph(depthwiseSeparable, { config: { imageSize: 12 }, seed: 2 });
+  // The two 1x1 convolutions and the projection's input gradient, as before; now also both depthwise ones and the
+  // stride-1 one's input gradient (the stride-2 one's stays a ConvTranspose).
+  expect(await compareLowered(graph, 12, [0, 3, 1, 2])).toBe(6);
+});
+
 test('layers the blocked kernels cannot run stay standard ONNX, and outputs keep their names', async () => {
   const b = new GraphBuilder('mixed');
   const x = b.input('x', 'float32', [1, 32, 8, 8]);
@@ -67,14 +93,16 @@ test('layers the blocked kernels cannot run stay standard ONNX, and outputs keep
   b.output('o', b.run(() => F.conv2d(x, odd, undefined, { padding: 1 })));
   b.output('p', b.run(() => F.relu(F.conv2d(x, plain, undefined, { padding: 1 }))));
   b.output('t', b.op('ConvTranspose', [x, plain], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }, 'convT'));
+  // Depthwise with a channel multiplier of 2 is not the blocked kernel's depthwise case.
+  b.output('m', b.run(() => F.conv2d(x, b.input('multiplier', 'float32', [64, 1, 3, 3]), undefined, { padding: 1, groups: 32 })));
   const model = decodeModel(encodeModel(b.toModel()));
   expect(lowerConvToNchwc(model, 16)).toBe(1);
   const ops = model.graph.nodes.map((n) => `${n.domain === NCHWC_DOMAIN ? 'nchwc.' : ''}${n.opType}`);
-  expect(ops.filter((o) => o === 'Conv')).toHaveLength(2);
+  expect(ops.filter((o) => o === 'Conv')).toHaveLength(3);
   expect(ops).toContain('ConvTranspose');
   expect(ops).toContain('nchwc.Conv');
   // The ReLU was fused into the blocked Conv: its output value is now produced by the ReorderOutput.
   expect(ops).not.toContain('Relu');
-  expect(model.graph.outputs.map((v) => [v.name, v.producer?.opType])).toEqual([['g', 'Conv'], ['o', 'Conv'], ['p', 'ReorderOutput'], ['t', 'ConvTranspose']]);
+  expect(model.graph.outputs.map((v) => [v.name, v.producer?.opType])).toEqual([['g', 'Conv'], ['o', 'Conv'], ['p', 'ReorderOutput'], ['t', 'ConvTranspose'], ['m', 'Conv']]);
   expect(model.opsetImports.map((o) => o.domain)).toContain(NCHWC_DOMAIN);
 });

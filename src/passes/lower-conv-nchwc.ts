@@ -16,10 +16,13 @@ export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
  *
  * - Conv: ReorderInput (unless C < B, which the kernel reads as NCHW), blocked Conv (with a ReLU that only
  *   reads it fused in), ReorderOutput.
+ * - Depthwise Conv (one input and one output channel per group, as MobileNetV2's and the stride-1 input gradients
+ *   of its depthwise layers): the blocked kernel's depthwise case, weights [C/B, 1, kH, kW, B]. Measured on
+ *   MobileNetV2's fine-tuning update at batch 32 (alternating): 1,286 / 1,292 ms -> 1,144 / 1,194 ms.
  * - ConvTranspose with stride 1 (the input gradient of a stride-1 Conv): the same blocked Conv of the flipped,
  *   transposed weights with pads k - 1 - p.
  *
- * Layers that do not fit (groups, channel counts that are not multiples of B, strides or dilations in a
+ * Layers that do not fit (other groupings, channel counts that are not multiples of B, strides or dilations in a
  * transposed conv) stay as they are. Guarantees: output values keep their names; the result is valid only for
  * onnxruntime's CPU provider on a machine whose block size is `blockSize` (see runtime/nchwc.ts).
  */
@@ -34,15 +37,19 @@ export function lowerConvToNchwc(model: Model, blockSize: number): number {
     const w = node.inputs[1];
     const dims = w?.shape;
     if (x?.shape?.length !== 4 || dims?.length !== 4 || !dims.every((d) => typeof d === 'number')) continue;
-    if ((node.attr('group', 'int') ?? 1) !== 1 || (node.attr('auto_pad', 'string') ?? 'NOTSET') !== 'NOTSET') continue;
+    if ((node.attr('auto_pad', 'string') ?? 'NOTSET') !== 'NOTSET') continue;
     const [d0, d1, kh, kw] = dims as number[];
+    const group = node.attr('group', 'int') ?? 1;
+    // Depthwise: one input and one output channel per group (W [C, 1, kH, kW]), the blocked kernel's other case.
+    const depthwise = node.opType === 'Conv' && group > 1 && d1 === 1 && d0 === group && x.shape[1] === group;
+    if (group !== 1 && !depthwise) continue;
     const pads = node.attr('pads', 'ints') ?? [0, 0, 0, 0];
     if (node.opType === 'Conv') {
       // W [M, C, kH, kW]
-      if (!fits(d0!, d1!, b)) continue;
+      if (depthwise ? d0! % b !== 0 : !fits(d0!, d1!, b)) continue;
       const relu = fusableRelu(graph, node);
-      const y = rewriter.blockedConv(node, x, rewriter.blockWeights(w!, d0!, d1!, kh!, kw!, b), node.inputs[2], d0!, d1!, b, {
-        kernel_shape: [kh!, kw!], pads, strides: node.attr('strides', 'ints') ?? [1, 1], dilations: node.attr('dilations', 'ints') ?? [1, 1],
+      const y = rewriter.blockedConv(node, x, rewriter.blockWeights(w!, d0!, d1!, kh!, kw!, b), node.inputs[2], d0!, depthwise ? group : d1!, b, {
+        kernel_shape: [kh!, kw!], pads, strides: node.attr('strides', 'ints') ?? [1, 1], dilations: node.attr('dilations', 'ints') ?? [1, 1], group,
       }, relu !== undefined);
       rewriter.replace(relu ?? node, y);
       // The Conv fused into the blocked Conv with the Relu: its output, which only the Relu read, goes too.
@@ -108,11 +115,11 @@ class Rewriter extends GraphRewriter {
 
   blockedConv(
     node: Node, x: Value, weights: Value, bias: Value | undefined, m: number, c: number, b: number,
-    attributes: { kernel_shape: number[]; pads: number[]; strides: number[]; dilations: number[] }, relu: boolean,
+    attributes: { kernel_shape: number[]; pads: number[]; strides: number[]; dilations: number[]; group?: number }, relu: boolean,
   ): Value {
     const base = node.name || node.outputs[0]!.name;
     const input = c < b ? x : this.add('ReorderInput', [x], { channels_last: 0 }, this.fresh(base), NCHWC_DOMAIN);
-    const conv = this.add('Conv', [input, weights, bias], { ...attributes, group: 1, ...(relu ? { activation: 'Relu' } : {}) }, this.fresh(base), NCHWC_DOMAIN);
+    const conv = this.add('Conv', [input, weights, bias], { group: 1, ...attributes, ...(relu ? { activation: 'Relu' } : {}) }, this.fresh(base), NCHWC_DOMAIN);
     return this.add('ReorderOutput', [conv], { channels_last: 0, channels: m }, this.fresh(base), NCHWC_DOMAIN);
   }
 }
