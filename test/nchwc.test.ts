@@ -83,6 +83,36 @@ testBlocked('depthwise convolutions (stride 1 and 2, forward and input gradients
   expect(await compareLowered(graph, 12, [0, 3, 1, 2])).toBe(6);
 });
 
+testBlocked('depthwise geometries beyond MobileNetV2\'s (5x5, dilation, no or uneven padding, 1x1, bias) compute the same', async () => {
+  const b = new GraphBuilder('depthwise-geometries');
+  const x = b.input('x', 'float32', [2, 16, 11, 11]);
+  const weights = new Map([1, 3, 5].map((k) => [k, b.input(`w${k}`, 'float32', [16, 1, k, k])]));
+  const weight = (k: number) => weights.get(k)!;
+  const bias = b.input('bias', 'float32', [16]);
+  const cases: [string, () => Tensor][] = [
+    ['k5s2p2', () => F.conv2d(x, weight(5), bias, { padding: 2, stride: 2, groups: 16 })],
+    ['k3d2p2', () => F.conv2d(x, weight(3), undefined, { padding: 2, dilation: 2, groups: 16 })],
+    ['k3p0', () => F.conv2d(x, weight(3), undefined, { groups: 16 })],
+    ['k1', () => F.conv2d(x, weight(1), bias, { groups: 16 })],
+    ['uneven', () => b.op('Conv', [x, weight(3)], { group: 16, kernel_shape: [3, 3], pads: [0, 1, 1, 0], strides: [2, 1] }, 'uneven')],
+  ];
+  for (const [name, make] of cases) b.output(name, b.run(make));
+  const model = b.toModel();
+  const { bytes, lowered } = await modelForCpu(model);
+  expect(lowered).toBe(cases.length);
+  const random = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+  const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', random(2 * 16 * 11 * 11), [2, 16, 11, 11]), bias: new ort.Tensor('float32', random(16), [16]) };
+  for (const k of [1, 3, 5]) feeds[`w${k}`] = new ort.Tensor('float32', random(16 * k * k).map((v) => v + k), [16, 1, k, k]);
+  const standard = await (await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended' })).run(feeds);
+  const blocked = await (await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'extended' })).run(feeds);
+  for (const [name] of cases) {
+    expect(blocked[name]!.dims).toEqual(standard[name]!.dims);
+    const s = standard[name]!.data as Float32Array;
+    const worst = (blocked[name]!.data as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - s[i]!)), 0);
+    expect([name, worst < 1e-5]).toEqual([name, true]);
+  }
+});
+
 test('layers the blocked kernels cannot run stay standard ONNX, and outputs keep their names', async () => {
   const b = new GraphBuilder('mixed');
   const x = b.input('x', 'float32', [1, 32, 8, 8]);
