@@ -5,6 +5,8 @@
  *     one update of each in turn (the machine's slow and fast phases hit all alike), medians.
  *  2. Resident memory over 2,000 updates of the trainer (the reference CNN on generated shapes, Adam) on the path it
  *     takes here (--portable: the optimizer graph): after 200, 1,000 and 2,000 updates. Flat means no leak per update.
+ *     The same for a depthwise-separable model, whose weight gradients the fast path computes natively from x and dY
+ *     that the training session hands out each update.
  *
  *   node bench/run.js bench/optimizer.ts [--portable] [--json]
  */
@@ -13,6 +15,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import referenceCnn from '../graphs/reference-cnn';
+import { defineModel, F, nn, Tensor } from '../src';
+import type { ModelDefinition } from '../src/model/definition';
 import { generateShapes } from '../src/data/shapes';
 import { FusedOptimizer } from '../src/native/fused-optimizer';
 import { encodeModel } from '../src/onnx/write';
@@ -59,13 +63,30 @@ async function updateTimes(config: OptimizerConfig): Promise<Record<string, numb
   return { graph: median(times.graph.slice(5)), fused1: median(times.fused1.slice(5)), fusedN: median(times.fusedN.slice(5)) };
 }
 
-async function residentMemory(): Promise<{ after: number; mb: number }[]> {
+/** MobileNetV2's block in small (1x1 expand, depthwise 3x3 with stride 1 and 2, 1x1 project), for item 2. */
+class DepthwiseSeparable extends nn.Module {
+  readonly expand = new nn.Conv2d(3, 32, 1);
+  readonly depthwise = new nn.Conv2d(32, 32, 3, { padding: 1, groups: 32 });
+  readonly strided = new nn.Conv2d(32, 32, 3, { padding: 1, stride: 2, groups: 32 });
+  readonly head = new nn.Sequential(new nn.Conv2d(32, 32, 1), new nn.GlobalAvgPool(), new nn.Flatten(), new nn.Linear(32, 10));
+  forward(x: Tensor): Tensor {
+    const relu6 = (t: Tensor) => F.clip(t, 0, 6);
+    return this.head.forward(relu6(this.strided.forward(relu6(this.depthwise.forward(relu6(this.expand.forward(x)))))));
+  }
+}
+const depthwiseSeparable = defineModel<{ numClasses: number; imageSize: number }>({
+  name: 'depthwise-separable', defaults: { numClasses: 10, imageSize: 16 },
+  inputs: (c) => [{ name: 'input', shape: ['batch', 3, c.imageSize, c.imageSize] }],
+  create: () => new DepthwiseSeparable(),
+});
+
+async function residentMemory(definition: ModelDefinition): Promise<{ after: number; mb: number }[]> {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-bench-memory-'));
   const samples: { after: number; mb: number }[] = [];
   let updates = 0;
   try {
     await train({
-      definition: referenceCnn, config: {}, train: generateShapes({ count: 8000, imageSize: 16, seed: 0 }), val: generateShapes({ count: 200, imageSize: 16, seed: 1 }),
+      definition, config: {}, train: generateShapes({ count: 8000, imageSize: 16, seed: 0 }), val: generateShapes({ count: 200, imageSize: 16, seed: 1 }),
       epochs: 8, batchSize: 32, optimizer: { kind: 'adam' }, learningRate: 1e-3, outDir: folder, threads, seed: 0, maxSteps: 2000,
       nativeFastPath: !args.includes('--portable'), onNotice: (m) => console.log(m),
       onBatch: () => {
@@ -82,9 +103,10 @@ async function residentMemory(): Promise<{ after: number; mb: number }[]> {
 (async () => {
   const rows: Record<string, Record<string, number> | string> = {};
   for (const [label, config] of [['Adam', { kind: 'adam' }], ['SGD momentum', { kind: 'sgd', momentum: 0.9 }]] as const) rows[label] = await updateTimes(config);
-  const memory = await residentMemory();
+  const memory = await residentMemory(referenceCnn);
+  const depthwiseMemory = await residentMemory(depthwiseSeparable);
   if (args.includes('--json')) {
-    console.log(JSON.stringify({ threads, updates: rows, memory }));
+    console.log(JSON.stringify({ threads, updates: rows, memory, depthwiseMemory }));
     return;
   }
   console.log(`one update of 3.8 M parameters (20 tensors), median of 35 (${threads} threads for onnxruntime):`);
@@ -93,7 +115,10 @@ async function residentMemory(): Promise<{ after: number; mb: number }[]> {
       ? `  ${label}: fused optimizer not available (${r})`
       : `  ${label.padEnd(13)} optimizer graph ${r.graph!.toFixed(1)} ms, fused 1 thread ${r.fused1!.toFixed(1)} ms, fused ${threads} threads ${r.fusedN!.toFixed(1)} ms (${(r.graph! / r.fusedN!).toFixed(1)}x)`);
   }
-  console.log(`trainer's resident memory (reference CNN, shapes 16 px, batch 32, Adam, ${args.includes('--portable') ? 'optimizer graph' : 'its default update path'}): ${memory.map((s) => `${s.mb.toFixed(0)} MB after ${s.after}`).join(', ')} updates`);
+  const updatePath = args.includes('--portable') ? 'optimizer graph' : 'its default update path';
+  const samples = (m: { after: number; mb: number }[]) => `${m.map((s) => `${s.mb.toFixed(0)} MB after ${s.after}`).join(', ')} updates`;
+  console.log(`trainer's resident memory (reference CNN, shapes 16 px, batch 32, Adam, ${updatePath}): ${samples(memory)}`);
+  console.log(`the same for a depthwise-separable model (native depthwise weight gradients on the fast path): ${samples(depthwiseMemory)}`);
 })().catch((err) => {
   console.error(err);
   process.exit(1);
