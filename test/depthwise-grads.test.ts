@@ -86,6 +86,9 @@ native('native depthwise weight gradients', () => {
     ['5x5, stride 2, padding 2', { kernel: 5, stride: 2, padding: 2, dilation: 1, size: 11 }],
     ['3x3, dilation 2, padding 2', { kernel: 3, stride: 1, padding: 2, dilation: 2, size: 10 }],
     ['3x3, no padding, rows of more than 8 columns', { kernel: 3, stride: 1, padding: 0, dilation: 1, size: 21 }],
+    // 40 rows of 42: the kernel's float lanes go into double several times within each plane.
+    ['3x3, stride 1, a plane longer than one flush of the lanes', { kernel: 3, stride: 1, padding: 1, dilation: 1, size: 40 }],
+    ['3x3, padding 3 (wider than the kernel)', { kernel: 3, stride: 2, padding: 3, dilation: 1, size: 9 }],
   ])('%s: the same gradients as the standard graph', async (_, g) => {
     const { standard, fast, recipes, outputs } = await bothWays(g);
     expect(recipes.map((r) => r.param)).toEqual(['dw.weight']);

@@ -1,12 +1,22 @@
 // dW[c, kh, kw] = sum over n, oh, ow of x[n, c, oh*sH + kh*dH - padTop, ow*sW + kw*dW - padLeft] * dY[n, c, oh, ow]:
 // one read of x and dY, where standard ONNX writes an im2col of x kH*kW times over (src/autodiff/rules/conv.ts).
-// Channels are split between threads; each channel's sums run in the same order on any thread count (rows in
-// float lanes, rows added in double), so the result does not depend on the threads.
+//
+// Each (image, channel) plane is first copied into small buffers with one row stride: x zero-padded and split by
+// row and column phase (row = oh * sH + phase, the same for columns), dY with zeros after each row. Every tap is
+// then one dot product of two contiguous runs, the whole plane long, with no bounds and no tails to handle (a
+// tap that would read padding reads zeros, a column after the row's end meets a zero of dY), and the taps share
+// each load of dY. The sums run in kLanes float lanes (lane = position in the run mod kLanes), flushed into double
+// every kFlushChunks steps and at the end of each plane. Channels are split between threads, and each channel's
+// sums run in the same order on any thread count and any CPU (no FMA contraction: -ffp-contract=off), so the
+// result depends on neither.
+// MobileNetV2's 17 depthwise layers at batch 32, 224 px, 2 threads: 140 ms with one dot product per tap and row
+// (7x7 and 14x14 planes left most lanes idle), 87 ms this way (measured in alternation).
 #include "depthwise-weight-grad.h"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,80 +30,143 @@ struct Geometry {
   int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw;
 };
 
-// The dot product of a[0, n) and b[0, n), in 8 float lanes (vectorized for SSE, and AVX2 where the CPU has it:
-// the lanes are the same either way, so the result does not depend on the CPU) plus a scalar tail.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-float dot(const float* a, const float* b, int64_t n) {
-  constexpr int kLanes = 8;
-  float lanes[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; l++) lanes[l] += a[i + l] * b[i + l];
+// Inlined into both builds of channelRange below, so that the AVX2 one runs AVX2 code throughout.
+#define DEEPVISION_INLINE inline __attribute__((always_inline))
+
+constexpr int64_t kLanes = 8;
+// The lanes go into double after this many steps (products per lane): float sums stay short.
+constexpr int64_t kFlushChunks = 64;
+
+// Eight floats as one value (GCC's vector extension: two SSE registers on the x86-64 baseline, one with AVX2),
+// read and written at any address through UnalignedLanes.
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+typedef float UnalignedLanes __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
+
+DEEPVISION_INLINE Lanes load(const float* p) {
+  return *reinterpret_cast<const UnalignedLanes*>(p);
+}
+
+DEEPVISION_INLINE void store(float* p, Lanes v) {
+  *reinterpret_cast<UnalignedLanes*>(p) = v;
+}
+
+// Where each plane's buffers put things. A phase plane holds padded x at rows phaseRow + k * sH and columns
+// phaseColumn + m * sW, at k * stride + m; dY's row r starts at r * stride. Tap t reads its phase plane from
+// tapStart[t], so that position q of the run pairs x at output position q with dY at q.
+struct Layout {
+  int64_t stride, phaseRows, phaseSize, run;
+  std::vector<int64_t> tapStart;
+};
+
+Layout layoutOf(const Geometry& g) {
+  Layout l;
+  l.stride = g.ow + ((g.kw - 1) * g.dw) / g.sw;
+  l.phaseRows = g.oh + ((g.kh - 1) * g.dh) / g.sh;
+  l.run = (g.oh * l.stride + kLanes - 1) / kLanes * kLanes;
+  // Room for the longest offset plus the run rounded up: every read stays inside the buffer.
+  l.phaseSize = (l.phaseRows + 1) * l.stride + kLanes;
+  for (int64_t i = 0; i < g.kh; i++) {
+    for (int64_t j = 0; j < g.kw; j++) {
+      const int64_t phase = ((i * g.dh) % g.sh) * g.sw + (j * g.dw) % g.sw;
+      l.tapStart.push_back(phase * l.phaseSize + ((i * g.dh) / g.sh) * l.stride + (j * g.dw) / g.sw);
+    }
   }
-  float sum = 0;
-  for (; i < n; i++) sum += a[i] * b[i];
-  for (int l = 0; l < kLanes; l++) sum += lanes[l];
-  return sum;
+  return l;
 }
 
-int64_t floorDiv(int64_t a, int64_t b) {
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
+// Copies plane x [h, w] into its phase planes (zeros where the padding is) and dY [oh, ow] into rows of the
+// layout's stride (zeros after each row and after the last).
+DEEPVISION_INLINE void spread(const Geometry& g, const Layout& l, const float* x, const float* dy, float* phases, float* dyRows) {
+  for (int64_t a = 0; a < g.sh; a++) {
+    for (int64_t b = 0; b < g.sw; b++) {
+      float* plane = phases + (a * g.sw + b) * l.phaseSize;
+      for (int64_t k = 0; k < l.phaseRows; k++) {
+        float* out = plane + k * l.stride;
+        const int64_t row = k * g.sh + a - g.pt;
+        if (row < 0 || row >= g.h) {
+          std::fill_n(out, l.stride, 0.0f);
+          continue;
+        }
+        const float* in = x + row * g.w;
+        // Columns m * sW + b - pl inside [0, w): m in [lo, hi).
+        const int64_t first = g.pl - b;
+        const int64_t lo = std::min(l.stride, first <= 0 ? 0 : (first + g.sw - 1) / g.sw);
+        const int64_t hi = std::max(lo, std::min(l.stride, (g.w - 1 + first) / g.sw + 1));
+        std::fill_n(out, lo, 0.0f);
+        if (g.sw == 1) std::memcpy(out + lo, in + lo - first, static_cast<size_t>(hi - lo) * sizeof(float));
+        else for (int64_t m = lo; m < hi; m++) out[m] = in[m * g.sw - first];
+        std::fill(out + hi, out + l.stride, 0.0f);
+      }
+      std::fill(plane + l.phaseRows * l.stride, plane + l.phaseSize, 0.0f);
+    }
+  }
+  for (int64_t r = 0; r < g.oh; r++) {
+    std::memcpy(dyRows + r * l.stride, dy + r * g.ow, static_cast<size_t>(g.ow) * sizeof(float));
+    std::fill(dyRows + r * l.stride + g.ow, dyRows + (r + 1) * l.stride, 0.0f);
+  }
+  std::fill(dyRows + g.oh * l.stride, dyRows + l.run, 0.0f);
 }
 
-void channels(const Geometry& g, const float* x, const float* dy, float* dw, int64_t c0, int64_t c1) {
-  const size_t taps = static_cast<size_t>(g.kh * g.kw);
+// acc[t] += the dot product of the run at phases + tapStart[t] with dyRows. TAPS > 0: the tap count known at
+// compile time (the lanes stay in registers); 0: any count, lanes in `lanes`.
+template <int64_t TAPS>
+DEEPVISION_INLINE void dotTaps(const Layout& l, const float* phases, const float* dyRows, double* acc, float* lanes) {
+  const int64_t taps = TAPS > 0 ? TAPS : static_cast<int64_t>(l.tapStart.size());
+  const auto flush = [&](auto lane) {
+    for (int64_t t = 0; t < taps; t++) {
+      const Lanes v = lane(t);
+      float sum = 0;
+      for (int64_t i = 0; i < kLanes; i++) sum += v[i];
+      acc[t] += sum;
+    }
+  };
+  for (int64_t begin = 0; begin < l.run; begin += kFlushChunks * kLanes) {
+    const int64_t end = std::min(l.run, begin + kFlushChunks * kLanes);
+    if constexpr (TAPS > 0) {
+      const float* x[TAPS];
+      Lanes a[TAPS];
+      for (int64_t t = 0; t < TAPS; t++) x[t] = phases + l.tapStart[t], a[t] = Lanes{};
+      for (int64_t q = begin; q < end; q += kLanes) {
+        const Lanes d = load(dyRows + q);
+        for (int64_t t = 0; t < TAPS; t++) a[t] += load(x[t] + q) * d;
+      }
+      flush([&](int64_t t) { return a[t]; });
+    } else {
+      std::fill_n(lanes, taps * kLanes, 0.0f);
+      for (int64_t q = begin; q < end; q += kLanes) {
+        const Lanes d = load(dyRows + q);
+        for (int64_t t = 0; t < taps; t++) store(lanes + t * kLanes, load(lanes + t * kLanes) + load(phases + l.tapStart[t] + q) * d);
+      }
+      flush([&](int64_t t) { return load(lanes + t * kLanes); });
+    }
+  }
+}
+
+template <int64_t TAPS>
+DEEPVISION_INLINE void channels(const Geometry& g, const float* x, const float* dy, float* dw, int64_t c0, int64_t c1) {
+  const Layout l = layoutOf(g);
+  const size_t taps = l.tapStart.size();
   std::vector<double> acc(taps);
-  // An input row split by column phase (column = ow * stride + phase): every tap then reads it contiguously.
-  std::vector<float> phases(static_cast<size_t>(g.sw * (g.w / g.sw + 1)));
-  const int64_t phaseLength = g.w / g.sw + 1;
-  // Per tap (column offset j * dilation - pad): its phase, its first column in that phase, and the range of output
-  // columns that read inside the image (the others read padding, zeros).
-  std::vector<int64_t> tapPhase(static_cast<size_t>(g.kw)), tapBase(static_cast<size_t>(g.kw)), tapLo(static_cast<size_t>(g.kw)), tapHi(static_cast<size_t>(g.kw));
-  for (int64_t j = 0; j < g.kw; j++) {
-    const int64_t offset = j * g.dw - g.pl;
-    const int64_t base = floorDiv(offset, g.sw);
-    tapPhase[j] = offset - base * g.sw;
-    tapBase[j] = base;
-    int64_t lo = 0;
-    int64_t hi = g.ow;
-    while (lo < hi && lo * g.sw + offset < 0) lo++;
-    while (hi > lo && (hi - 1) * g.sw + offset >= g.w) hi--;
-    tapLo[j] = lo;
-    tapHi[j] = hi;
-  }
+  std::vector<float> phases(static_cast<size_t>(g.sh * g.sw * l.phaseSize));
+  std::vector<float> dyRows(static_cast<size_t>(l.run));
+  std::vector<float> lanes(taps * kLanes);
   for (int64_t c = c0; c < c1; c++) {
     std::fill(acc.begin(), acc.end(), 0.0);
     for (int64_t n = 0; n < g.n; n++) {
-      const float* xPlane = x + (n * g.c + c) * g.h * g.w;
-      const float* dyPlane = dy + (n * g.c + c) * g.oh * g.ow;
-      for (int64_t r = 0; r < g.oh; r++) {
-        const float* dyRow = dyPlane + r * g.ow;
-        for (int64_t i = 0; i < g.kh; i++) {
-          const int64_t row = r * g.sh + i * g.dh - g.pt;
-          if (row < 0 || row >= g.h) continue;
-          const float* xRow = xPlane + row * g.w;
-          if (g.sw > 1) {
-            for (int64_t p = 0; p < g.sw; p++) {
-              float* phase = phases.data() + p * phaseLength;
-              for (int64_t k = 0, col = p; col < g.w; k++, col += g.sw) phase[k] = xRow[col];
-            }
-          }
-          for (int64_t j = 0; j < g.kw; j++) {
-            const int64_t lo = tapLo[j];
-            const int64_t hi = tapHi[j];
-            if (lo >= hi) continue;
-            // Output column lo reads column lo + base of the tap's phase (lo is where that index turns >= 0).
-            const int64_t first = lo + tapBase[j];
-            const float* xs = g.sw > 1 ? phases.data() + tapPhase[j] * phaseLength + first : xRow + first;
-            acc[static_cast<size_t>(i * g.kw + j)] += dot(xs, dyRow + lo, hi - lo);
-          }
-        }
-      }
+      spread(g, l, x + (n * g.c + c) * g.h * g.w, dy + (n * g.c + c) * g.oh * g.ow, phases.data(), dyRows.data());
+      dotTaps<TAPS>(l, phases.data(), dyRows.data(), acc.data(), lanes.data());
     }
     for (size_t k = 0; k < taps; k++) dw[static_cast<size_t>(c) * taps + k] = static_cast<float>(acc[k]);
   }
+}
+
+// The x86-64 baseline and AVX2 (no FMA: the products round as the graph's do), chosen once per call.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void channelRange(const Geometry& g, const float* x, const float* dy, float* dw, int64_t c0, int64_t c1) {
+  if (g.kh * g.kw == 9) channels<9>(g, x, dy, dw, c0, c1);
+  else channels<0>(g, x, dy, dw, c0, c1);
 }
 
 bool readGeometry(napi_env env, napi_value value, Geometry* g) {
@@ -138,8 +211,8 @@ napi_value DepthwiseWeightGrad(napi_env env, napi_callback_info info) {
   if (overlaps(dw, dwn, x, xn) || overlaps(dw, dwn, dy, dyn)) return fail(env, "dw shares memory with x or dy"), nullptr;
   const int64_t workers = std::min<int64_t>(threadCount(env, args[4]), g.c);
   std::vector<std::thread> pool;
-  for (int64_t t = 1; t < workers; t++) pool.emplace_back(channels, std::cref(g), x, dy, dw, g.c * t / workers, g.c * (t + 1) / workers);
-  channels(g, x, dy, dw, 0, g.c / workers);
+  for (int64_t t = 1; t < workers; t++) pool.emplace_back(channelRange, std::cref(g), x, dy, dw, g.c * t / workers, g.c * (t + 1) / workers);
+  channelRange(g, x, dy, dw, 0, g.c / workers);
   for (auto& t : pool) t.join();
   return nullptr;
 }
