@@ -81,6 +81,17 @@ testBlocked('depthwise convolutions (stride 1 and 2, forward and input gradients
   // The two 1x1 convolutions and the projection's input gradient, as before; now also both depthwise ones and the
   // stride-1 one's input gradient (the stride-2 one's stays a ConvTranspose).
   expect(await compareLowered(graph, 12, [0, 3, 1, 2])).toBe(6);
+  // The three ReLU6s run inside the blocked Convs (their rule reads only their outputs), so the expand ->
+  // depthwise -> strided chain reads the blocked tensors directly: no ReorderInput of a ReorderOutput is left.
+  const { bytes } = await modelForCpu(graph.model);
+  const nodes = decodeModel(bytes).graph.nodes;
+  const forwardClips = nodes.filter((n) => n.opType === 'Clip' && n.domain === '' && !n.name.includes('backward'));
+  expect(forwardClips).toEqual([]);
+  expect(nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.attributes.get('activation')?.value === 'Clip')).toHaveLength(3);
+  const roundTrips = nodes.filter((n) => n.opType === 'ReorderInput' && n.inputs[0]!.producer?.opType === 'ReorderOutput');
+  expect(roundTrips).toEqual([]);
+  // Five before: the depthwise, strided and project inputs, and two input gradients' dY; now only the last two.
+  expect(nodes.filter((n) => n.opType === 'ReorderInput')).toHaveLength(2);
 });
 
 testBlocked('depthwise geometries beyond MobileNetV2\'s (5x5, dilation, no or uneven padding, 1x1, bias) compute the same', async () => {

@@ -1,4 +1,4 @@
-import { Graph, Node, removeNode, Value } from '../ir/graph';
+import { Attribute, Graph, Node, removeNode, Value } from '../ir/graph';
 import { TensorData } from '../ir/tensor';
 
 /**
@@ -22,12 +22,13 @@ export class GraphRewriter {
     return v;
   }
 
-  protected add(opType: string, inputs: (Value | undefined)[], attributes: Record<string, number | number[] | string>, output: Value, domain = ''): Value {
+  /** Numbers and arrays of them become int attributes; pass an Attribute for any other type. */
+  protected add(opType: string, inputs: (Value | undefined)[], attributes: Record<string, number | number[] | string | Attribute>, output: Value, domain = ''): Value {
     const node = new Node(opType, output.name, domain);
     for (const input of inputs) node.addInput(input);
     node.addOutput(output);
     for (const [key, value] of Object.entries(attributes)) {
-      node.attributes.set(key, typeof value === 'string' ? { type: 'string', value } : Array.isArray(value) ? { type: 'ints', value } : { type: 'int', value });
+      node.attributes.set(key, typeof value === 'string' ? { type: 'string', value } : Array.isArray(value) ? { type: 'ints', value } : typeof value === 'number' ? { type: 'int', value } : value);
     }
     this.graph.addNode(node);
     return output;

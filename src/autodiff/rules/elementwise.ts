@@ -2,6 +2,7 @@ import * as F from '../../dsl/functional';
 import type { Tensor } from '../../dsl/builder';
 import { isFloatingDType } from '../../ir/dtype';
 import type { GradRule } from '../gradient-rule';
+import type { TensorData } from '../../ir/tensor';
 import { once, unbroadcast } from '../helpers';
 
 /** dx = dy * f'(x, y), for unary ops whose derivative is written in terms of the input and the output. */
@@ -77,7 +78,13 @@ export const Where: GradRule = (ctx) => [
   () => unbroadcast(F.where(ctx.input(0), 0, ctx.outputGrad()), ctx.input(2)),
 ];
 
-/** As PyTorch's clamp: the gradient passes where min <= x <= max. */
+/**
+ * With both bounds constant (ReLU6 and the like), the gradient passes where min < y < max, y the output: as
+ * Relu's rule (and PyTorch's ReLU6 and hardtanh), and since y lies strictly inside exactly where x does, the same
+ * mask as one from the input. It reads the output only, so the Conv before the Clip can compute the Clip in its
+ * own kernel and nothing keeps x (src/passes/lower-conv-nchwc.ts). Otherwise, as PyTorch's clamp: where
+ * min <= x <= max.
+ */
 export const Clip: GradRule = (ctx) => [() => {
   const x = ctx.input(0);
   const g = ctx.outputGrad();
@@ -87,16 +94,40 @@ export const Clip: GradRule = (ctx) => [() => {
   if (low === undefined && high === undefined) return g;
   const keep = (outside: Tensor) => F.cast(x.builder.op('Not', [outside], {}, 'clip'), x.dtype);
   if (low === undefined || high === undefined) return F.mul(g, keep(low !== undefined ? F.less(x, low) : F.greater(x, high!)));
-  // Both bounds, low <= high: inside exactly where the clipped value equals x (NaN is outside, as in PyTorch). One
-  // Equal of two floats and one Cast: these passes are memory-bound (the Casts alone once took 11 % of MobileNetV2's
-  // fine-tuning step), and the Less, Greater and bool Equal this replaces cost 4 % of its update (4 of 5
-  // alternating runs faster). The clipped value is kept anyway where the next layer's weight gradient reads it.
-  const [lo, hi] = [ctx.constant(1), ctx.constant(2)];
-  if (lo !== undefined && hi !== undefined && lo.size === 1 && hi.size === 1 && lo.typed()[0]! <= hi.typed()[0]!) {
-    return F.mul(g, F.cast(F.equal(x, ctx.output(0)), x.dtype));
+  const inside = strictlyInside(ctx.constant(1), ctx.constant(2), x.dtype);
+  if (inside !== undefined) {
+    // One Clip to the nearest floats inside the bounds, one Equal of two floats, one Cast: these passes are
+    // memory-bound (the Casts alone once took 11 % of MobileNetV2's fine-tuning step).
+    const y = ctx.output(0);
+    return F.mul(g, F.cast(F.equal(y, F.clip(y, inside[0], inside[1])), x.dtype));
   }
   return F.mul(g, F.mul(keep(F.less(x, low)), keep(F.greater(x, high))));
 }];
+
+/**
+ * The float32 neighbours just inside constant scalar bounds lo < hi, so that lo < v < hi exactly where
+ * clip(v, in[0], in[1]) = v; undefined where that cannot be said with normal numbers. A neighbour of zero is the
+ * smallest normal float rather than the smallest subnormal: GPUs may flush subnormals to zero, which would turn
+ * the bound back into zero (an output between zero and 1.2e-38 then gets no gradient).
+ */
+function strictlyInside(lo: TensorData | undefined, hi: TensorData | undefined, dtype: string): [number, number] | undefined {
+  if (dtype !== 'float32' || lo === undefined || hi === undefined || lo.size !== 1 || hi.size !== 1) return undefined;
+  const [a, b] = [Number(lo.typed()[0]), Number(hi.typed()[0])];
+  if (!Number.isFinite(a) || !Number.isFinite(b) || !(a < b)) return undefined;
+  const inside = [nextFloat32(a, 1), nextFloat32(b, -1)] as [number, number];
+  const normal = (v: number) => v === 0 || Math.abs(v) >= MIN_NORMAL_FLOAT32;
+  return inside[0] <= inside[1] && inside.every(normal) && [a, b].every(normal) ? inside : undefined;
+}
+
+const MIN_NORMAL_FLOAT32 = 2 ** -126;
+
+/** The float32 next to v (itself a float32) towards +infinity (direction 1) or -infinity (-1); zero's is the smallest normal. */
+function nextFloat32(v: number, direction: 1 | -1): number {
+  if (v === 0) return direction * MIN_NORMAL_FLOAT32;
+  const bits = new Int32Array(new Float32Array([v]).buffer);
+  bits[0]! += (v > 0) === (direction > 0) ? 1 : -1;
+  return new Float32Array(bits.buffer)[0]!;
+}
 
 /** Only casts between floating types carry a gradient; it is cast back to the input's type. */
 export const Cast: GradRule = (ctx) => [isFloatingDType(ctx.input(0).dtype) && isFloatingDType(ctx.output(0).dtype)
