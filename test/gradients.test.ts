@@ -241,12 +241,12 @@ describe('gradient rules agree with finite differences', () => {
     (out.gx!.data as Float32Array).forEach((g, i) => expect(g).toBeCloseTo(u[i]! > 0.5 ? 6 : 0, 6));
   });
 
-  test('ReLU6 (Clip with constant bounds) passes the gradient strictly inside its bounds, read from its output', async () => {
+  test.each(['float32', 'float64'] as const)('ReLU6 (Clip with constant bounds) in %s passes the gradient strictly inside its bounds, read from its output', async (dtype) => {
     // As PyTorch's ReLU6 and hardtanh (and this project's Relu): zero at the bounds themselves and for NaN. The
     // rule reads y only, so that the Conv before it can compute the Clip in its own kernel (lower-conv-nchwc.ts).
     const b = new GraphBuilder('relu6-bounds', 'train');
-    const xIn = b.input('x', 'float32', [9]);
-    const r = b.input('r', 'float32', [9]);
+    const xIn = b.input('x', dtype, [9]);
+    const r = b.input('r', dtype, [9]);
     const y = b.run(() => F.clip(xIn, 0, 6));
     const loss = b.run(() => F.reduceSum(F.mul(y, r)));
     const [gx] = gradients(loss, [xIn]);
@@ -254,9 +254,10 @@ describe('gradient rules agree with finite differences', () => {
     const clipReaders = b.toModel().graph.nodes.filter((n) => n.inputs.some((v) => v?.name === xIn.name));
     expect(clipReaders.map((n) => n.opType)).toEqual(['Clip']);
     const session = await ort.InferenceSession.create(encodeModel(b.toModel()));
+    const Typed = dtype === 'float32' ? Float32Array : Float64Array;
     const xs = [-1, 0, 1e-30, 0.5, 3, 5.999999, 6, 7, NaN];
-    const out = await session.run({ x: new ort.Tensor('float32', Float32Array.from(xs), [9]), r: new ort.Tensor('float32', new Float32Array(9).fill(2), [9]) });
-    expect(Array.from(out.gx!.data as Float32Array)).toEqual([0, 0, 2, 2, 2, 2, 0, 0, 0]);
+    const out = await session.run({ x: new ort.Tensor(dtype, Typed.from(xs), [9]), r: new ort.Tensor(dtype, new Typed(9).fill(2), [9]) });
+    expect([...(out.gx!.data as Float32Array | Float64Array)]).toEqual([0, 0, 2, 2, 2, 2, 0, 0, 0]);
   });
 
   test('every case that could only be checked in float32 also has a float64 reference', () => {
