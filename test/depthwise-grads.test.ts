@@ -89,6 +89,8 @@ native('native depthwise weight gradients', () => {
     // 40 rows of 42: the kernel's float lanes go into double several times within each plane.
     ['3x3, stride 1, a plane longer than one flush of the lanes', { kernel: 3, stride: 1, padding: 1, dilation: 1, size: 40 }],
     ['3x3, padding 3 (wider than the kernel)', { kernel: 3, stride: 2, padding: 3, dilation: 1, size: 9 }],
+    // One column: the second column phase of a stride-2 layer holds no pixel of the image at all.
+    ['1x1, stride 2, a 1x1 image', { kernel: 1, stride: 2, padding: 0, dilation: 1, size: 1 }],
   ])('%s: the same gradients as the standard graph', async (_, g) => {
     const { standard, fast, recipes, outputs } = await bothWays(g);
     expect(recipes.map((r) => r.param)).toEqual(['dw.weight']);

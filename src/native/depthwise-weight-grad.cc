@@ -91,7 +91,8 @@ DEEPVISION_INLINE void spread(const Geometry& g, const Layout& l, const float* x
         // Columns m * sW + b - pl inside [0, w): m in [lo, hi).
         const int64_t first = g.pl - b;
         const int64_t lo = std::min(l.stride, first <= 0 ? 0 : (first + g.sw - 1) / g.sw);
-        const int64_t hi = std::max(lo, std::min(l.stride, (g.w - 1 + first) / g.sw + 1));
+        const int64_t last = g.w - 1 + first;  // m * sW <= last; negative where no column of this phase is inside
+        const int64_t hi = last < 0 ? lo : std::max(lo, std::min(l.stride, last / g.sw + 1));
         std::fill_n(out, lo, 0.0f);
         if (g.sw == 1) std::memcpy(out + lo, in + lo - first, static_cast<size_t>(hi - lo) * sizeof(float));
         else for (int64_t m = lo; m < hi; m++) out[m] = in[m * g.sw - first];
