@@ -21,11 +21,9 @@ import referenceCnn from '../graphs/reference-cnn';
 import transfer from '../graphs/transfer';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
-import { nativeAddon } from '../src/native/native-addon';
-import { decodeModel } from '../src/onnx/read';
-import { externalizeDepthwiseGrads } from '../src/passes/external-depthwise-grads';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { modelForWebGpu } from '../src/runtime/webgpu-model';
+import { nativeDepthwiseGrads } from '../src/train/training-sessions';
 import { Rng } from '../src/util/rng';
 
 (async () => {
@@ -50,12 +48,13 @@ import { Rng } from '../src/util/rng';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-profile-'));
   const webgpu = process.argv.includes('--device') && process.argv[process.argv.indexOf('--device') + 1] === 'webgpu';
   const standard = process.argv.includes('--standard');
+  // The trainer's own rewrite (src/train/training-sessions.ts), where the native kernel loads.
   const cpuModel = () => {
-    if (typeof nativeAddon() === 'string') return graph.model;
-    const copy = decodeModel(encodeModel(graph.model));
-    const taken = externalizeDepthwiseGrads(copy).length;
-    if (taken > 0) console.log(`${taken} depthwise weight gradients left to the native kernel (not in this profile)`);
-    return copy;
+    const native = nativeDepthwiseGrads(graph.model, threads);
+    if (native === undefined) return graph.model;
+    const grads = (m: typeof graph.model) => m.graph.outputs.filter((o) => o.name.endsWith('_grad')).length;
+    console.log(`${grads(graph.model) - grads(native.model)} depthwise weight gradients left to the native kernel (not in this profile)`);
+    return native.model;
   };
   const model = webgpu ? modelForWebGpu(graph.model) : standard ? encodeModel(graph.model) : (await modelForCpu(cpuModel())).bytes;
   const session = await ort.InferenceSession.create(model, {
