@@ -43,11 +43,17 @@ constexpr int64_t kFlushChunks = 64;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 typedef float UnalignedLanes __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
 
+// GCC warns that passing 32-byte vectors by value without AVX changes the calling convention; these helpers are
+// always inlined, so no call ever crosses that boundary.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 DEEPVISION_INLINE Lanes load(const float* p) {
   return *reinterpret_cast<const UnalignedLanes*>(p);
 }
 
-DEEPVISION_INLINE void store(float* p, Lanes v) {
+DEEPVISION_INLINE void store(float* p, const Lanes& v) {
   *reinterpret_cast<UnalignedLanes*>(p) = v;
 }
 
