@@ -165,6 +165,37 @@ test('brightness scales every pixel by one factor per image, drawn from [1 - b, 
   expect(clamped).toBeGreaterThan(0);
 });
 
+test('random erasing blanks one rectangle of 2-33 % of the image in every channel, and leaves every other draw as it was', () => {
+  const heavy: AugmentConfig = { ...STANDARD_AUGMENTATION, rotate: 10, brightness: 0.2 };
+  const plain = coordBatch(heavy, 9);
+  const erased = coordBatch({ ...heavy, erase: 1 }, 9);
+  const areas: number[] = [];
+  for (let n = 0; n < COORDS; n++) {
+    let top = 12, bottom = -1, left = 12, right = -1;
+    for (let y = 0; y < 12; y++) {
+      for (let x = 0; x < 12; x++) {
+        const changed = [0, 1, 2].map((c) => at(erased, n, c, y, x) !== at(plain, n, c, y, x));
+        if (changed.some((v) => v)) {
+          top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x);
+        }
+      }
+    }
+    // Everything that changed lies in one box, and the whole box (every channel) is the mean colour, 0.
+    if (bottom < 0) continue; // a box over pixels that were already black
+    for (let y = top; y <= bottom; y++) for (let x = left; x <= right; x++) for (let c = 0; c < 3; c++) expect(at(erased, n, c, y, x)).toBe(0);
+    areas.push((bottom - top + 1) * (right - left + 1));
+  }
+  expect(areas.length).toBeGreaterThan(COORDS * 0.9);
+  expect(Math.max(...areas)).toBeLessThanOrEqual(Math.round(0.33 * 144) + 12);
+  expect(Math.min(...areas)).toBeLessThan(10);
+  // With probability 0.5, about half the images are erased.
+  const half = coordBatch({ ...heavy, erase: 0.5 }, 9);
+  let count = 0;
+  for (let n = 0; n < COORDS; n++) if (half.subarray(n * image, (n + 1) * image).some((v, i) => v !== plain[n * image + i])) count++;
+  expect(count).toBeGreaterThan(COORDS * 0.4);
+  expect(count).toBeLessThan(COORDS * 0.6);
+});
+
 test('the trainer augments training batches only: its validation numbers equal a plain evaluation', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-augment-'));
   try {

@@ -13,6 +13,7 @@ export interface AugmentFlags {
   brightness?: string;
   contrast?: string;
   saturation?: string;
+  erase?: string;
 }
 
 /** The augmentation options of `train` (training split only). */
@@ -27,7 +28,8 @@ export function addAugmentOptions(command: Command): Command {
     .option('--scale <min,max>', 'random zoom factor range, e.g. 0.9,1.1')
     .option('--brightness <x>', 'colour jitter: brightness factor in [1-x, 1+x]')
     .option('--contrast <x>', 'colour jitter: contrast factor in [1-x, 1+x]')
-    .option('--saturation <x>', 'colour jitter: saturation factor in [1-x, 1+x]');
+    .option('--saturation <x>', 'colour jitter: saturation factor in [1-x, 1+x]')
+    .option('--erase <p>', 'probability of random erasing: a rectangle of 2-33 % of the image set to the mean colour');
 }
 
 export function augmentFromFlags(f: AugmentFlags): AugmentConfig {
@@ -50,6 +52,7 @@ export function augmentFromFlags(f: AugmentFlags): AugmentConfig {
   if (f.brightness !== undefined) a.brightness = number('brightness', f.brightness);
   if (f.contrast !== undefined) a.contrast = number('contrast', f.contrast);
   if (f.saturation !== undefined) a.saturation = number('saturation', f.saturation);
+  if (f.erase !== undefined) a.erase = number('erase', f.erase);
   const problems = augmentationProblems(a);
   if (problems.length > 0) throw new UserError(`augmentation: ${problems.join('; ')}`);
   return a;

@@ -1,5 +1,5 @@
 import { Rng } from '../util/rng';
-import { AugmentConfig, augmentImage, isIdentityAugmentation } from './augment';
+import { AugmentConfig, augmentImage, eraseRandomBox, isIdentityAugmentation } from './augment';
 import type { Normalization } from './dataset';
 import type { PixelSource } from './pixel-source';
 import type { PixelReader } from './pixel-store';
@@ -34,6 +34,7 @@ export function assembleBatch(
   const offset = (b: number) => (inMemory !== undefined ? indices[b]! : b) * image;
   const plain = isIdentityAugmentation(spec.augment);
   const rng = plain ? undefined : Rng.derive(spec.seed, `augment/${epoch}/${batch}`);
+  const eraseRng = spec.augment.erase > 0 ? Rng.derive(spec.seed, `erase/${epoch}/${batch}`) : undefined;
   const scratch = plain ? undefined : new Float32Array(image);
   const scale = spec.normalization.std.map((s) => 1 / (255 * s));
   const shift = spec.normalization.mean.map((m, c) => -m / spec.normalization.std[c]!);
@@ -42,6 +43,7 @@ export function assembleBatch(
     labels[b] = BigInt(spec.labels[indices[b]!]!);
     if (rng !== undefined) {
       augmentImage(pixels, src, spec.channels, spec.height, spec.width, spec.augment, rng, spec.normalization, input, b * image, scratch!);
+      if (eraseRng !== undefined) eraseRandomBox(input, b * image, spec.channels, spec.height, spec.width, spec.augment, eraseRng);
       continue;
     }
     for (let c = 0; c < spec.channels; c++) {

@@ -24,10 +24,15 @@ export interface AugmentConfig {
   brightness: number;
   contrast: number;
   saturation: number;
+  /**
+   * Probability of random erasing (Zhong et al. 2017, as torchvision's RandomErasing): a rectangle of 2-33 % of
+   * the image, aspect ratio 0.3-3.3 drawn log-uniformly, set to the mean colour (0 after normalization).
+   */
+  erase: number;
 }
 
 export const NO_AUGMENTATION: AugmentConfig = {
-  cropPadding: 0, hflip: 0, vflip: 0, rotate: 0, translate: 0, scaleMin: 1, scaleMax: 1, brightness: 0, contrast: 0, saturation: 0,
+  cropPadding: 0, hflip: 0, vflip: 0, rotate: 0, translate: 0, scaleMin: 1, scaleMax: 1, brightness: 0, contrast: 0, saturation: 0, erase: 0,
 };
 
 /** The "standard" augmentation for small images the study uses: padded random crop and horizontal flips. */
@@ -35,7 +40,7 @@ export const STANDARD_AUGMENTATION: AugmentConfig = { ...NO_AUGMENTATION, cropPa
 
 export function isIdentityAugmentation(a: AugmentConfig): boolean {
   return a.cropPadding === 0 && a.hflip === 0 && a.vflip === 0 && a.rotate === 0 && a.translate === 0 && a.scaleMin === 1 && a.scaleMax === 1
-    && a.brightness === 0 && a.contrast === 0 && a.saturation === 0;
+    && a.brightness === 0 && a.contrast === 0 && a.saturation === 0 && a.erase === 0;
 }
 
 /** Problems with a configuration (empty when valid), phrased for the CLI. */
@@ -45,6 +50,7 @@ export function augmentationProblems(a: AugmentConfig): string[] {
   if (!(Number.isInteger(a.cropPadding) && a.cropPadding >= 0)) p.push(`crop padding must be a whole number of pixels >= 0, got ${a.cropPadding}`);
   probability('hflip', a.hflip);
   probability('vflip', a.vflip);
+  probability('erase', a.erase);
   if (!(a.rotate >= 0 && a.rotate <= 180)) p.push(`rotate must be in [0, 180] degrees, got ${a.rotate}`);
   if (!(a.translate >= 0 && a.translate < 1)) p.push(`translate must be a fraction in [0, 1), got ${a.translate}`);
   if (!(a.scaleMin > 0 && a.scaleMax >= a.scaleMin)) p.push(`scale must be a range min,max with 0 < min <= max, got ${a.scaleMin},${a.scaleMax}`);
@@ -62,6 +68,7 @@ export function describeAugmentation(a: AugmentConfig): string {
   if (a.translate > 0) parts.push(`translate ±${a.translate}`);
   if (a.scaleMin !== 1 || a.scaleMax !== 1) parts.push(`scale ${a.scaleMin}-${a.scaleMax}`);
   for (const k of ['brightness', 'contrast', 'saturation'] as const) if (a[k] > 0) parts.push(`${k} ±${a[k]}`);
+  if (a.erase > 0) parts.push(`random erasing ${a.erase}`);
   return parts.join(', ');
 }
 
@@ -150,6 +157,40 @@ export function augmentImage(
     const o = -norm.mean[c]! / norm.std[c]!;
     for (let i = 0; i < plane; i++) out[outOffset + c * plane + i] = scratch[c * plane + i]! * k + o;
   }
+}
+
+/**
+ * Random erasing of one augmented image at `outOffset` of `out` (normalized CHW), with probability `a.erase`. Its
+ * draws come from their own stream, so turning it on leaves every other augmentation of a run as it was.
+ */
+export function eraseRandomBox(out: Float32Array, outOffset: number, channels: number, height: number, width: number, a: AugmentConfig, rng: Rng): void {
+  if (!(a.erase > 0 && rng.next() < a.erase)) return;
+  const box = erasedBox(height, width, rng);
+  if (box === undefined) return;
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    for (let y = box.top; y < box.top + box.height; y++) {
+      const row = outOffset + c * plane + y * width + box.left;
+      out.fill(0, row, row + box.width);
+    }
+  }
+}
+
+const ERASE_AREA = [0.02, 0.33] as const;
+const ERASE_LOG_RATIO = [Math.log(0.3), Math.log(3.3)] as const;
+
+/** The rectangle random erasing blanks: up to 10 draws for one that fits, else none (torchvision's rule). */
+function erasedBox(height: number, width: number, rng: Rng): { top: number; left: number; height: number; width: number } | undefined {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const area = height * width * (ERASE_AREA[0] + rng.next() * (ERASE_AREA[1] - ERASE_AREA[0]));
+    const ratio = Math.exp(ERASE_LOG_RATIO[0] + rng.next() * (ERASE_LOG_RATIO[1] - ERASE_LOG_RATIO[0]));
+    const h = Math.round(Math.sqrt(area * ratio));
+    const w = Math.round(Math.sqrt(area / ratio));
+    if (h >= 1 && w >= 1 && h < height && w < width) {
+      return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
+    }
+  }
+  return undefined;
 }
 
 function clamp(v: number): number {
