@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import mlp from '../graphs/mlp';
+import { augmentFromFlags } from '../src/cli/augment-flags';
 import { assembleBatch, BatchSpec } from '../src/data/assemble-batch';
 import { AugmentConfig, NO_AUGMENTATION, STANDARD_AUGMENTATION } from '../src/data/augment';
 import { fillBatch } from '../src/data/dataset';
@@ -240,4 +241,11 @@ test('worker threads assemble exactly the batches the trainer thread would (comp
   expect(inline.out).toHaveLength(3);
   expect(threaded.out).toEqual(inline.out);
   expect(inline.out[0]).toEqual(batch(spec(heavy, 9), order.slice(5, 10), 3, 1));
+});
+
+test('the augmentation options: parts on top of a preset, and one clear error for values out of range', () => {
+  expect(augmentFromFlags({ augment: 'standard', erase: '0.5', scale: '0.9,1.1' })).toEqual({ ...STANDARD_AUGMENTATION, erase: 0.5, scaleMin: 0.9, scaleMax: 1.1 });
+  expect(() => augmentFromFlags({ augment: 'none', erase: '1.5' })).toThrow('augmentation: erase must be a probability in [0, 1], got 1.5');
+  expect(() => augmentFromFlags({ augment: 'none', erase: 'half' })).toThrow("--erase got 'half', which is not a number");
+  expect(() => augmentFromFlags({ augment: 'none', scale: '0.9' })).toThrow('--scale takes min,max');
 });
