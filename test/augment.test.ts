@@ -220,6 +220,49 @@ test('the trainer augments training batches only: its validation numbers equal a
   }
 });
 
+test('test-time augmentation with flips: the softmax of each image and its mirror image, averaged', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deepvision-tta-'));
+  try {
+    const trainSet = generateShapes({ count: 128, imageSize: 8, seed: 0 });
+    const valSet = generateShapes({ count: 40, imageSize: 8, seed: 1 });
+    const r = await train({ definition: mlp, config: { hidden: 16 }, train: trainSet, val: valSet, epochs: 1, batchSize: 32, optimizer: { kind: 'sgd' }, learningRate: 0.05, threads: 1, seed: 1, trainAccuracySample: 0, outDir: tmp });
+    const { model } = buildEvalGraph(mlp, { config: { hidden: 16, numClasses: 10, imageSize: 8 }, seed: 1 });
+    const session = await ort.InferenceSession.create(encodeModel(model));
+    const names = session.inputNames.filter((n) => n !== 'input' && n !== 'labels');
+    const tta = await evaluate(session, names, r.tensors, valSet, r.normalization, 10, undefined, { flip: true });
+
+    // The same by hand: every image, then every image mirrored, through the session.
+    const mirrored = new Uint8Array(valSet.pixels);
+    for (let row = 0; row < mirrored.length; row += 8) mirrored.subarray(row, row + 8).reverse();
+    const indices = [...Array(40).keys()];
+    const softmax = async (pixels: Uint8Array) => {
+      const input = new Float32Array(40 * 3 * 64);
+      const labels = new BigInt64Array(40);
+      fillBatch({ ...valSet, pixels }, indices, r.normalization, input, labels);
+      const feeds: Record<string, ort.Tensor> = { input: new ort.Tensor('float32', input, [40, 3, 8, 8]), labels: new ort.Tensor('int64', labels, [40]) };
+      for (const name of names) feeds[name] = r.tensors.get(name)!;
+      const logits = (await session.run(feeds)).logits!.data as Float32Array;
+      return indices.map((i) => {
+        const row = [...logits.subarray(i * 10, i * 10 + 10)];
+        const sum = row.reduce((a, v) => a + Math.exp(v), 0);
+        return row.map((v) => Math.exp(v) / sum);
+      });
+    };
+    const [a, b] = [await softmax(valSet.pixels), await softmax(mirrored)];
+    const averaged = indices.map((i) => a[i]!.map((p, k) => (p + b[i]![k]!) / 2));
+    const label = (i: number) => valSet.labels[i]!;
+    const loss = indices.reduce((s, i) => s - Math.log(averaged[i]![label(i)]!), 0) / 40;
+    const top1 = indices.filter((i) => averaged[i]!.every((p) => p <= averaged[i]![label(i)]!)).length / 40;
+    expect(tta.loss).toBeCloseTo(loss, 5);
+    expect(tta.top1).toBe(top1);
+    // Mirroring changes what this model sees, so the averaged result differs from a plain evaluation.
+    expect(tta.loss).not.toBeCloseTo((await evaluate(session, names, r.tensors, valSet, r.normalization, 10)).loss, 3);
+    await expect(evaluate(session, names, r.tensors, valSet, r.normalization, 10, { name: 'features', count: 40 } as never, { flip: true })).rejects.toThrow('needs the images');
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('worker threads assemble exactly the batches the trainer thread would (compiled pipeline)', async () => {
   // Worker threads need the compiled worker script: use the build (npm test builds before jest).
   // eslint-disable-next-line @typescript-eslint/no-require-imports

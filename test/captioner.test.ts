@@ -133,6 +133,7 @@ describe('captioner', () => {
       expect(cli('eval', result.bestCheckpoint, '--gallery', path.join(dir, 'g.svg')).stderr).toMatch(/^error: --gallery writes a PNG/);
       expect(evaluated.stdout).toMatch(/^captioner on shapes val \(16 images, beam 2\): BLEU-1 [\d.]+, BLEU-2 [\d.]+, BLEU-3 [\d.]+, BLEU-4 [\d.]+, CIDEr-D [\d.]+$/m);
       expect(cli('eval', result.bestCheckpoint, '--split', 'test').stderr).toMatch(/^error: shapes has no test split of its own: use --split val$/m);
+      expect(cli('eval', result.bestCheckpoint, '--tta', 'hflip').stderr).toMatch(/^error: --tta hflip: test-time augmentation is for classifiers; .* is a captioner's checkpoint$/m);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -122,6 +122,8 @@ describe('deepvision CLI', () => {
     const e = cli('eval', path.join(out, 'best.safetensors'), '--val-size', '40');
     expect(e.status).toBe(0);
     expect(e.stdout).toMatch(/mlp on shapes validation \(40 images\): loss [\d.]+, top-1 [\d.]+ %, top-5 [\d.]+ %/);
+    const flipped = cli('eval', path.join(out, 'best.safetensors'), '--val-size', '40', '--tta', 'hflip');
+    expect(flipped.stdout).toMatch(/mlp on shapes validation \(40 images, each also mirrored: softmax averaged\): loss [\d.]+, top-1 [\d.]+ %/);
     const bad = cli('eval', path.join(ROOT, 'package.json'));
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('package.json: not a safetensors checkpoint');

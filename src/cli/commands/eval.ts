@@ -22,6 +22,7 @@ export function evalCommand(): Command {
     .option('--beam <k>', 'captioners: beam width (1: greedy)', beamWidth, 3)
     .option('--gallery <file.png>', 'captioners: also draw the first images of the split with their generated caption (bold) and a reference caption (grey)')
     .option('--gallery-size <n>', 'captioners: images in the gallery', positiveInteger, 12)
+    .addOption(new Option('--tta <mode>', 'classifiers: test-time augmentation; hflip also runs each image mirrored left-right and averages the two softmax outputs (twice the work)').choices(['none', 'hflip']).default('none'))
     .action(async (file: string, f: EvalFlags) => {
       const checkpoint = loadCheckpoint(file);
       const meta = checkpoint.metadata;

@@ -1,5 +1,6 @@
 import { loadCaptionData } from '../../data/captions/load-captions';
 import { evaluateCaptionerCheckpoint } from '../caption-eval';
+import { UserError } from '../errors';
 import { applyCaptionerDefaults } from '../train/captioner-defaults';
 import { captionRequestFromFlags } from '../train/training-settings';
 import type { CliTask } from './task';
@@ -25,7 +26,10 @@ export const CAPTIONING_CLI: CliTask = {
     return `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} | val loss ${m.valLoss.toFixed(4)} next-word top-1 ${(100 * m.valTop1).toFixed(2)} % BLEU-4 ${bleu[3]!.toFixed(3)} (BLEU-1 ${bleu[0]!.toFixed(3)}) | ${m.imagesPerSecond.toFixed(0)} captions/s, ${m.seconds.toFixed(1)} s`;
   },
 
-  evaluateCheckpoint: (file, checkpoint, definition, f) => evaluateCaptionerCheckpoint(file, checkpoint.metadata, definition, {
-    data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction, gallery: f.gallery, gallerySize: f.gallerySize,
-  }),
+  evaluateCheckpoint: (file, checkpoint, definition, f) => {
+    if (f.tta !== 'none') throw new UserError(`--tta ${f.tta}: test-time augmentation is for classifiers; ${file} is a captioner's checkpoint`);
+    return evaluateCaptionerCheckpoint(file, checkpoint.metadata, definition, {
+      data: f.data, split: f.split, images: f.valSize, beam: f.beam, seed: f.seed, valFraction: f.valFraction, gallery: f.gallery, gallerySize: f.gallerySize,
+    });
+  },
 };

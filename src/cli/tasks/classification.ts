@@ -58,9 +58,10 @@ export const CLASSIFICATION_CLI: CliTask = {
     checkTensorsMatch(file, checkpoint.tensors, expected, `model ${definition.name}`);
     const session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'extended', intraOpNumThreads: os.availableParallelism() });
     const names = [...expected.keys()];
-    const r = await evaluate(session, names, checkpoint.tensors, val, normalization, val.classNames.length);
+    const flip = f.tta === 'hflip';
+    const r = await evaluate(session, names, checkpoint.tensors, val, normalization, val.classNames.length, undefined, { flip });
     await session.release();
-    return `${definition.name} on ${dataName} validation (${val.count} images): loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)} %, top-5 ${(100 * r.top5).toFixed(2)} %`;
+    return `${definition.name} on ${dataName} validation (${val.count} images${flip ? ', each also mirrored: softmax averaged' : ''}): loss ${r.loss.toFixed(4)}, top-1 ${(100 * r.top1).toFixed(2)} %, top-5 ${(100 * r.top5).toFixed(2)} %`;
   },
 };
 

@@ -34,4 +34,5 @@ export interface EvalFlags {
   beam: number;
   gallery?: string;
   gallerySize: number;
+  tta: 'none' | 'hflip';
 }
