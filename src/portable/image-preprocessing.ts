@@ -123,14 +123,19 @@ export function scoresProblem(logits: ArrayLike<number>, labels: readonly string
   return undefined;
 }
 
-/** Softmax over the logits (in float64) and the k most probable classes, most probable first. */
-export function topK(logits: ArrayLike<number>, labels: readonly string[], k = 5): Prediction[] {
+/** Softmax of one row of logits, in float64 (a probability too small for a float stays above zero). */
+export function softmax(logits: ArrayLike<number>): Float64Array {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]!);
-  const exps = Array.from({ length: logits.length }, (_, i) => Math.exp(logits[i]! - max));
-  const total = exps.reduce((a, b) => a + b, 0);
-  return exps
-    .map((e, index) => ({ index, label: labels[index] ?? `class ${index}`, probability: e / total }))
+  const p = Float64Array.from({ length: logits.length }, (_, i) => Math.exp(logits[i]! - max));
+  const total = p.reduce((a, b) => a + b, 0);
+  return p.map((e) => e / total);
+}
+
+/** Softmax over the logits (in float64) and the k most probable classes, most probable first. */
+export function topK(logits: ArrayLike<number>, labels: readonly string[], k = 5): Prediction[] {
+  return [...softmax(logits)]
+    .map((probability, index) => ({ index, label: labels[index] ?? `class ${index}`, probability }))
     .sort((a, b) => b.probability - a.probability || a.index - b.index)
     .slice(0, k);
 }

@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { ImageDataset, Normalization } from '../data/dataset';
+import { softmax } from '../portable/image-preprocessing';
 import { outputOf } from '../portable/session-output';
 import type { CachedFeatures } from './frozen-features';
 import { evaluationBatchSize, InputBatch } from './input-batch';
@@ -65,13 +66,7 @@ export async function evaluate(
 /** Each row's softmax, in double (a probability too small for a float would make the loss infinite). */
 function softmaxRows(logits: Float32Array, classes: number): Float64Array {
   const p = new Float64Array(logits.length);
-  for (let row = 0; row < logits.length; row += classes) {
-    let max = -Infinity;
-    for (let k = 0; k < classes; k++) max = Math.max(max, logits[row + k]!);
-    let sum = 0;
-    for (let k = 0; k < classes; k++) sum += Math.exp(logits[row + k]! - max);
-    for (let k = 0; k < classes; k++) p[row + k] = Math.exp(logits[row + k]! - max) / sum;
-  }
+  for (let row = 0; row < logits.length; row += classes) p.set(softmax(logits.subarray(row, row + classes)), row);
   return p;
 }
 
