@@ -23,7 +23,7 @@ import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { modelForWebGpu } from '../src/runtime/webgpu-model';
-import { nativeDepthwiseGrads } from '../src/train/training-sessions';
+import { nativeWeightGrads } from '../src/train/training-sessions';
 import { Rng } from '../src/util/rng';
 
 (async () => {
@@ -50,10 +50,10 @@ import { Rng } from '../src/util/rng';
   const standard = process.argv.includes('--standard');
   // The trainer's own rewrite (src/train/training-sessions.ts), where the native kernel loads.
   const cpuModel = () => {
-    const native = nativeDepthwiseGrads(graph.model, threads);
+    const native = nativeWeightGrads(graph.model, threads);
     if (native === undefined) return graph.model;
     const grads = (m: typeof graph.model) => m.graph.outputs.filter((o) => o.name.endsWith('_grad')).length;
-    console.log(`${grads(graph.model) - grads(native.model)} depthwise weight gradients left to the native kernel (not in this profile)`);
+    console.log(`${grads(graph.model) - grads(native.model)} convolution weight gradients left to the native kernels (not in this profile)`);
     return native.model;
   };
   const model = webgpu ? modelForWebGpu(graph.model) : standard ? encodeModel(graph.model) : (await modelForCpu(cpuModel())).bytes;

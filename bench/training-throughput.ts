@@ -7,7 +7,7 @@ import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { Rng } from '../src/util/rng';
-import { nativeDepthwiseGrads, sessionOptionsFor } from '../src/train/training-sessions';
+import { nativeWeightGrads, sessionOptionsFor } from '../src/train/training-sessions';
 import { fusedOptimizerFor } from './fast-path';
 
 export interface ThroughputRow {
@@ -70,10 +70,10 @@ export async function prepareWorkload(
   const options = sessionOptionsFor({ threads });
   // As the trainer on the CPU: convolutions lowered to ORT's channel-blocked kernels unless turned off.
   // The trainer's update path: the fused native optimizer where built (its slots under `optimizer.<name>` as the
-  // trainer keeps them), else the optimizer graph; with it, depthwise weight gradients from the native kernel.
+  // trainer keeps them), else the optimizer graph; with it, convolution weight gradients from the native kernels.
   const fused = fusedOptimizerFor(specs, optimizerConfig, threads);
-  const depthwise = fused ? nativeDepthwiseGrads(graph.model, threads) : undefined;
-  const trainModel = depthwise?.model ?? graph.model;
+  const weightGrads = fused ? nativeWeightGrads(graph.model, threads) : undefined;
+  const trainModel = weightGrads?.model ?? graph.model;
   const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(trainModel)).bytes : encodeModel(trainModel), options);
   const sessionGrads = new Set(specs.map((p) => p.name).filter((name) => session.outputNames.includes(`${name}_grad`)));
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
@@ -105,11 +105,11 @@ export async function prepareWorkload(
       const fetches: Record<string, ort.Tensor> = { loss };
       for (const p of specs) if (sessionGrads.has(p.name)) fetches[`${p.name}_grad`] = grads.get(p.name)!;
       for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
-      // The native depthwise gradients' inputs, in fresh arrays as the trainer gets them.
+      // The native weight gradients' inputs, in fresh arrays as the trainer gets them.
       for (const name of session.outputNames) if (!(name in fetches)) fetches[name] = null as unknown as ort.Tensor;
       out = (await session.run(feeds, fetches)) as Record<string, ort.Tensor>;
     } else out = (await session.run(feeds)) as Record<string, ort.Tensor>;
-    depthwise?.grads.complete(out);
+    weightGrads?.grads.complete(out);
     if (fused) {
       const tFused = performance.now();
       fused.update(state, specs.map((p) => out[`${p.name}_grad`]!), 0.01, i);

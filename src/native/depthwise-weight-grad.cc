@@ -23,86 +23,35 @@
 #include <vector>
 
 #include "node-api-arguments.h"
+#include "plane-phases.h"
 
 namespace deepvision {
 namespace {
 
-struct Geometry {
-  int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw;
+struct Geometry : PlaneGeometry {
+  int64_t n, c;
 };
 
-// Inlined into both builds of channelRange below, so that the AVX2 one runs AVX2 code throughout.
-#define DEEPVISION_INLINE inline __attribute__((always_inline))
-
-constexpr int64_t kLanes = 8;
-// The lanes go into double after this many steps (products per lane): float sums stay short.
+// The sums go into double after this many steps (products per lane): float sums stay short.
 constexpr int64_t kFlushChunks = 64;
 
-// Eight floats as one value (GCC's vector extension: two SSE registers on the x86-64 baseline, one with AVX2),
-// read and written at any address through UnalignedLanes.
-typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
-typedef float UnalignedLanes __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
-
-// GCC warns that passing 32-byte vectors by value without AVX changes the calling convention; these helpers are
-// always inlined, so no call ever crosses that boundary.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
-DEEPVISION_INLINE Lanes load(const float* p) {
-  return *reinterpret_cast<const UnalignedLanes*>(p);
-}
-
-DEEPVISION_INLINE void store(float* p, const Lanes& v) {
-  *reinterpret_cast<UnalignedLanes*>(p) = v;
-}
-
-// Where each plane's buffers put things. A phase plane holds padded x at rows phaseRow + k * sH and columns
-// phaseColumn + m * sW, at k * stride + m; dY's row r starts at r * stride. Tap t reads its phase plane from
+// The phase planes, and dY's rows at the same stride: row r starts at r * stride. Tap t reads its phase plane from
 // tapStart[t], so that position q of the run pairs x at output position q with dY at q.
-struct Layout {
-  int64_t stride, phaseRows, phaseSize, run;
-  std::vector<int64_t> tapStart;
+struct Layout : PhaseLayout {
+  int64_t run;
 };
 
 Layout layoutOf(const Geometry& g) {
-  Layout l;
-  l.stride = g.ow + ((g.kw - 1) * g.dw) / g.sw;
-  l.phaseRows = g.oh + ((g.kh - 1) * g.dh) / g.sh;
+  // Slack for the longest offset plus the run rounded up: every read stays inside the buffer.
+  Layout l{phaseLayoutOf(g, kLanes), 0};
   l.run = (g.oh * l.stride + kLanes - 1) / kLanes * kLanes;
-  // Room for the longest offset plus the run rounded up: every read stays inside the buffer.
-  l.phaseSize = (l.phaseRows + 1) * l.stride + kLanes;
-  for (int64_t i = 0; i < g.kh; i++) {
-    for (int64_t j = 0; j < g.kw; j++) {
-      const int64_t phase = ((i * g.dh) % g.sh) * g.sw + (j * g.dw) % g.sw;
-      l.tapStart.push_back(phase * l.phaseSize + ((i * g.dh) / g.sh) * l.stride + (j * g.dw) / g.sw);
-    }
-  }
   return l;
 }
 
-// Copies plane x [h, w] into its phase planes and dY [oh, ow] into rows of the layout's stride. Only positions
-// inside the image (and dY's first ow columns) are written, the same ones for every plane, so the zeros around
-// them (padding, each dY row's tail, the slack after the run) stay as the buffers were created.
+// Copies plane x [h, w] into its phase planes and dY [oh, ow] into rows of the layout's stride (each row's tail
+// and the slack after the run stay zero, as the buffers were created).
 DEEPVISION_INLINE void spread(const Geometry& g, const Layout& l, const float* x, const float* dy, float* phases, float* dyRows) {
-  for (int64_t a = 0; a < g.sh; a++) {
-    for (int64_t b = 0; b < g.sw; b++) {
-      float* plane = phases + (a * g.sw + b) * l.phaseSize;
-      // Columns m * sW + b - pl inside [0, w): m in [lo, hi).
-      const int64_t first = g.pl - b;
-      const int64_t lo = std::min(l.stride, first <= 0 ? 0 : (first + g.sw - 1) / g.sw);
-      const int64_t last = g.w - 1 + first;  // m * sW <= last; negative where no column of this phase is inside
-      const int64_t hi = last < 0 ? lo : std::max(lo, std::min(l.stride, last / g.sw + 1));
-      for (int64_t k = 0; k < l.phaseRows; k++) {
-        const int64_t row = k * g.sh + a - g.pt;
-        if (row < 0 || row >= g.h) continue;
-        float* out = plane + k * l.stride;
-        const float* in = x + row * g.w;
-        if (g.sw == 1) std::memcpy(out + lo, in + lo - first, static_cast<size_t>(hi - lo) * sizeof(float));
-        else for (int64_t m = lo; m < hi; m++) out[m] = in[m * g.sw - first];
-      }
-    }
-  }
+  spreadPlane(g, l, x, phases);
   for (int64_t r = 0; r < g.oh; r++) std::memcpy(dyRows + r * l.stride, dy + r * g.ow, static_cast<size_t>(g.ow) * sizeof(float));
 }
 
@@ -147,7 +96,7 @@ DEEPVISION_INLINE void channels(const Geometry& g, const float* x, const float* 
   const size_t taps = l.tapStart.size();
   std::vector<double> acc(taps);
   // Zero-filled once: spread() writes the same positions for every plane and leaves the zeros around them.
-  std::vector<float> phases(static_cast<size_t>(g.sh * g.sw * l.phaseSize));
+  std::vector<float> phases(static_cast<size_t>(l.planeSize()));
   std::vector<float> dyRows(static_cast<size_t>(l.run));
   std::vector<float> lanes(taps * kLanes);
   for (int64_t c = c0; c < c1; c++) {
@@ -179,7 +128,7 @@ bool readGeometry(napi_env env, napi_value value, Geometry* g) {
     return fail(env, "geometry is not an Int32Array of 14 values");
   }
   const int32_t* v = static_cast<const int32_t*>(raw);
-  *g = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]};
+  *g = {{v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, v[0], v[1]};
   const bool positive = g->n >= 0 && g->c > 0 && g->h > 0 && g->w > 0 && g->oh > 0 && g->ow > 0 && g->kh > 0 && g->kw > 0
                         && g->sh > 0 && g->sw > 0 && g->dh > 0 && g->dw > 0 && g->pt >= 0 && g->pl >= 0;
   return positive || fail(env, "geometry has a size, stride or dilation below 1, or a negative pad");

@@ -63,7 +63,7 @@ interface InPlaceOptimizer {
 export interface StepOptions {
   /** Update with this instead of the optimizer graph. */
   inPlace?: InPlaceOptimizer;
-  /** Adds the gradients the training session leaves out (its native depthwise ones) to its outputs. */
+  /** Adds the gradients the training session leaves out (its native convolution weight gradients) to its outputs. */
   completeGradients?: (out: InferenceSession.ReturnType) => void;
 }
 

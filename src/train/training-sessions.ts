@@ -11,23 +11,23 @@ import type { ModelForData } from './model-for-data';
 import type { DeviceOptions, EventOptions, OptimizationOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
 import { FusedOptimizer } from '../native/fused-optimizer';
-import { NativeDepthwiseGrads } from '../native/depthwise-grads';
+import { NativeWeightGrads } from '../native/weight-grads';
 import { decodeModel } from '../onnx/read';
-import { externalizeDepthwiseGrads, hasDepthwiseGrads } from '../passes/external-depthwise-grads';
+import { externalizeWeightGrads, hasExternalWeightGrads } from '../passes/external-weight-grads';
 import { nativeAddon, nativeTurnedOff } from '../native/native-addon';
 
 /** The trainer options this part reads. */
 type Options = DeviceOptions & Pick<OptimizationOptions, 'optimizer' | 'clipGradNorm'> & Pick<EventOptions, 'onNotice'>;
 
 /**
- * The training model with its depthwise weight gradients taken out for the native kernel, or undefined where it
- * has none or the kernel is not available (the fused optimizer's notice covers that case).
+ * The training model with its convolution weight gradients taken out for the native kernels, or undefined where it
+ * has none or the kernels are not available (the fused optimizer's notice covers that case).
  */
-export function nativeDepthwiseGrads(model: Model, threads: number): { model: Model; grads: NativeDepthwiseGrads } | undefined {
-  if (typeof nativeAddon() === 'string' || !hasDepthwiseGrads(model)) return undefined;
+export function nativeWeightGrads(model: Model, threads: number): { model: Model; grads: NativeWeightGrads } | undefined {
+  if (typeof nativeAddon() === 'string' || !hasExternalWeightGrads(model)) return undefined;
   const copy = decodeModel(encodeModel(model));
-  const recipes = externalizeDepthwiseGrads(copy);
-  const grads = NativeDepthwiseGrads.create(recipes, ort.Tensor, threads);
+  const recipes = externalizeWeightGrads(copy);
+  const grads = NativeWeightGrads.create(recipes, ort.Tensor, threads);
   return typeof grads === 'string' ? undefined : { model: copy, grads };
 }
 
@@ -99,9 +99,9 @@ export class TrainingSessions {
     const forSession = async (m: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(m)).bytes : onGpu ? modelForWebGpu(m) : encodeModel(m));
     const evalModel = frozen?.evalModel ?? model.evalModel;
     const threads = sessionOptions.intraOpNumThreads ?? 1;
-    // On the CPU's fast path, depthwise weight gradients leave the session for a native kernel (a copy is rewritten).
-    const depthwise = onCpu && o.nativeFastPath !== false ? nativeDepthwiseGrads(frozen?.trainModel ?? graph.model, threads) : undefined;
-    const trainModel = depthwise?.model ?? frozen?.trainModel ?? graph.model;
+    // On the CPU's fast path, convolution weight gradients leave the session for native kernels (a copy is rewritten).
+    const weightGrads = onCpu && o.nativeFastPath !== false ? nativeWeightGrads(frozen?.trainModel ?? graph.model, threads) : undefined;
+    const trainModel = weightGrads?.model ?? frozen?.trainModel ?? graph.model;
     // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
     const trainSession = await ort.InferenceSession.create(await forSession(trainModel), located(trainModel, onGpu ? [] : ['loss']));
     const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
@@ -118,7 +118,7 @@ export class TrainingSessions {
     const trainingStep = new TrainingStep(trainSession, optimizerSession, {
       inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
       trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
-    }, ort.Tensor, { inPlace, completeGradients: depthwise && ((out) => depthwise.grads.complete(out)) });
+    }, ort.Tensor, { inPlace, completeGradients: weightGrads && ((out) => weightGrads.grads.complete(out)) });
     return new TrainingSessions(
       trainSession, optimizerSession, evalSession, trainingStep, lossSum, download,
       new Set(trainSession.inputNames), graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name)),
