@@ -6,8 +6,8 @@
  *
  * `mobilenet` is the fine-tuning step of every layer of the shared MobileNetV2 at 224 px, batch 32 (BATCH=N to change).
  *
- * Profiles the graph as the trainer runs it on the CPU (convolutions lowered to the blocked kernels; depthwise weight
- * gradients left to the native kernel where it loads, which this profile does not time), or with --standard the
+ * Profiles the graph as the trainer runs it on the CPU (convolutions lowered to the blocked kernels; the weight
+ * gradients the native kernels take, where they load, left out: this profile does not time them), or with --standard the
  * plain ONNX graph. With --device webgpu, the graph as the trainer's WebGPU sessions get it, on the
  * WebGPU provider: node times are then the host's time to dispatch each kernel, and the wall time per run shows how
  * much waiting for the GPU adds.

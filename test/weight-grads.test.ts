@@ -159,8 +159,8 @@ native('native dense weight gradients', () => {
   });
 
   test('by default, only where the im2col is at least 3 times what x and dY add to the outputs', () => {
-    // The stem reads the graph input (nothing added): 27 im2col floats per position against dY's 6. The layer under
-    // test, 6 -> 11 channels: 54 per position against 17 at stride 1, against 6 * 4 + 11 at stride 2.
+    // Per output position: the stem's im2col 27 floats against x's 3 and dY's 6; the layer under test (6 -> 11
+    // channels) 54 against 6 + 11 at stride 1, against 6 * 4 + 11 at stride 2.
     const params = (g: Geometry) => externalizeWeightGrads(buildTrainingGraph(model(g, { outputs: 11 })).model).map((r) => r.param);
     expect(params({ kernel: 3, stride: 1, padding: 1, dilation: 1, size: 8 })).toEqual(['stem.weight', 'dw.weight']);
     expect(params({ kernel: 3, stride: 2, padding: 1, dilation: 1, size: 8 })).toEqual(['stem.weight']);

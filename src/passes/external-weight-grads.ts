@@ -23,10 +23,10 @@ export interface WeightGradRecipe {
 }
 
 /**
- * How many times the floats that leave the session (x, unless it is a graph input, and dY) a dense convolution's
+ * How many times the floats that leave the session (x and dY; a graph input too, copied by an Identity) a dense convolution's
  * im2col must hold for its weight gradient to leave the session. Measured on the reference CNN (in alternation,
  * 2 threads): its 3x3 layers from 32 to 64 and 64 to 128 channels (ratio 3) cost 7.5 ms natively against about
- * 13 ms in the session; the first layer (3 to 32 channels, ratio 0.84) cost more natively than it saved, as its
+ * 13 ms in the session; the first layer (3 to 32 channels, ratio 0.77) cost more natively than it saved, as its
  * 8 MB dY crosses to JavaScript.
  */
 const MIN_IM2COL_PER_CROSSING = 3;
@@ -164,7 +164,7 @@ function denseGradOf(graph: Graph, grad: Value, minIm2colPerCrossing: number): F
   // The native kernel needs x and dY as session outputs, and each output costs about 0.3 ms per MB to cross into
   // JavaScript (measured): worth it only where the im2col it saves is several times larger.
   const im2col = kernel[0] * kernel[1] * (c as number) * (oh as number) * (ow as number);
-  const crossing = (graph.inputs.includes(x) ? 0 : (c as number) * (h as number) * (w as number)) + (m as number) * (oh as number) * (ow as number);
+  const crossing = (c as number) * (h as number) * (w as number) + (m as number) * (oh as number) * (ow as number);
   if (im2col < minIm2colPerCrossing * crossing) return undefined;
   const floats4d = [x, dy].every((v) => v.dtype === 'float32' && v.shape?.length === 4);
   if (!floats4d || ![c, h, w, m, oh, ow].every((d) => typeof d === 'number')) return undefined;
