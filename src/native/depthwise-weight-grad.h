@@ -1,5 +1,5 @@
 // The weight gradient of a depthwise convolution, computed from its input and output gradient (the Node trainer's
-// CPU fast path: src/passes/external-depthwise-grads.ts takes it out of the training session).
+// CPU fast path: src/passes/external-weight-grads.ts takes it out of the training session).
 #pragma once
 
 #include <node_api.h>
