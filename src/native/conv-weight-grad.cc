@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "node-api-arguments.h"
 #include "plane-phases.h"
+#include "weight-grad-arguments.h"
 
 namespace deepvision {
 namespace {
@@ -229,49 +229,20 @@ void reduceSlices(const Work& w, float* dw, int64_t r0, int64_t r1) {
   }
 }
 
-bool readGeometry(napi_env env, napi_value value, Geometry* g) {
-  bool isTyped = false;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* raw = nullptr;
-  if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped
-      || napi_get_typedarray_info(env, value, &type, &length, &raw, nullptr, nullptr) != napi_ok || type != napi_int32_array || length != 15) {
-    return fail(env, "geometry is not an Int32Array of 15 values");
-  }
-  const int32_t* v = static_cast<const int32_t*>(raw);
-  *g = {{v[2], v[3], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]}, v[0], v[1], v[4]};
-  const bool positive = g->n >= 0 && g->c > 0 && g->m > 0 && g->h > 0 && g->w > 0 && g->oh > 0 && g->ow > 0 && g->kh > 0 && g->kw > 0
-                        && g->sh > 0 && g->sw > 0 && g->dh > 0 && g->dw > 0 && g->pt >= 0 && g->pl >= 0;
-  return positive || fail(env, "geometry has a size, stride or dilation below 1, or a negative pad");
-}
-
-bool overlaps(const float* a, size_t an, const float* b, size_t bn) {
-  return a < b + bn && b < a + an;
-}
-
 }  // namespace
 
 napi_value ConvWeightGrad(napi_env env, napi_callback_info info) {
-  napi_value args[5];
-  if (!callArguments(env, info, "convWeightGrad", 5, args)) return nullptr;
-  float* x = nullptr;
-  float* dy = nullptr;
-  float* dw = nullptr;
-  size_t xn = 0, dyn = 0, dwn = 0;
-  Geometry g{};
-  if (!floatArray(env, args[0], "x", &x, &xn) || !floatArray(env, args[1], "dy", &dy, &dyn) || !floatArray(env, args[2], "dw", &dw, &dwn)
-      || !readGeometry(env, args[3], &g)) {
+  WeightGradArguments a;
+  if (!readWeightGradArguments(env, info, "convWeightGrad", 15, &a)) return nullptr;
+  const int32_t* v = a.geometry;
+  const Geometry g{{v[2], v[3], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]}, v[0], v[1], v[4]};
+  if (!validGeometry(env, g, g.n >= 0 && g.c > 0 && g.m > 0) || !validSizes(env, a, g.n * g.c * g.h * g.w, g.n * g.m * g.oh * g.ow, g.m * g.c * g.kh * g.kw)) {
     return nullptr;
   }
-  // Sizes in int64 from int32 factors: no product below overflows for arrays that fit in memory.
-  const auto expect = [&](const char* what, size_t got, int64_t want) {
-    return static_cast<int64_t>(got) == want || fail(env, std::string(what) + " has " + std::to_string(got) + " values, the geometry needs " + std::to_string(want));
-  };
-  if (!expect("x", xn, g.n * g.c * g.h * g.w) || !expect("dy", dyn, g.n * g.m * g.oh * g.ow) || !expect("dw", dwn, g.m * g.c * g.kh * g.kw)) return nullptr;
-  if (overlaps(dw, dwn, x, xn) || overlaps(dw, dwn, dy, dyn)) return fail(env, "dw shares memory with x or dy"), nullptr;
-  Work w{g, phaseLayoutOf(g, 0), g.kh * g.kw, g.c * g.kh * g.kw, (g.m + kChannelBlock - 1) / kChannelBlock * kChannelBlock, g.oh * g.ow, std::min(g.n, kSlices), x, dy, nullptr};
+  float* dw = a.dw;
+  Work w{g, phaseLayoutOf(g, 0), g.kh * g.kw, g.c * g.kh * g.kw, (g.m + kChannelBlock - 1) / kChannelBlock * kChannelBlock, g.oh * g.ow, std::min(g.n, kSlices), a.x, a.dy, nullptr};
   if (w.slices == 0) {
-    std::fill_n(dw, dwn, 0.0f);
+    std::fill_n(dw, a.dwn, 0.0f);
     return nullptr;
   }
   std::vector<float> sliceSums(static_cast<size_t>(w.slices * w.rows * w.mPadded));
@@ -283,7 +254,7 @@ napi_value ConvWeightGrad(napi_env env, napi_callback_info info) {
     run(0, parts / workers);
     for (auto& t : pool) t.join();
   };
-  const int64_t threads = threadCount(env, args[4]);
+  const int64_t threads = threadCount(env, a.threads);
   parallel(w.slices, std::min<int64_t>(threads, w.slices), [&](int64_t s0, int64_t s1) { sliceRange(w, s0, s1); });
   parallel(w.rows, std::min<int64_t>(threads, w.rows), [&](int64_t r0, int64_t r1) { reduceSlices(w, dw, r0, r1); });
   return nullptr;

@@ -22,8 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include "node-api-arguments.h"
 #include "plane-phases.h"
+#include "weight-grad-arguments.h"
 
 namespace deepvision {
 namespace {
@@ -118,47 +118,18 @@ void channelRange(const Geometry& g, const float* x, const float* dy, float* dw,
   else channels<0>(g, x, dy, dw, c0, c1);
 }
 
-bool readGeometry(napi_env env, napi_value value, Geometry* g) {
-  bool isTyped = false;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* raw = nullptr;
-  if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped
-      || napi_get_typedarray_info(env, value, &type, &length, &raw, nullptr, nullptr) != napi_ok || type != napi_int32_array || length != 14) {
-    return fail(env, "geometry is not an Int32Array of 14 values");
-  }
-  const int32_t* v = static_cast<const int32_t*>(raw);
-  *g = {{v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, v[0], v[1]};
-  const bool positive = g->n >= 0 && g->c > 0 && g->h > 0 && g->w > 0 && g->oh > 0 && g->ow > 0 && g->kh > 0 && g->kw > 0
-                        && g->sh > 0 && g->sw > 0 && g->dh > 0 && g->dw > 0 && g->pt >= 0 && g->pl >= 0;
-  return positive || fail(env, "geometry has a size, stride or dilation below 1, or a negative pad");
-}
-
-bool overlaps(const float* a, size_t an, const float* b, size_t bn) {
-  return a < b + bn && b < a + an;
-}
-
 }  // namespace
 
 napi_value DepthwiseWeightGrad(napi_env env, napi_callback_info info) {
-  napi_value args[5];
-  if (!callArguments(env, info, "depthwiseWeightGrad", 5, args)) return nullptr;
-  float* x = nullptr;
-  float* dy = nullptr;
-  float* dw = nullptr;
-  size_t xn = 0, dyn = 0, dwn = 0;
-  Geometry g{};
-  if (!floatArray(env, args[0], "x", &x, &xn) || !floatArray(env, args[1], "dy", &dy, &dyn) || !floatArray(env, args[2], "dw", &dw, &dwn)
-      || !readGeometry(env, args[3], &g)) {
-    return nullptr;
-  }
-  // Sizes in int64 from int32 factors: no product below overflows for arrays that fit in memory.
-  const auto expect = [&](const char* what, size_t got, int64_t want) {
-    return static_cast<int64_t>(got) == want || fail(env, std::string(what) + " has " + std::to_string(got) + " values, the geometry needs " + std::to_string(want));
-  };
-  if (!expect("x", xn, g.n * g.c * g.h * g.w) || !expect("dy", dyn, g.n * g.c * g.oh * g.ow) || !expect("dw", dwn, g.c * g.kh * g.kw)) return nullptr;
-  if (overlaps(dw, dwn, x, xn) || overlaps(dw, dwn, dy, dyn)) return fail(env, "dw shares memory with x or dy"), nullptr;
-  const int64_t workers = std::min<int64_t>(threadCount(env, args[4]), g.c);
+  WeightGradArguments a;
+  if (!readWeightGradArguments(env, info, "depthwiseWeightGrad", 14, &a)) return nullptr;
+  const int32_t* v = a.geometry;
+  const Geometry g{{v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13]}, v[0], v[1]};
+  if (!validGeometry(env, g, g.n >= 0 && g.c > 0) || !validSizes(env, a, g.n * g.c * g.h * g.w, g.n * g.c * g.oh * g.ow, g.c * g.kh * g.kw)) return nullptr;
+  float* x = a.x;
+  float* dy = a.dy;
+  float* dw = a.dw;
+  const int64_t workers = std::min<int64_t>(threadCount(env, a.threads), g.c);
   std::vector<std::thread> pool;
   for (int64_t t = 1; t < workers; t++) pool.emplace_back(channelRange, std::cref(g), x, dy, dw, g.c * t / workers, g.c * (t + 1) / workers);
   channelRange(g, x, dy, dw, 0, g.c / workers);
