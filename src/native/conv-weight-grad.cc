@@ -62,9 +62,10 @@ struct Work {
   int64_t sliceBegin(int64_t s) const { return g.n * s / slices; }
 };
 
-// One thread's buffers for a slice's images: x's phase planes [image][c][planeSize], dY transposed
-// [image][position][mPadded], the slice's double sums [rows][mPadded]. Zero-filled once: spreadPlane writes the
-// same positions every time, and the columns of dY past M stay zero.
+// One thread's buffers for the images of one block of positions (below): x's phase planes [image][c][planeSize],
+// dY transposed [image][position][mPadded]; and a slice's double sums [rows][mPadded]. Their size does not grow
+// with the batch. Zero-filled once: spreadPlane writes the same positions every time, and the columns of dY past M
+// stay zero.
 struct Buffers {
   std::vector<float> phases, dyT;
   std::vector<double> sums;
@@ -91,13 +92,19 @@ struct Block {
   int64_t image0, image1, row0, row1;
 };
 
+int64_t imagesPerBlock(const Geometry& g) {
+  const int64_t positions = g.oh * g.ow;
+  return positions >= kBlockPositions ? 1 : kBlockPositions / positions;
+}
+
+// The blocks of `images` consecutive images, in order: by images, then by rows within an image.
 std::vector<Block> blocksOf(const Geometry& g, int64_t images) {
   const int64_t positions = g.oh * g.ow;
-  const int64_t imagesPerBlock = positions >= kBlockPositions ? 1 : kBlockPositions / positions;
+  const int64_t perBlock = imagesPerBlock(g);
   const int64_t rowsPerBlock = positions >= kBlockPositions ? std::max<int64_t>(1, kBlockPositions / g.ow) : g.oh;
   std::vector<Block> blocks;
-  for (int64_t i = 0; i < images; i += imagesPerBlock) {
-    for (int64_t r = 0; r < g.oh; r += rowsPerBlock) blocks.push_back({i, std::min(images, i + imagesPerBlock), r, std::min(g.oh, r + rowsPerBlock)});
+  for (int64_t i = 0; i < images; i += perBlock) {
+    for (int64_t r = 0; r < g.oh; r += rowsPerBlock) blocks.push_back({i, std::min(images, i + perBlock), r, std::min(g.oh, r + rowsPerBlock)});
   }
   return blocks;
 }
@@ -114,9 +121,9 @@ DEEPVISION_INLINE void tile(const Work& w, const Buffers& b, const Block& block,
     const float* x[R];
     for (int k = 0; k < R; k++) {
       const int64_t row = r0 + std::min<int64_t>(k, active - 1);
-      x[k] = b.phases.data() + (image * g.c + row / w.taps) * w.l.planeSize() + w.l.tapStart[static_cast<size_t>(row % w.taps)];
+      x[k] = b.phases.data() + ((image - block.image0) * g.c + row / w.taps) * w.l.planeSize() + w.l.tapStart[static_cast<size_t>(row % w.taps)];
     }
-    const float* d = b.dyT.data() + image * w.positions * w.mPadded + m0;
+    const float* d = b.dyT.data() + (image - block.image0) * w.positions * w.mPadded + m0;
     for (int64_t oh = block.row0; oh < block.row1; oh++) {
       const int64_t q = oh * w.l.stride;
       const float* dRow = d + oh * g.ow * w.mPadded;
@@ -144,23 +151,25 @@ DEEPVISION_INLINE void narrower(int64_t width, const Work& w, Buffers& b, const 
   else if constexpr (V > 1) narrower<Vec, R, V - 1>(width, w, b, block, r0, active, m0);
 }
 
-// One slice: spread and transpose its images, then every (row tile, output-channel block) over each block of
-// positions, summed in double and rounded into the slice's sums.
+// One slice: for each block of positions (its images spread and transposed when it starts new ones), every (row
+// tile, output-channel block), summed in double and rounded into the slice's sums.
 template <typename Vec, int R, int V>
 DEEPVISION_INLINE void slice(const Work& w, Buffers& b, int64_t s) {
   const Geometry& g = w.g;
   const int64_t first = w.sliceBegin(s), images = w.sliceBegin(s + 1) - first;
-  for (int64_t i = 0; i < images; i++) {
-    const int64_t n = first + i;
-    for (int64_t c = 0; c < g.c; c++) {
-      spreadPlane(g, w.l, w.x + (n * g.c + c) * g.h * g.w, b.phases.data() + (i * g.c + c) * w.l.planeSize());
-    }
-    transpose(w, w.dy + n * g.m * w.positions, b.dyT.data() + i * w.positions * w.mPadded);
-  }
   std::fill(b.sums.begin(), b.sums.end(), 0.0);
   constexpr int64_t lanes = sizeof(Vec) / sizeof(float);
   const int64_t vectors = w.mPadded / lanes;
+  int64_t loaded = -1;
   for (const Block& block : blocksOf(g, images)) {
+    for (int64_t i = block.image0; i < block.image1 && block.image0 != loaded; i++) {
+      const int64_t n = first + i, slot = i - block.image0;
+      for (int64_t c = 0; c < g.c; c++) {
+        spreadPlane(g, w.l, w.x + (n * g.c + c) * g.h * g.w, b.phases.data() + (slot * g.c + c) * w.l.planeSize());
+      }
+      transpose(w, w.dy + n * g.m * w.positions, b.dyT.data() + slot * w.positions * w.mPadded);
+    }
+    loaded = block.image0;
     for (int64_t r0 = 0; r0 < w.rows; r0 += R) {
       const int64_t active = std::min<int64_t>(R, w.rows - r0);
       for (int64_t v0 = 0; v0 < vectors; v0 += V) {
@@ -178,7 +187,7 @@ template <typename Vec, int R, int V>
 DEEPVISION_INLINE void slices(const Work& w, int64_t s0, int64_t s1) {
   int64_t most = 0;
   for (int64_t s = s0; s < s1; s++) most = std::max(most, w.sliceBegin(s + 1) - w.sliceBegin(s));
-  Buffers b(w, most);
+  Buffers b(w, std::min(most, imagesPerBlock(w.g)));
   for (int64_t s = s0; s < s1; s++) slice<Vec, R, V>(w, b, s);
 }
 
