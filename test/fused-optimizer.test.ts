@@ -192,6 +192,18 @@ native('the trainer on the native fast path and on the portable path', () => {
     expect(bitEqual(portable, fast)).toContain('features.3.weight');
   });
 
+  test('reference-cnn with native weight gradients: a resumed run reproduces an uninterrupted one bit for bit', async () => {
+    const options = (outDir: string): TrainOptions => ({
+      ...common, definition: referenceCnn, config: {}, ...shapes(16), optimizer: { kind: 'sgd', momentum: 0.9 }, epochs: 2, threads: 2, outDir,
+    });
+    const full = await train(options(path.join(tmp, 'resume-full')));
+    // 96 images at batch 8: stop in the middle of the second epoch, then resume from the last checkpoint.
+    const partial = await train({ ...options(path.join(tmp, 'resume-part')), maxSteps: 18 });
+    expect(partial.stopped).toBe('max-steps');
+    const resumed = await train({ ...options(path.join(tmp, 'resume-part')), resume: partial.lastCheckpoint });
+    expect(bitEqual(full.tensors, resumed.tensors)).toEqual([]);
+  });
+
   // The small backbone has a depthwise convolution, whose weight gradient the fast path computes natively
   // (src/native/depthwise-weight-grad.cc): the same sum in another order, so the runs part by rounding.
   test('transfer with a depthwise convolution (fine-tuned, Adam): within 1e-5 after 10 updates', async () => {
