@@ -74,7 +74,11 @@ interface DenseOptions {
 }
 
 function weightGradOf(graph: Graph, grad: Value, options: DenseOptions): Found | undefined {
-  return depthwiseGradOf(graph, grad) ?? (beforeBatchNorm(graph, paramOf(grad)) ? undefined : denseGradOf(graph, grad, options.minIm2colPerCrossing ?? MIN_IM2COL_PER_CROSSING));
+  const depthwise = depthwiseGradOf(graph, grad);
+  if (depthwise !== undefined) return depthwise;
+  // The pattern first: the batch-norm check scans the graph.
+  const dense = denseGradOf(graph, grad, options.minIm2colPerCrossing ?? MIN_IM2COL_PER_CROSSING);
+  return dense !== undefined && !beforeBatchNorm(graph, paramOf(grad)) ? dense : undefined;
 }
 
 function paramOf(grad: Value): string {
