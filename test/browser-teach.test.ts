@@ -254,9 +254,9 @@ async function expectSameUpdates(p: Page, bundleDir: string, m: TeachHead | Teac
   for (const step of [1, 2]) {
     const feeds = trainer.batch(set, batch.labels.map((_, i) => i), { step, seed: 0 });
     const out = await trainer.step.gradients(trainer.state, feeds);
-    // A gradient that is zero but for rounding (a convolution's bias before batch norm, which the normalization
-    // cancels) has a sign that rounding decides, and Adam's step moves by +-lr whatever the size: such parameters
-    // (and their slots) are left out of the comparison; every other value must agree.
+    // A gradient that is zero but for rounding has a sign that rounding decides, and Adam's step moves by +-lr
+    // whatever the size: such parameters (and their slots) are left out of the comparison; every other value must
+    // agree. (A convolution's bias before batch norm, which the normalization cancels, now gets an exact zero.)
     const noise = trainer.step.graphs.trainable.filter((name) => (out[`${name}_grad`]!.data as Float32Array).every((g) => Math.abs(g) < 1e-6));
     await trainer.step.update(trainer.state, out, learningRate, step);
     const shown = await p.evaluate((request) => (globalThis as unknown as { deepvisionTeach: { step(r: unknown): Promise<{ loss: number; state: Record<string, number[]> }> } }).deepvisionTeach.step(request),

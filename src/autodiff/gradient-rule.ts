@@ -22,6 +22,8 @@ export interface GradContext {
    */
   outputGrad(index?: number): Tensor;
   needsGrad(index: number): boolean;
+  /** The nodes of the forward graph (not the gradient nodes built so far) that read output `index`. */
+  forwardReaders(index: number): readonly Node[];
   int(name: string, fallback: number): number;
   float(name: string, fallback: number): number;
   ints(name: string): number[] | undefined;

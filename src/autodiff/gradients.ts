@@ -29,6 +29,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
   const size = isStatic(loss.shape) ? loss.shape.reduce((x, y) => x * y, 1) : NaN;
   if (size !== 1) throw new GradientError(`the loss must be a single number, got shape ${formatShape(loss.shape)}`);
   const nodes = [...b.graph.nodes];
+  const forward = new Set(nodes);
   const dependsOnWrt = forwardReach(nodes, new Set(wrt.map((t) => t.value)));
   const reachesLoss = backwardReach(nodes, loss.value);
   const relevant = (v: Value | undefined): v is Value => v !== undefined && dependsOnWrt.has(v) && reachesLoss.has(v) && isFloatingDType(v.dtype!);
@@ -58,7 +59,7 @@ export function gradients(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {
       if (!isKnownOp(node.opType) || node.domain !== '') throw new GradientError(`no gradient rule for ${node.domain ? `${node.domain}.` : ''}${node.opType} (node '${node.name}')`);
       const rule = GRADIENT_RULES[node.opType];
       if (rule === NO_GRADIENT) continue;
-      const ctx = gradContext(b, node, outputGrads, needs);
+      const ctx = gradContext(b, node, outputGrads, needs, forward);
       b.withScope(scope, () => {
         let thunks;
         try {
@@ -111,7 +112,7 @@ function backwardReach(nodes: readonly Node[], loss: Value): Set<Value> {
   return reach;
 }
 
-function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefined)[], needs: boolean[]): GradContext {
+function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefined)[], needs: boolean[], forward: ReadonlySet<Node>): GradContext {
   const attr = (name: string) => node.attributes.get(name);
   const constant = (i: number) => {
     const v = node.inputs[i];
@@ -133,6 +134,7 @@ function gradContext(b: GraphBuilder, node: Node, outputGrads: (Tensor | undefin
       return g;
     },
     needsGrad: (i) => needs[i] ?? false,
+    forwardReaders: (i) => (node.outputs[i]?.uses ?? []).map((u) => u.node).filter((n) => forward.has(n)),
     int: (name, fallback) => (attr(name)?.value as number | undefined) ?? fallback,
     float: (name, fallback) => (attr(name)?.value as number | undefined) ?? fallback,
     ints: (name) => attr(name)?.value as number[] | undefined,

@@ -3,6 +3,7 @@ import type { Tensor } from '../../dsl/builder';
 import type { Shape } from '../../ir/shape';
 import { TensorData } from '../../ir/tensor';
 import type { GradContext, GradRule } from '../gradient-rule';
+import { zerosLike } from '../helpers';
 
 /** The window of a 2-D convolution with explicit pads: what its backward formulations need besides tensors. */
 export interface Conv2dGeometry {
@@ -13,12 +14,25 @@ export interface Conv2dGeometry {
   group: number;
 }
 
-/** Conv: dX (convBackpropInput), dW (convBackpropFilter), dB (dY summed over batch and space). */
+/** Conv: dX (convBackpropInput), dW (convBackpropFilter), dB (dY summed over batch and space; see biasCancels). */
 export const Conv: GradRule = (ctx) => [
   () => convBackpropInput(ctx.input(0).shape, ctx.outputGrad(), ctx.input(1), convGeometry(ctx)),
   () => convBackpropFilter(ctx.input(0), ctx.outputGrad(), ctx.input(1).shape, convGeometry(ctx)),
-  () => F.reduceSum(ctx.outputGrad(), [0, 2, 3], false),
+  () => (biasCancels(ctx) ? zerosLike(ctx.input(2)) : F.reduceSum(ctx.outputGrad(), [0, 2, 3], false)),
 ];
+
+/**
+ * Whether only training-mode batch norms read the convolution's output: they subtract the batch mean per channel,
+ * so the bias does not change the loss and its gradient is exactly zero. The sum over dY would give rounding noise
+ * instead, which Adam scales to steps of the full learning rate, differently on every path that sums in another
+ * order (the native trainer's kernels, the page, PyTorch).
+ */
+function biasCancels(ctx: GradContext): boolean {
+  const y = ctx.node.outputs[0];
+  const readers = ctx.forwardReaders(0);
+  return readers.length > 0 && readers.every((n) => n.opType === 'BatchNormalization' && n.domain === '' && n.attr('training_mode', 'int') === 1
+    && n.inputs.lastIndexOf(y) === 0);
+}
 
 /** The geometry of a Conv node; the gradients are implemented for 2-D convolutions with explicit pads. */
 function convGeometry(ctx: GradContext): Conv2dGeometry {
