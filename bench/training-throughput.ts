@@ -7,7 +7,7 @@ import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
 import { buildOptimizerGraph } from '../src/optim/optimizer-graph';
 import { Rng } from '../src/util/rng';
-import { nativeWeightGrads, sessionOptionsFor } from '../src/train/training-sessions';
+import { nativeConvStem, nativeWeightGrads, sessionOptionsFor } from '../src/train/training-sessions';
 import { fusedOptimizerFor } from './fast-path';
 
 export interface ThroughputRow {
@@ -61,6 +61,7 @@ export async function throughput(
  */
 export async function prepareWorkload(
   label: string, definition: ModelDefinition, config: Record<string, number | string>, optimizerConfig: OptimizerConfig, threads: number, blockedConvolutions = true, batch = 64,
+  nativeStem = true,
 ): Promise<Workload> {
   const size = Number(config.imageSize);
   const graph = buildTrainingGraph(definition, { config });
@@ -72,8 +73,10 @@ export async function prepareWorkload(
   // The trainer's update path: the fused native optimizer where built (its slots under `optimizer.<name>` as the
   // trainer keeps them), else the optimizer graph; with it, convolution weight gradients from the native kernels.
   const fused = fusedOptimizerFor(specs, optimizerConfig, threads);
-  const weightGrads = fused ? nativeWeightGrads(graph.model, threads) : undefined;
-  const trainModel = weightGrads?.model ?? graph.model;
+  // and a first Conv-BN-ReLU-pool block run natively around the session.
+  const stem = fused && nativeStem ? nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, gradientOf }) }, threads) : undefined;
+  const weightGrads = fused ? nativeWeightGrads(stem?.model ?? graph.model, threads) : undefined;
+  const trainModel = weightGrads?.model ?? stem?.model ?? graph.model;
   const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(trainModel)).bytes : encodeModel(trainModel), options);
   const sessionGrads = new Set(specs.map((p) => p.name).filter((name) => session.outputNames.includes(`${name}_grad`)));
   const update = await ort.InferenceSession.create(encodeModel(optimizer.model), options);
@@ -98,18 +101,19 @@ export async function prepareWorkload(
   const step = async () => {
     i++;
     const t0 = performance.now();
-    const feeds: Record<string, ort.Tensor> = { input, labels };
-    for (const p of graph.parameters) feeds[p.name] = state.get(p.name)!;
+    const feeds: Record<string, ort.Tensor> = stem ? stem.stem.forward(state, { input, labels }) as Record<string, ort.Tensor> : { input, labels };
+    for (const p of graph.parameters) if (session.inputNames.includes(p.name)) feeds[p.name] = state.get(p.name)!;
     let out: Record<string, ort.Tensor>;
     if (prealloc) {
       const fetches: Record<string, ort.Tensor> = { loss };
       for (const p of specs) if (sessionGrads.has(p.name)) fetches[`${p.name}_grad`] = grads.get(p.name)!;
-      for (const [buffer, output] of graph.stateOutputs) fetches[output] = spare.get(buffer)!;
+      for (const [buffer, output] of graph.stateOutputs) if (session.outputNames.includes(output)) fetches[output] = spare.get(buffer)!;
       // The native weight gradients' inputs, in fresh arrays as the trainer gets them.
       for (const name of session.outputNames) if (!(name in fetches)) fetches[name] = null as unknown as ort.Tensor;
       out = (await session.run(feeds, fetches)) as Record<string, ort.Tensor>;
     } else out = (await session.run(feeds)) as Record<string, ort.Tensor>;
     weightGrads?.grads.complete(out);
+    stem?.stem.complete(out);
     if (fused) {
       const tFused = performance.now();
       fused.update(state, specs.map((p) => out[`${p.name}_grad`]!), 0.01, i);

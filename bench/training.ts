@@ -5,7 +5,7 @@
  * bench/torch_fwd_bwd.py --update (seed CNN).
  *
  *   npm run bench [-- --steps N] [-- --json]
- *   node bench/run.js bench/training.ts --pytorch [--rounds R]   # both models paired against PyTorch, see below
+ *   node bench/run.js bench/training.ts --pytorch [--rounds R] [--model reference|seed]   # paired against PyTorch, see below
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -39,7 +39,9 @@ async function pairedWithPyTorch(rounds: number): Promise<void> {
     { key: 'reference' as const, label: 'reference CNN 32x32, SGD', definition: referenceCnn, config: { imageSize: 32, numClasses: 10 }, optimizer: { kind: 'sgd' as const } },
     { key: 'seed' as const, label: 'seed CNN 64x64, SGD momentum', definition: cnn, config: { imageSize: 64, numClasses: 30 }, optimizer: { kind: 'sgd' as const, momentum: 0.9 } },
   ];
-  for (const m of models) {
+  // --model reference|seed measures one of them.
+  const only = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
+  for (const m of models.filter((x) => only === undefined || x.key === only)) {
     console.log(`${m.label}, batch 64, ${threads} threads: deepvision vs PyTorch, ${rounds} alternating rounds of ${steps} steps`);
     const ratios: number[] = [];
     // One workload for all rounds, as the trainer keeps its sessions. Each round starts with 8 untimed updates:

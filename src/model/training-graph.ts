@@ -1,5 +1,7 @@
 import { gradients } from '../autodiff/gradients';
 import * as F from '../dsl/functional';
+import { Tensor } from '../dsl/builder';
+import type { Graph, Value } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { TensorData } from '../ir/tensor';
 import { addStateOutputs, BuildOptions, finishGraph, modelMetadata, ParameterInfo, traceModel } from './build';
@@ -12,7 +14,15 @@ export interface TrainingGraphOptions extends Omit<BuildOptions, 'mode' | 'param
   labelSmoothing?: number;
   /** Parameters that get no gradient: exact names, or prefixes ending in '.' (`features.`). */
   frozen?: string[];
+  /**
+   * A value of the forward graph (picked from it before the gradients are built) whose gradient the graph outputs
+   * too, as `<name>${CUT_GRADIENT}`: where the Node trainer cuts a block out of the session (passes/cut-conv-stem.ts).
+   */
+  gradientOf?: (forward: Graph) => Value | undefined;
 }
+
+/** The suffix of the output that holds the gradient of TrainingGraphOptions.gradientOf's value. */
+export const CUT_GRADIENT = '.cut_grad';
 
 export interface TrainingGraph {
   model: Model;
@@ -43,9 +53,12 @@ export function buildTrainingGraph(definition: ModelDefinition, options: Trainin
   const frozen = options.frozen ?? [];
   const isFrozen = (name: string) => frozen.some((f) => name === f || (f.endsWith('.') && name.startsWith(f)));
   const trainable = trace.parameters.filter((p) => p.trainable && !p.buffer && !isFrozen(p.name)).map((p) => p.name);
-  const grads = gradients(loss, trainable.map((name) => trace.tensors.get(name)!));
+  const cut = options.gradientOf?.(builder.graph);
+  const wrt = trainable.map((name) => trace.tensors.get(name)!);
+  const grads = gradients(loss, cut === undefined ? wrt : [...wrt, new Tensor(builder, cut)]);
   builder.output('loss', loss);
-  grads.forEach((g, i) => builder.output(`${trainable[i]}_grad`, g));
+  grads.slice(0, trainable.length).forEach((g, i) => builder.output(`${trainable[i]}_grad`, g));
+  if (cut !== undefined) builder.output(`${cut.name}${CUT_GRADIENT}`, grads[trainable.length]!);
   const stateOutputs = addStateOutputs(builder);
   finishGraph(builder);
   const model = builder.toModel({

@@ -7,6 +7,7 @@
 // same binary loads in every Node version that has Node-API 8.
 #include <node_api.h>
 
+#include "conv-stem.h"
 #include "conv-weight-grad.h"
 #include "depthwise-weight-grad.h"
 #include "node-api-arguments.h"
@@ -287,6 +288,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sumOfSquares", nullptr, SumOfSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"depthwiseWeightGrad", nullptr, DepthwiseWeightGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convWeightGrad", nullptr, ConvWeightGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"stemForward", nullptr, StemForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"stemBackward", nullptr, StemBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);
   return exports;

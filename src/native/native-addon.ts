@@ -8,12 +8,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The addon's functions: src/native/fused-optimizer.cc, depthwise-weight-grad.cc and conv-weight-grad.cc. Every array is updated in place. */
+/** The addon's functions: src/native/fused-optimizer.cc, depthwise-weight-grad.cc, conv-weight-grad.cc and conv-stem.cc. Every array is updated in place. */
 export interface NativeAddon {
   /** geometry: [N, C, H, W, OH, OW, kH, kW, strideH, strideW, padTop, padLeft, dilationH, dilationW]; writes dw [C, 1, kH, kW]. */
   depthwiseWeightGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array, threads: number): void;
   /** geometry: [N, C, H, W, M, OH, OW, kH, kW, strideH, strideW, padTop, padLeft, dilationH, dilationW]; writes dw [M, C, kH, kW]. */
   convWeightGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array, threads: number): void;
+  /**
+   * A Conv -> BatchNormalization (training) -> ReLU -> MaxPool 2x2 block's forward (src/native/conv-stem.cc). floats: [x, w, bias,
+   * gamma, beta, runningMean, runningVar, z, pooled, mean, invstd, runningMeanOut, runningVarOut], the last six
+   * written; geometry: [N, C, H, W, M, kH, kW, padTop, padLeft, padBottom, padRight]; settings: [epsilon, momentum].
+   */
+  stemForward(floats: Float32Array[], ties: Uint8Array, geometry: Int32Array, settings: Float32Array, threads: number): void;
+  /** Its backward. floats: [z, pooled, pooledGrad, gamma, mean, invstd, zGrad, gammaGrad, betaGrad], the last three written. */
+  stemBackward(floats: Float32Array[], ties: Uint8Array, geometry: Int32Array, threads: number): void;
   sgd(params: Float32Array[], grads: Float32Array[], buffers: Float32Array[] | null, learningRates: Float32Array, settings: SgdSettings, threads: number): void;
   adam(params: Float32Array[], grads: Float32Array[], expAvg: Float32Array[], expAvgSq: Float32Array[], scalars: Float32Array, settings: AdamSettings, threads: number): void;
   sumOfSquares(grads: Float32Array[], threads: number): number;
@@ -70,7 +78,7 @@ function load(): NativeAddon | string {
     // A compiled Node-API module is loaded with require; nothing else can load it.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const addon = require(file) as Partial<NativeAddon>;
-    const functions = [addon.sgd, addon.adam, addon.sumOfSquares, addon.depthwiseWeightGrad, addon.convWeightGrad];
+    const functions = [addon.sgd, addon.adam, addon.sumOfSquares, addon.depthwiseWeightGrad, addon.convWeightGrad, addon.stemForward, addon.stemBackward];
     if (functions.some((f) => typeof f !== 'function')) return `${shown} is an older build (npm run build:native rebuilds it)`;
     return addon as NativeAddon;
   } catch (err) {

@@ -63,7 +63,9 @@ interface InPlaceOptimizer {
 export interface StepOptions {
   /** Update with this instead of the optimizer graph. */
   inPlace?: InPlaceOptimizer;
-  /** Adds the gradients the training session leaves out (its native convolution weight gradients) to its outputs. */
+  /** The session's data feeds for a batch, where a native block runs before the session (the native stem). */
+  prepareFeeds?: (state: ReadonlyMap<string, Tensor>, batch: Record<string, Tensor>) => Record<string, Tensor>;
+  /** Adds the gradients and state the training session leaves out (native weight gradients, the stem's) to its outputs. */
   completeGradients?: (out: InferenceSession.ReturnType) => void;
 }
 
@@ -80,7 +82,7 @@ export class TrainingStep {
 
   /** Runs the training graph on a batch (its data inputs in `batch`) with the current state: loss and gradients. */
   async gradients(state: ReadonlyMap<string, Tensor>, batch: Record<string, Tensor>): Promise<InferenceSession.ReturnType> {
-    const feeds: Record<string, Tensor> = { ...batch };
+    const feeds: Record<string, Tensor> = { ...(this.options.prepareFeeds?.(state, batch) ?? batch) };
     for (const name of this.graphs.inputs) feeds[name] = state.get(name)!;
     const out = await this.training.run(feeds);
     this.options.completeGradients?.(out);

@@ -1,7 +1,7 @@
 import { channelStatistics, Normalization } from '../data/dataset';
 import type { Model } from '../ir/model';
 import type { ConfigValue } from '../model/definition';
-import { buildEvalGraph, buildTrainingGraph, TrainingGraph } from '../model/training-graph';
+import { buildEvalGraph, buildTrainingGraph, TrainingGraph, TrainingGraphOptions } from '../model/training-graph';
 import { buildOptimizerGraph, OptimizerGraph, ParameterSpec } from '../optim/optimizer-graph';
 import { isUserFacing } from '../util/user-error';
 import type { DataOptions, ModelOptions, OptimizationOptions } from './options';
@@ -17,6 +17,8 @@ export interface ModelForData {
   /** What the model learns (its definition's task): how the trainer feeds, evaluates and records it. */
   task: Task;
   graph: TrainingGraph;
+  /** The training graph again, built with the gradient of one more forward value (the native stem's cut). */
+  trainingGraphWith(gradientOf: TrainingGraphOptions['gradientOf']): TrainingGraph;
   evalModel: Model;
   /** The trainable parameters, each with its learning rate relative to the base rate. */
   paramSpecs: ParameterSpec[];
@@ -36,7 +38,8 @@ export function modelForData(o: Options, seed: number): ModelForData {
   const paramSpecs = graph.trainableSpecs.map((p) => ({ ...p, lrScale: learningRateScale(o, p.name) }));
   const optimizer = buildOptimizerGraph(paramSpecs, o.optimizer, { clipGradNorm: o.clipGradNorm });
   const normalization = modelNormalization(o, graph.config) ?? channelStatistics(o.train);
-  return { task, graph, evalModel: evalGraph.model, paramSpecs, optimizer, normalization };
+  const trainingGraphWith = (gradientOf: TrainingGraphOptions['gradientOf']) => buildTrainingGraph(o.definition, { ...trainingOptions(o, config, seed), gradientOf });
+  return { task, graph, trainingGraphWith, evalModel: evalGraph.model, paramSpecs, optimizer, normalization };
 }
 
 /**
@@ -58,11 +61,15 @@ function configForData(o: Options, task: Task): Record<string, ConfigValue> {
   return config;
 }
 
+function trainingOptions(o: Options, config: Record<string, ConfigValue>, seed: number): TrainingGraphOptions {
+  return { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing };
+}
+
 /** The training and evaluation graphs; a model that cannot be built with this config is the user's error to see. */
 function buildGraphs(o: Options, config: Record<string, ConfigValue>, seed: number) {
   try {
     return {
-      graph: buildTrainingGraph(o.definition, { variant: o.variant, config, seed, labelSmoothing: o.labelSmoothing }),
+      graph: buildTrainingGraph(o.definition, trainingOptions(o, config, seed)),
       evalGraph: buildEvalGraph(o.definition, { variant: o.variant, config, seed }),
     };
   } catch (err) {

@@ -15,6 +15,9 @@ import { NativeWeightGrads } from '../native/weight-grads';
 import { decodeModel } from '../onnx/read';
 import { externalizeWeightGrads, hasExternalWeightGrads } from '../passes/external-weight-grads';
 import { nativeAddon, nativeTurnedOff } from '../native/native-addon';
+import { NativeConvStem } from '../native/conv-stem';
+import { ConvStem, cutConvStem, findConvStem } from '../passes/cut-conv-stem';
+import { CUT_GRADIENT } from '../model/training-graph';
 
 /** The trainer options this part reads. */
 type Options = DeviceOptions & Pick<OptimizationOptions, 'optimizer' | 'clipGradNorm'> & Pick<EventOptions, 'onNotice'>;
@@ -29,6 +32,24 @@ export function nativeWeightGrads(model: Model, threads: number): { model: Model
   const recipes = externalizeWeightGrads(copy);
   const grads = NativeWeightGrads.create(recipes, ort.Tensor, threads);
   return typeof grads === 'string' ? undefined : { model: copy, grads };
+}
+
+/**
+ * The training model with its first block (Conv, batch norm, ReLU, 2x2 max pool) cut out for the native stem, or
+ * undefined where it has no such block or the kernels are not available.
+ */
+export function nativeConvStem(model: Pick<ModelForData, 'trainingGraphWith'>, threads: number): { model: Model; stem: NativeConvStem } | undefined {
+  if (typeof nativeAddon() === 'string') return undefined;
+  let found: ConvStem | undefined;
+  const graph = model.trainingGraphWith((forward) => {
+    const match = findConvStem(forward);
+    found = match?.stem;
+    return match?.pooled;
+  });
+  if (found === undefined) return undefined;
+  cutConvStem(graph.model, found, CUT_GRADIENT);
+  const stem = NativeConvStem.create(found, CUT_GRADIENT, ort.Tensor, threads);
+  return typeof stem === 'string' ? undefined : { model: graph.model, stem };
 }
 
 /** The options every session of a run is created with (the frozen backbone's too, less WebGPU). */
@@ -99,9 +120,13 @@ export class TrainingSessions {
     const forSession = async (m: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(m)).bytes : onGpu ? modelForWebGpu(m) : encodeModel(m));
     const evalModel = frozen?.evalModel ?? model.evalModel;
     const threads = sessionOptions.intraOpNumThreads ?? 1;
-    // On the CPU's fast path, convolution weight gradients leave the session for native kernels (a copy is rewritten).
-    const weightGrads = onCpu && o.nativeFastPath !== false ? nativeWeightGrads(frozen?.trainModel ?? graph.model, threads) : undefined;
-    const trainModel = weightGrads?.model ?? frozen?.trainModel ?? graph.model;
+    // On the CPU's fast path, a first Conv-BN-ReLU-pool block runs natively around the session, and convolution
+    // weight gradients leave the session for native kernels (a copy is rewritten).
+    const fastPath = onCpu && o.nativeFastPath !== false;
+    const stem = fastPath && frozen === undefined ? nativeConvStem(model, threads) : undefined;
+    const sessionModel = stem?.model ?? frozen?.trainModel ?? graph.model;
+    const weightGrads = fastPath ? nativeWeightGrads(sessionModel, threads) : undefined;
+    const trainModel = weightGrads?.model ?? sessionModel;
     // On WebGPU the loss stays on the device too, summed there and read back every LOSS_READ_INTERVAL updates.
     const trainSession = await ort.InferenceSession.create(await forSession(trainModel), located(trainModel, onGpu ? [] : ['loss']));
     const lossSum = onGpu ? await DeviceLossSum.create(sessionOptions) : undefined;
@@ -118,7 +143,14 @@ export class TrainingSessions {
     const trainingStep = new TrainingStep(trainSession, optimizerSession, {
       inputs: graph.parameters.map((p) => p.name).filter((name) => trainSession.inputNames.includes(name)),
       trainable: paramSpecs.map((p) => p.name), slots: optimizer.stateNames, stateOutputs: graph.stateOutputs,
-    }, ort.Tensor, { inPlace, completeGradients: weightGrads && ((out) => weightGrads.grads.complete(out)) });
+    }, ort.Tensor, {
+      inPlace,
+      prepareFeeds: stem && ((state, batch) => stem.stem.forward(state, batch)),
+      completeGradients: (weightGrads || stem) && ((out) => {
+        weightGrads?.grads.complete(out);
+        stem?.stem.complete(out);
+      }),
+    });
     return new TrainingSessions(
       trainSession, optimizerSession, evalSession, trainingStep, lossSum, download,
       new Set(trainSession.inputNames), graph.parameters.map((p) => p.name).filter((name) => evalSession.inputNames.includes(name)),
