@@ -11,4 +11,4 @@ if [ ! -e "$runtime" ]; then
 fi
 node scripts/build-native.mjs --sanitize
 # Node itself is not instrumented: its own allocations are not leaks to report.
-LD_PRELOAD="$runtime" ASAN_OPTIONS=detect_leaks=0 DEEPVISION_NATIVE_ADDON=build/deepvision-native-asan.node npx jest test/fused-optimizer.test.ts test/weight-grads.test.ts
+LD_PRELOAD="$runtime" ASAN_OPTIONS=detect_leaks=0 DEEPVISION_NATIVE_ADDON=build/deepvision-native-asan.node npx jest test/fused-optimizer.test.ts test/weight-grads.test.ts test/conv-stem.test.ts
