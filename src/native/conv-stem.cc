@@ -1,9 +1,10 @@
-// A first block Conv (stride 1) -> BatchNormalization (training mode) -> ReLU -> MaxPool 2x2 stride 2, forward and
-// backward, outside the training session. In standard ONNX the block's batch norm, mask and pooling gradients are
-// about twenty separate passes over its largest activation (the seed CNN's first block: 220 ms of a 930 ms step);
-// here the forward is one convolution pass (with the batch statistics' per-plane sums) and one normalize + ReLU + pool
-// pass that records the window's tied maxima, and the backward two passes that rebuild the gradient of the
-// convolution's output from the pooled gradient. The weight gradient is then conv-weight-grad.cc's.
+// A first block Conv (stride 1) -> BatchNormalization (training mode; optional) -> ReLU -> MaxPool 2x2 stride 2,
+// forward and backward, outside the training session. In standard ONNX the block's batch norm, mask and pooling
+// gradients are about twenty separate passes over its largest activation (the seed CNN's first block: 220 ms of a
+// 930 ms step). Here the forward is one convolution pass (with the batch statistics' per-plane sums) and one
+// normalize + ReLU + pool pass that records each window's tied maxima; the backward is two passes, the batch-norm
+// sums over the pooled gradient's windows, then dZ plane by plane, summed at once into the weight gradient (dZ is
+// never stored whole).
 //
 // The formulas are the training graph's (src/autodiff/rules/normalization.ts, pool.ts; passes/fuse-relu-mask.ts):
 //   forward:  y = relu(z * a + b) with a = gamma * invstd, b = beta - mean * a; the pool's maximum P, and its ties;
@@ -11,7 +12,8 @@
 //             xhat = z * invstd - mean * invstd; dGamma = sum(dY * xhat), dBeta = sum(dY);
 //             dZ = dY * k - (xhat * (k * dGamma / n) + k * dBeta / n), k = gamma * invstd.
 // Sums run per (image, channel) plane in double and are added over the images in order, so no result depends on
-// the thread count. The convolution's bias has no gradient here: batch norm cancels it (the graph emits zeros).
+// the thread count. With batch norm the convolution's bias has no gradient (the graph emits zeros); without it, a = 1,
+// b = 0, dZ = dY, and the bias's gradient is sum(dY).
 #include "conv-stem.h"
 
 #include <algorithm>
@@ -191,6 +193,16 @@ DEEPVISION_INLINE Lanes maxLanes(const Lanes& a, const Lanes& b) {
   return a > b ? a : b;
 }
 
+// The cells of eight windows from their two rows: top left, top right, bottom left, bottom right.
+DEEPVISION_INLINE void windowCells(const float* top, const float* bottom, Lanes cells[4]) {
+  const Ints even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
+  const Lanes t0 = load(top), t1 = load(top + kLanes), b0 = load(bottom), b1 = load(bottom + kLanes);
+  cells[0] = __builtin_shuffle(t0, t1, even);
+  cells[1] = __builtin_shuffle(t0, t1, odd);
+  cells[2] = __builtin_shuffle(b0, b1, even);
+  cells[3] = __builtin_shuffle(b0, b1, odd);
+}
+
 // One window's four cells (top left, top right, bottom left, bottom right) after normalize + ReLU: the maximum
 // and the tie bits (bit 2 * row + column).
 DEEPVISION_INLINE void poolWindow(float v0, float v1, float v2, float v3, float* top, uint8_t* tie) {
@@ -199,16 +211,15 @@ DEEPVISION_INLINE void poolWindow(float v0, float v1, float v2, float v3, float*
   *tie = static_cast<uint8_t>((v0 == t) | (v1 == t) << 1 | (v2 == t) << 2 | (v3 == t) << 3);
 }
 
-// Planes [p0, p1): eight windows at a time, their cells' columns split into even and odd lanes.
+// Planes [p0, p1): eight windows at a time.
 DEEPVISION_INLINE void poolPlanes(const PoolWork& k, int64_t p0, int64_t p1) {
   const StemGeometry& g = k.g;
   const int64_t ph = g.oh / 2, pw = g.ow / 2;
-  const Ints even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
   for (int64_t p = p0; p < p1; p++) {
     const int64_t c = p % g.m;
     const float a = k.scale[c], b = k.shift[c];
     const auto y = [&](float v) { return std::max(0.0f, v * a + b); };
-    const auto yLanes = [&](const float* at) { return maxLanes(load(at) * a + b, Lanes{}); };
+    const auto yLanes = [&](const Lanes& v) { return maxLanes(v * a + b, Lanes{}); };
     const float* zp = k.z + p * g.plane();
     float* out = k.pooled + p * g.pooled();
     uint8_t* tie = k.ties + p * g.pooled();
@@ -217,9 +228,9 @@ DEEPVISION_INLINE void poolPlanes(const PoolWork& k, int64_t p0, int64_t p1) {
       const float* r1 = r0 + g.ow;
       int64_t j = 0;
       for (; j + kLanes <= pw; j += kLanes) {
-        const Lanes t0 = yLanes(r0 + 2 * j), t1 = yLanes(r0 + 2 * j + kLanes), b0 = yLanes(r1 + 2 * j), b1 = yLanes(r1 + 2 * j + kLanes);
-        const Lanes tl = __builtin_shuffle(t0, t1, even), tr = __builtin_shuffle(t0, t1, odd);
-        const Lanes bl = __builtin_shuffle(b0, b1, even), br = __builtin_shuffle(b0, b1, odd);
+        Lanes cells[4];
+        windowCells(r0 + 2 * j, r1 + 2 * j, cells);
+        const Lanes tl = yLanes(cells[0]), tr = yLanes(cells[1]), bl = yLanes(cells[2]), br = yLanes(cells[3]);
         const Lanes top = maxLanes(maxLanes(tl, tr), maxLanes(bl, br));
         const Ints bits = ((tl == top) & 1) | ((tr == top) & 2) | ((bl == top) & 4) | ((br == top) & 8);
         store(out + i * pw + j, top);
@@ -262,11 +273,15 @@ struct BackWork {
   const float* xhatShift;
   // Pass 1 writes the per-plane sums [n][m][2]: sum(dY), sum(dY * xhat).
   double* planes;
-  // Pass 2 reads the per-channel factors and writes dZ.
+  // Pass 2 reads the per-channel factors and x, and writes the weight gradient's per-plane sums [n][m][rows]
+  // (rows = (c, tap)).
   const float* k;
   const float* xhatFactor;
   const float* offset;
-  float* dz;
+  const float* x;
+  PlaneGeometry plane;
+  const PhaseLayout* l;
+  double* planeWeights;
 };
 
 // A window's share for each tied cell where the ReLU passed its maximum, as the graph computes it.
@@ -295,7 +310,6 @@ DEEPVISION_INLINE Lanes cellGrad(const Lanes& share, const Ints& bits, int bit) 
 DEEPVISION_INLINE void reducePlanes(const BackWork& k, int64_t p0, int64_t p1) {
   const StemGeometry& g = k.g;
   const int64_t ph = g.oh / 2, pw = g.ow / 2;
-  const Ints even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
   for (int64_t p = p0; p < p1; p++) {
     const int64_t c = p % g.m;
     const float s = k.invstd[c], t = k.xhatShift[c];
@@ -310,8 +324,8 @@ DEEPVISION_INLINE void reducePlanes(const BackWork& k, int64_t p0, int64_t p1) {
       for (; j + kLanes <= pw; j += kLanes) {
         Ints bits;
         const Lanes share = shareLanes(k, p * g.pooled() + i * pw + j, &bits);
-        const Lanes t0 = load(r0 + 2 * j), t1 = load(r0 + 2 * j + kLanes), b0 = load(r1 + 2 * j), b1 = load(r1 + 2 * j + kLanes);
-        const Lanes cells[4] = {__builtin_shuffle(t0, t1, even), __builtin_shuffle(t0, t1, odd), __builtin_shuffle(b0, b1, even), __builtin_shuffle(b0, b1, odd)};
+        Lanes cells[4];
+        windowCells(r0 + 2 * j, r1 + 2 * j, cells);
         for (int cell = 0; cell < 4; cell++) {
           const Lanes dy = cellGrad(share, bits, 1 << cell);
           rowG += dy;
@@ -340,27 +354,81 @@ DEEPVISION_INLINE void reducePlanes(const BackWork& k, int64_t p0, int64_t p1) {
   }
 }
 
+// One plane's dZ (dzPlane) against its image's padded planes: sums[(c, tap)] = sum over positions of
+// dZ * x[c] at the tap's offset, four (c, tap) rows at a time with two vector sums each, held in registers over
+// the whole plane.
+DEEPVISION_INLINE void weightSums(const BackWork& k, const float* phases, const float* dzPlane, double* sums) {
+  const StemGeometry& g = k.g;
+  const PhaseLayout& l = *k.l;
+  const int64_t taps = g.kh * g.kw, rows = g.c * taps;
+  constexpr int kRows = 4;
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+    // Past the last row, repeat it (its sums are dropped).
+    const float* x[kRows];
+    for (int rr = 0; rr < kRows; rr++) {
+      const int64_t r = std::min(r0 + rr, rows - 1);
+      x[rr] = phases + (r / taps) * l.planeSize() + l.tapStart[static_cast<size_t>(r % taps)];
+    }
+    Lanes acc[kRows][2];
+    float rest[kRows] = {};
+    for (int rr = 0; rr < kRows; rr++) acc[rr][0] = acc[rr][1] = Lanes{};
+    for (int64_t oh = 0; oh < g.oh; oh++) {
+      const float* d = dzPlane + oh * g.ow;
+      const int64_t row = oh * l.stride;
+      int64_t q = 0;
+      for (; q + 2 * kLanes <= g.ow; q += 2 * kLanes) {
+        const Lanes d0 = load(d + q), d1 = load(d + q + kLanes);
+        for (int rr = 0; rr < kRows; rr++) {
+          acc[rr][0] += d0 * load(x[rr] + row + q);
+          acc[rr][1] += d1 * load(x[rr] + row + q + kLanes);
+        }
+      }
+      for (; q + kLanes <= g.ow; q += kLanes) {
+        const Lanes d0 = load(d + q);
+        for (int rr = 0; rr < kRows; rr++) acc[rr][0] += d0 * load(x[rr] + row + q);
+      }
+      for (; q < g.ow; q++) {
+        for (int rr = 0; rr < kRows; rr++) rest[rr] += d[q] * x[rr][row + q];
+      }
+    }
+    for (int rr = 0; rr < kRows && r0 + rr < rows; rr++) {
+      double sum = rest[rr];
+      for (int64_t lane = 0; lane < kLanes; lane++) sum += static_cast<double>(acc[rr][0][lane]) + acc[rr][1][lane];
+      sums[r0 + rr] = sum;
+    }
+  }
+}
+
+// dZ of planes [p0, p1), each into a buffer the size of one plane, then summed into the weight gradient (dZ is
+// never stored whole).
 DEEPVISION_INLINE void gradPlanes(const BackWork& k, int64_t p0, int64_t p1) {
   const StemGeometry& g = k.g;
-  const int64_t ph = g.oh / 2, pw = g.ow / 2;
-  const Ints even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
+  const PhaseLayout& l = *k.l;
+  const int64_t ph = g.oh / 2, pw = g.ow / 2, rows = g.c * g.kh * g.kw;
   const Ints low = {0, 8, 1, 9, 2, 10, 3, 11}, high = {4, 12, 5, 13, 6, 14, 7, 15};
+  // Zeroed once: spreadPlane writes the same positions for every image.
+  std::vector<float> phases(static_cast<size_t>(g.c * l.planeSize()));
+  std::vector<float> dzPlane(static_cast<size_t>(g.plane()));
+  int64_t image = -1;
   for (int64_t p = p0; p < p1; p++) {
-    const int64_t c = p % g.m;
+    const int64_t n = p / g.m, c = p % g.m;
+    if (n != image) {
+      for (int64_t ch = 0; ch < g.c; ch++) spreadPlane(k.plane, l, k.x + (n * g.c + ch) * g.h * g.w, phases.data() + ch * l.planeSize());
+      image = n;
+    }
     const float s = k.invstd[c], t = k.xhatShift[c], kc = k.k[c], xf = k.xhatFactor[c], off = k.offset[c];
     const float* zp = k.z + p * g.plane();
-    float* out = k.dz + p * g.plane();
     for (int64_t i = 0; i < ph; i++) {
       const float* r0 = zp + 2 * i * g.ow;
       const float* r1 = r0 + g.ow;
-      float* o0 = out + 2 * i * g.ow;
+      float* o0 = dzPlane.data() + 2 * i * g.ow;
       float* o1 = o0 + g.ow;
       int64_t j = 0;
       for (; j + kLanes <= pw; j += kLanes) {
         Ints bits;
         const Lanes share = shareLanes(k, p * g.pooled() + i * pw + j, &bits);
-        const Lanes t0 = load(r0 + 2 * j), t1 = load(r0 + 2 * j + kLanes), b0 = load(r1 + 2 * j), b1 = load(r1 + 2 * j + kLanes);
-        const Lanes cells[4] = {__builtin_shuffle(t0, t1, even), __builtin_shuffle(t0, t1, odd), __builtin_shuffle(b0, b1, even), __builtin_shuffle(b0, b1, odd)};
+        Lanes cells[4];
+        windowCells(r0 + 2 * j, r1 + 2 * j, cells);
         Lanes d[4];
         for (int cell = 0; cell < 4; cell++) d[cell] = cellGrad(share, bits, 1 << cell) * kc - ((cells[cell] * s + t) * xf + off);
         store(o0 + 2 * j, __builtin_shuffle(d[0], d[1], low));
@@ -378,6 +446,7 @@ DEEPVISION_INLINE void gradPlanes(const BackWork& k, int64_t p0, int64_t p1) {
         }
       }
     }
+    weightSums(k, phases.data(), dzPlane.data(), k.planeWeights + p * rows);
   }
 }
 
@@ -385,7 +454,7 @@ DEEPVISION_INLINE void gradPlanes(const BackWork& k, int64_t p0, int64_t p1) {
 __attribute__((target("avx2,fma"))) void reducePlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
   reducePlanes(k, p0, p1);
 }
-__attribute__((target("avx2,fma"))) void gradPlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
+__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) void gradPlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
   gradPlanes(k, p0, p1);
 }
 #endif
@@ -507,7 +576,7 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
   if (!readArrays(env, args[0], "stemForward", {g.n * g.c * g.h * g.w, m * g.c * g.kh * g.kw, m, m, m, m, m, zn, pn, m, m, m, m}, 7, &a)) return nullptr;
   uint8_t* ties = nullptr;
   const float* settings = nullptr;
-  if (!readTies(env, args[1], "stemForward", pn, &ties) || !readTyped<napi_float32_array>(env, args[3], "stemForward: settings", 2, &settings)) return nullptr;
+  if (!readTies(env, args[1], "stemForward", pn, &ties) || !readTyped<napi_float32_array>(env, args[3], "stemForward: settings", 3, &settings)) return nullptr;
   const int threads = threadCount(env, args[4]);
   const float *x = a.data[0], *w = a.data[1], *bias = a.data[2], *gamma = a.data[3], *beta = a.data[4], *runningMean = a.data[5], *runningVar = a.data[6];
   float *z = a.data[7], *pooled = a.data[8], *mean = a.data[9], *invstd = a.data[10], *meanOut = a.data[11], *varOut = a.data[12];
@@ -523,6 +592,7 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
   channelSums(g, planes, &sum, &sumSquares);
   const double count = static_cast<double>(g.n * g.plane());
   const float epsilon = settings[0], momentum = settings[1];
+  const bool normalize = settings[2] != 0;
   std::vector<float> scale(static_cast<size_t>(m)), shift(static_cast<size_t>(m));
   for (int64_t c = 0; c < m; c++) {
     const size_t i = static_cast<size_t>(c);
@@ -533,8 +603,15 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
     // PyTorch's running statistics, as the graph updates them: the unbiased variance, momentum as ONNX defines it.
     meanOut[c] = static_cast<float>(runningMean[c] * static_cast<double>(momentum) + mu * (1.0 - momentum));
     varOut[c] = static_cast<float>(runningVar[c] * static_cast<double>(momentum) + variance * count / std::max(count - 1, 1.0) * (1.0 - momentum));
-    scale[i] = gamma[c] * invstd[c];
-    shift[i] = beta[c] - mean[c] * scale[i];
+    if (!normalize) {
+      // No batch norm: the ReLU reads z itself, and the backward's xhat terms vanish.
+      mean[c] = 0.0f;
+      invstd[c] = 1.0f;
+      meanOut[c] = runningMean[c];
+      varOut[c] = runningVar[c];
+    }
+    scale[i] = normalize ? gamma[c] * invstd[c] : 1.0f;
+    shift[i] = normalize ? beta[c] - mean[c] * scale[i] : 0.0f;
   }
 
   // Normalize, ReLU, pool: each window's maximum and which of its cells equal it.
@@ -545,21 +622,27 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
 }
 
 napi_value StemBackward(napi_env env, napi_callback_info info) {
-  napi_value args[4];
+  napi_value args[5];
   StemGeometry g;
-  if (!callArguments(env, info, "stemBackward", 4, args) || !readGeometry(env, args[2], "stemBackward", &g)) return nullptr;
+  if (!callArguments(env, info, "stemBackward", 5, args) || !readGeometry(env, args[2], "stemBackward", &g)) return nullptr;
   const int64_t m = g.m, zn = g.n * m * g.plane(), pn = g.n * m * g.pooled();
   Arrays a;
-  if (!readArrays(env, args[0], "stemBackward", {zn, pn, pn, m, m, m, zn, m, m}, 6, &a)) return nullptr;
+  const int64_t rows = g.c * g.kh * g.kw;
+  if (!readArrays(env, args[0], "stemBackward", {g.n * g.c * g.h * g.w, zn, pn, pn, m, m, m, m * rows, m, m}, 7, &a)) return nullptr;
   uint8_t* ties = nullptr;
-  if (!readTies(env, args[1], "stemBackward", pn, &ties)) return nullptr;
-  const int threads = threadCount(env, args[3]);
-  const float *z = a.data[0], *pooled = a.data[1], *pooledGrad = a.data[2], *gamma = a.data[3], *mean = a.data[4], *invstd = a.data[5];
-  float *dz = a.data[6], *gammaGrad = a.data[7], *betaGrad = a.data[8];
+  const float* settings = nullptr;
+  if (!readTies(env, args[1], "stemBackward", pn, &ties) || !readTyped<napi_float32_array>(env, args[3], "stemBackward: settings", 1, &settings)) return nullptr;
+  const bool normalize = settings[0] != 0;
+  const int threads = threadCount(env, args[4]);
+  const float *x = a.data[0], *z = a.data[1], *pooled = a.data[2], *pooledGrad = a.data[3], *gamma = a.data[4], *mean = a.data[5], *invstd = a.data[6];
+  float *weightGrad = a.data[7], *gammaGrad = a.data[8], *betaGrad = a.data[9];
   std::vector<float> xhatShift(static_cast<size_t>(m));
   for (int64_t c = 0; c < m; c++) xhatShift[static_cast<size_t>(c)] = -mean[c] * invstd[c];
   std::vector<double> planes(static_cast<size_t>(g.n * m * 2));
-  BackWork k{g, z, pooled, pooledGrad, ties, invstd, xhatShift.data(), planes.data(), nullptr, nullptr, nullptr, dz};
+  const PlaneGeometry plane{g.h, g.w, g.oh, g.ow, g.kh, g.kw, 1, 1, g.pt, g.pl, 1, 1};
+  const PhaseLayout layout = phaseLayoutOf(plane, 0);
+  std::vector<double> planeWeights(static_cast<size_t>(g.n * m * rows));
+  BackWork k{g, z, pooled, pooledGrad, ties, invstd, xhatShift.data(), planes.data(), nullptr, nullptr, nullptr, x, plane, &layout, planeWeights.data()};
   const auto [reduce, grad] = backRangesFor(std::getenv("DEEPVISION_NATIVE_ISA"));
   parallel(g.n * m, threads, [&](int64_t p0, int64_t p1) { reduce(k, p0, p1); });
   std::vector<double> sumG, sumGX;
@@ -570,14 +653,23 @@ napi_value StemBackward(napi_env env, napi_callback_info info) {
     const size_t i = static_cast<size_t>(c);
     gammaGrad[c] = static_cast<float>(sumGX[i]);
     betaGrad[c] = static_cast<float>(sumG[i]);
-    factor[i] = gamma[c] * invstd[c];
-    xhatFactor[i] = count > 0 ? static_cast<float>(factor[i] * sumGX[i] / count) : 0.0f;
-    offset[i] = count > 0 ? static_cast<float>(factor[i] * sumG[i] / count) : 0.0f;
+    // Without batch norm dZ is dY itself (dY * 1 - (z * 0 + 0)), and sum(dY) is the bias's gradient.
+    factor[i] = normalize ? gamma[c] * invstd[c] : 1.0f;
+    xhatFactor[i] = normalize && count > 0 ? static_cast<float>(factor[i] * sumGX[i] / count) : 0.0f;
+    offset[i] = normalize && count > 0 ? static_cast<float>(factor[i] * sumG[i] / count) : 0.0f;
   }
   k.k = factor.data();
   k.xhatFactor = xhatFactor.data();
   k.offset = offset.data();
   parallel(g.n * m, threads, [&](int64_t p0, int64_t p1) { grad(k, p0, p1); });
+  // The weight gradient [M, C, kH, kW]: the planes' sums added over the images in order.
+  for (int64_t c = 0; c < m; c++) {
+    for (int64_t r = 0; r < rows; r++) {
+      double sum = 0;
+      for (int64_t n = 0; n < g.n; n++) sum += planeWeights[static_cast<size_t>((n * m + c) * rows + r)];
+      weightGrad[c * rows + r] = static_cast<float>(sum);
+    }
+  }
   return nullptr;
 }
 

@@ -1,8 +1,8 @@
 /**
- * A network's first block (Conv -> batch norm -> ReLU -> 2x2 max pool) run natively around the training session
+ * A network's first block (Conv -> [batch norm] -> ReLU -> 2x2 max pool) run natively around the training session
  * (src/native/conv-stem.cc; the cut: src/passes/cut-conv-stem.ts): before it, the block's forward turns the batch's
  * images into the pooled tensor the session starts from; after it, the pooled tensor's gradient becomes the block's
- * parameter gradients (the weight's by conv-weight-grad.cc) and running statistics. The Node trainer on the CPU only;
+ * parameter gradients and running statistics. The Node trainer on the CPU only;
  * the artifacts keep the whole graph, and tests hold the two paths within float rounding of each other.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
@@ -28,8 +28,8 @@ interface Saved {
 
 export class NativeConvStem {
   private saved: Saved | undefined;
-  /** The convolution output's buffer and its gradient's, kept while the batch size stays (about 67 MB each at 64 x 64 x 64 x 64). */
-  private scratch: { size: number; z: Float32Array; dz: Float32Array } | undefined;
+  /** The convolution output's buffer, kept while the batch size stays (67 MB at 64 x 64 x 64 x 64). */
+  private scratch: { size: number; z: Float32Array } | undefined;
 
   private constructor(
     private readonly addon: NativeAddon,
@@ -55,22 +55,25 @@ export class NativeConvStem {
     const [m, , kh, kw] = s.weightShape;
     const [oh, ow] = [h! + s.pads[0] + s.pads[2] - kh + 1, w! + s.pads[1] + s.pads[3] - kw + 1];
     const size = n! * m * oh * ow;
-    if (this.scratch?.size !== size) this.scratch = { size, z: new Float32Array(size), dz: new Float32Array(size) };
+    if (this.scratch?.size !== size) this.scratch = { size, z: new Float32Array(size) };
     const floats = (name: string) => {
       const t = state.get(name);
       if (t === undefined || t.type !== 'float32') throw new Error(`the native stem has no float32 value for '${name}'`);
       return t.data as Float32Array;
     };
+    const bn = s.batchNorm;
+    // Without batch norm the kernel takes placeholders for its parameters (normalize 0 ignores them).
+    const perChannel = (name: string | undefined, fill: number) => (name === undefined ? new Float32Array(m).fill(fill) : floats(name));
     const saved: Saved = {
       x: images.data as Float32Array, z: this.scratch.z, pooled: new Float32Array(size / 4), ties: new Uint8Array(size / 4),
-      mean: new Float32Array(m), invstd: new Float32Array(m), gamma: floats(s.gamma),
+      mean: new Float32Array(m), invstd: new Float32Array(m), gamma: perChannel(bn?.gamma, 1),
       runningMean: new Float32Array(m), runningVar: new Float32Array(m),
       geometry: Int32Array.of(n!, c!, h!, w!, m, kh, kw, ...s.pads),
     };
-    const bias = s.bias === undefined ? new Float32Array(m) : floats(s.bias);
     this.addon.stemForward(
-      [saved.x, floats(s.weight), bias, saved.gamma, floats(s.beta), floats(s.runningMean), floats(s.runningVar), saved.z, saved.pooled, saved.mean, saved.invstd, saved.runningMean, saved.runningVar],
-      saved.ties, saved.geometry, Float32Array.of(s.epsilon, s.momentum), this.threads,
+      [saved.x, floats(s.weight), perChannel(s.bias, 0), saved.gamma, perChannel(bn?.beta, 0), perChannel(bn?.runningMean, 0), perChannel(bn?.runningVar, 1),
+        saved.z, saved.pooled, saved.mean, saved.invstd, saved.runningMean, saved.runningVar],
+      saved.ties, saved.geometry, Float32Array.of(bn?.epsilon ?? 0, bn?.momentum ?? 0, bn === undefined ? 0 : 1), this.threads,
     );
     this.saved = saved;
     const feeds: Record<string, Tensor> = { ...batch };
@@ -92,22 +95,27 @@ export class NativeConvStem {
     const pooledGrad = outputOf(out, `${s.pooled}${this.cutGradient}`, 'the training graph');
     if (pooledGrad.data.length !== saved.pooled.length) throw new Error(`the pooled gradient has ${pooledGrad.data.length} values, the stem's output ${saved.pooled.length}`);
     const [m, c, kh, kw] = s.weightShape;
-    const dz = this.scratch!.dz;
+    const weightGrad = new Float32Array(m * c * kh * kw);
     const gammaGrad = new Float32Array(m);
     const betaGrad = new Float32Array(m);
-    this.addon.stemBackward([saved.z, saved.pooled, pooledGrad.data as Float32Array, saved.gamma, saved.mean, saved.invstd, dz, gammaGrad, betaGrad], saved.ties, saved.geometry, this.threads);
-    const [n, , h, w] = saved.geometry;
-    const [oh, ow] = [h! + s.pads[0] + s.pads[2] - kh + 1, w! + s.pads[1] + s.pads[3] - kw + 1];
-    const weightGrad = new Float32Array(m * c * kh * kw);
-    this.addon.convWeightGrad(saved.x, dz, weightGrad, Int32Array.of(n!, c, h!, w!, m, oh, ow, kh, kw, 1, 1, s.pads[0], s.pads[1], 1, 1), this.threads);
+    const bn = s.batchNorm;
+    this.addon.stemBackward(
+      [saved.x, saved.z, saved.pooled, pooledGrad.data as Float32Array, saved.gamma, saved.mean, saved.invstd, weightGrad, gammaGrad, betaGrad],
+      saved.ties, saved.geometry, Float32Array.of(bn === undefined ? 0 : 1), this.threads,
+    );
     const vector = (data: Float32Array) => new this.TensorOf('float32', data, [m]);
     outputs[`${s.weight}_grad`] = new this.TensorOf('float32', weightGrad, [...s.weightShape]);
-    // Batch norm cancels the bias: its gradient is exactly zero, as the graph emits it (autodiff/rules/conv.ts).
-    if (s.bias !== undefined) outputs[`${s.bias}_grad`] = vector(new Float32Array(m));
-    outputs[`${s.gamma}_grad`] = vector(gammaGrad);
-    outputs[`${s.beta}_grad`] = vector(betaGrad);
-    outputs[`${s.runningMean}_updated`] = vector(saved.runningMean);
-    outputs[`${s.runningVar}_updated`] = vector(saved.runningVar);
+    if (bn === undefined) {
+      // Without batch norm, dZ is the ReLU's input gradient and betaGrad its sum: the bias's gradient.
+      if (s.bias !== undefined) outputs[`${s.bias}_grad`] = vector(betaGrad);
+    } else {
+      // Batch norm cancels the bias: its gradient is exactly zero, as the graph emits it (autodiff/rules/conv.ts).
+      if (s.bias !== undefined) outputs[`${s.bias}_grad`] = vector(new Float32Array(m));
+      outputs[`${bn.gamma}_grad`] = vector(gammaGrad);
+      outputs[`${bn.beta}_grad`] = vector(betaGrad);
+      outputs[`${bn.runningMean}_updated`] = vector(saved.runningMean);
+      outputs[`${bn.runningVar}_updated`] = vector(saved.runningVar);
+    }
     delete outputs[`${s.pooled}${this.cutGradient}`];
   }
 }

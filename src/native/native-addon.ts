@@ -15,13 +15,14 @@ export interface NativeAddon {
   /** geometry: [N, C, H, W, M, OH, OW, kH, kW, strideH, strideW, padTop, padLeft, dilationH, dilationW]; writes dw [M, C, kH, kW]. */
   convWeightGrad(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array, threads: number): void;
   /**
-   * A Conv -> BatchNormalization (training) -> ReLU -> MaxPool 2x2 block's forward (src/native/conv-stem.cc). floats: [x, w, bias,
+   * A Conv -> [BatchNormalization (training)] -> ReLU -> MaxPool 2x2 block's forward (src/native/conv-stem.cc). floats: [x, w, bias,
    * gamma, beta, runningMean, runningVar, z, pooled, mean, invstd, runningMeanOut, runningVarOut], the last six
-   * written; geometry: [N, C, H, W, M, kH, kW, padTop, padLeft, padBottom, padRight]; settings: [epsilon, momentum].
+   * written; geometry: [N, C, H, W, M, kH, kW, padTop, padLeft, padBottom, padRight]; settings: [epsilon, momentum,
+   * normalize (0: no batch norm)].
    */
   stemForward(floats: Float32Array[], ties: Uint8Array, geometry: Int32Array, settings: Float32Array, threads: number): void;
-  /** Its backward. floats: [z, pooled, pooledGrad, gamma, mean, invstd, zGrad, gammaGrad, betaGrad], the last three written. */
-  stemBackward(floats: Float32Array[], ties: Uint8Array, geometry: Int32Array, threads: number): void;
+  /** Its backward. floats: [x, z, pooled, pooledGrad, gamma, mean, invstd, weightGrad, gammaGrad, betaGrad], the last three written; settings: [normalize]. */
+  stemBackward(floats: Float32Array[], ties: Uint8Array, geometry: Int32Array, settings: Float32Array, threads: number): void;
   sgd(params: Float32Array[], grads: Float32Array[], buffers: Float32Array[] | null, learningRates: Float32Array, settings: SgdSettings, threads: number): void;
   adam(params: Float32Array[], grads: Float32Array[], expAvg: Float32Array[], expAvgSq: Float32Array[], scalars: Float32Array, settings: AdamSettings, threads: number): void;
   sumOfSquares(grads: Float32Array[], threads: number): number;

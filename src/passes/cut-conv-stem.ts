@@ -3,24 +3,29 @@ import type { Model } from '../ir/model';
 import { eliminateDeadNodes } from './eliminate-dead-nodes';
 
 /**
- * A network's first block, Conv -> BatchNormalization (training mode) -> ReLU -> MaxPool 2x2, as the Node trainer's
- * native kernels run it in front of the training session (src/native/conv-stem.cc). Names are the graph's.
+ * A network's first block, Conv -> [BatchNormalization (training mode)] -> ReLU -> MaxPool 2x2, as the Node
+ * trainer's native kernels run it in front of the training session (src/native/conv-stem.cc). Names are the graph's.
  */
 export interface ConvStem {
   /** The data input the block reads (the session no longer does). */
   input: string;
   weight: string;
   bias: string | undefined;
-  gamma: string;
-  beta: string;
-  runningMean: string;
-  runningVar: string;
+  /** The batch norm between the convolution and the ReLU, where there is one. */
+  batchNorm: StemBatchNorm | undefined;
   /** The pooled value: a session input after the cut. */
   pooled: string;
   /** [M, C, kH, kW]. */
   weightShape: [number, number, number, number];
   /** Top, left, bottom, right. */
   pads: [number, number, number, number];
+}
+
+interface StemBatchNorm {
+  gamma: string;
+  beta: string;
+  runningMean: string;
+  runningVar: string;
   epsilon: number;
   /** ONNX's: running = running * momentum + batch * (1 - momentum). */
   momentum: number;
@@ -31,8 +36,9 @@ export interface ConvStem {
  * native kernels take, and the pooled value whose gradient the session must output; undefined where the graph has
  * no such block. Required: a 4-D float graph input read by one stride-1, undilated, ungrouped Conv alone, whose
  * weight, bias and batch-norm parameters are graph inputs read by this block alone; the Conv's output read by one
- * training-mode BatchNormalization alone, its output by one Relu alone, the Relu's by one MaxPool with 2x2 windows,
- * stride 2, no pads and no Indices output alone; and an even convolution output grid (the windows tile it).
+ * training-mode BatchNormalization alone or by the Relu, the batch norm's output by one Relu alone, the Relu's by
+ * one MaxPool with 2x2 windows, stride 2, no pads and no Indices output alone; and an even convolution output grid
+ * (the windows tile it).
  */
 export function findConvStem(graph: Graph): { stem: ConvStem; pooled: Value } | undefined {
   for (const input of graph.inputs) {
@@ -53,25 +59,28 @@ function stemFrom(graph: Graph, input: Value): { stem: ConvStem; pooled: Value }
   if (x !== input || weight === undefined || dims?.length !== 4 || !dims.every((d) => typeof d === 'number') || dims[1] !== c) return undefined;
   const pads = (conv.attr('pads', 'ints') ?? [0, 0, 0, 0]) as [number, number, number, number];
   const norm = soleReader(conv.outputs[0], 'BatchNormalization');
-  if (norm === undefined || norm.attr('training_mode', 'int') !== 1 || norm.inputs[0] !== conv.outputs[0] || norm.inputs.length !== 5) return undefined;
-  const relu = soleReader(norm.outputs[0], 'Relu');
+  if (norm !== undefined && (norm.attr('training_mode', 'int') !== 1 || norm.inputs[0] !== conv.outputs[0] || norm.inputs.length !== 5)) return undefined;
+  const relu = soleReader((norm ?? conv).outputs[0], 'Relu');
   const pool = soleReader(relu?.outputs[0], 'MaxPool');
   if (pool === undefined || pool.outputs.length !== 1 || !windows2x2(pool)) return undefined;
-  const params = [weight, bias, ...norm.inputs.slice(1)];
+  const params = [weight, bias, ...(norm?.inputs.slice(1) ?? [])];
   if (!params.every((p) => p === undefined || (graph.inputs.includes(p) && p.uses.length === 1))) return undefined;
   const oh = (h as number) + pads[0] + pads[2] - (dims[2] as number) + 1;
   const ow = (w as number) + pads[1] + pads[3] - (dims[3] as number) + 1;
   if (oh <= 0 || ow <= 0 || oh % 2 !== 0 || ow % 2 !== 0) return undefined;
-  const [gamma, beta, runningMean, runningVar] = norm.inputs.slice(1).map((v) => v!.name) as [string, string, string, string];
   const pooled = pool.outputs[0]!;
   return {
     pooled,
     stem: {
-      input: input.name, weight: weight.name, bias: bias?.name, gamma, beta, runningMean, runningVar, pooled: pooled.name,
+      input: input.name, weight: weight.name, bias: bias?.name, batchNorm: norm && batchNormOf(norm), pooled: pooled.name,
       weightShape: dims as [number, number, number, number], pads,
-      epsilon: norm.attr('epsilon', 'float') ?? 1e-5, momentum: norm.attr('momentum', 'float') ?? 0.9,
     },
   };
+}
+
+function batchNormOf(norm: Node): StemBatchNorm {
+  const [gamma, beta, runningMean, runningVar] = norm.inputs.slice(1).map((v) => v!.name) as [string, string, string, string];
+  return { gamma, beta, runningMean, runningVar, epsilon: norm.attr('epsilon', 'float') ?? 1e-5, momentum: norm.attr('momentum', 'float') ?? 0.9 };
 }
 
 /** The one node reading `v`, where it is a standard `op` reading it once. */
@@ -97,8 +106,10 @@ function windows2x2(pool: Node): boolean {
  */
 export function cutConvStem(model: Model, stem: ConvStem, cutGradient: string): void {
   const graph = model.graph;
-  const params = [stem.weight, stem.bias, stem.gamma, stem.beta].filter((p): p is string => p !== undefined);
-  const dropped = new Set([...params.map((p) => `${p}_grad`), `${stem.runningMean}_updated`, `${stem.runningVar}_updated`]);
+  const bn = stem.batchNorm;
+  const params = [stem.weight, stem.bias, bn?.gamma, bn?.beta].filter((p): p is string => p !== undefined);
+  const buffers = bn === undefined ? [] : [bn.runningMean, bn.runningVar];
+  const dropped = new Set([...params.map((p) => `${p}_grad`), ...buffers.map((b) => `${b}_updated`)]);
   if (!graph.outputs.some((o) => o.name === `${stem.pooled}${cutGradient}`)) throw new Error(`the training graph has no output ${stem.pooled}${cutGradient}`);
   const kept = graph.outputs.filter((o) => !dropped.has(o.name));
   graph.outputs.splice(0, graph.outputs.length, ...kept);
@@ -108,7 +119,7 @@ export function cutConvStem(model: Model, stem: ConvStem, cutGradient: string): 
   pooled.producer = undefined;
   graph.inputs.splice(graph.inputs.findIndex((v) => v.name === stem.input), 0, pooled);
   eliminateDeadNodes(graph);
-  const unread = new Set([stem.input, ...params, stem.runningMean, stem.runningVar]);
+  const unread = new Set([stem.input, ...params, ...buffers]);
   // From the node list: a lowering may leave stale uses behind (lower-batchnorm-training.ts drops the fused node).
   const stillRead = graph.nodes.flatMap((n) => n.inputs).find((v) => v !== undefined && unread.has(v.name));
   if (stillRead !== undefined) throw new Error(`the training graph still reads '${stillRead.name}' after the stem's cut`);

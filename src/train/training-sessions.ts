@@ -35,8 +35,9 @@ export function nativeWeightGrads(model: Model, threads: number): { model: Model
 }
 
 /**
- * The training model with its first block (Conv, batch norm, ReLU, 2x2 max pool) cut out for the native stem, or
- * undefined where it has no such block or the kernels are not available.
+ * The training model with its first block (Conv, [batch norm], ReLU, 2x2 max pool) cut out for the native stem, or
+ * undefined where it has no such block or the kernels are not available. The graph is built again with the pooled
+ * value's gradient as an output, then cut.
  */
 export function nativeConvStem(model: Pick<ModelForData, 'trainingGraphWith'>, threads: number): { model: Model; stem: NativeConvStem } | undefined {
   if (typeof nativeAddon() === 'string') return undefined;
@@ -120,7 +121,7 @@ export class TrainingSessions {
     const forSession = async (m: Model) => (onCpu && o.blockedConvolutions !== false ? (await modelForCpu(m)).bytes : onGpu ? modelForWebGpu(m) : encodeModel(m));
     const evalModel = frozen?.evalModel ?? model.evalModel;
     const threads = sessionOptions.intraOpNumThreads ?? 1;
-    // On the CPU's fast path, a first Conv-BN-ReLU-pool block runs natively around the session, and convolution
+    // On the CPU's fast path, a first Conv-[BN]-ReLU-pool block runs natively around the session, and convolution
     // weight gradients leave the session for native kernels (a copy is rewritten).
     const fastPath = onCpu && o.nativeFastPath !== false;
     const stem = fastPath && frozen === undefined ? nativeConvStem(model, threads) : undefined;
