@@ -7,6 +7,7 @@ import cnn from '../graphs/cnn';
 import { buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { runPyTorch } from './support/pytorch';
+import { largestDifference } from './support/largest-difference';
 import { trainingFeeds } from './support/training-feeds';
 
 // The same network, written with torch.nn.functional from graphs/cnn.ts (conv3x3 pad 1, batch norm with batch
@@ -63,12 +64,7 @@ test('loss, gradients and running statistics of the seed CNN (8x8 input, 3 class
     const ours = out[`${name}_grad`]!.data as Float32Array;
     const theirs = reference.grads[name]!;
     expect(ours).toHaveLength(theirs.length);
-    let scale = 0;
-    let error = 0;
-    theirs.forEach((v, i) => {
-      scale = Math.max(scale, Math.abs(v));
-      error = Math.max(error, Math.abs(v - ours[i]!));
-    });
+    const { difference: error, scale } = largestDifference(theirs, ours);
     const zero = scale < 1e-12 * largest;
     const relative = zero ? error / largest : error / scale;
     if (!zero && relative > worst.relative) worst = { name, relative };

@@ -18,6 +18,7 @@ import { encodeModel } from '../src/onnx/write';
 import { findConvStem } from '../src/passes/cut-conv-stem';
 import { nativeConvStem } from '../src/train/training-sessions';
 import { Rng } from '../src/util/rng';
+import { largestDifference } from './support/largest-difference';
 
 const addon = nativeAddon();
 if (typeof addon === 'string' && (process.env.CI !== undefined || process.env.DEEPVISION_NATIVE_ADDON !== undefined) && process.env.DEEPVISION_NATIVE !== 'off') {
@@ -108,12 +109,7 @@ native('one update with the native stem', () => {
       const x = expected[name]!.data as Float32Array;
       const y = got[name]!.data as Float32Array;
       expect(y).toHaveLength(x.length);
-      let scale = 0;
-      let difference = 0;
-      x.forEach((v, i) => {
-        scale = Math.max(scale, Math.abs(v));
-        difference = Math.max(difference, Math.abs(v - y[i]!));
-      });
+      const { difference, scale } = largestDifference(x, y);
       const relative = scale === 0 ? difference : difference / scale;
       if (!(relative <= worst.relative)) worst = { name, relative };
     }

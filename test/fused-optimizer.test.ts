@@ -23,6 +23,7 @@ import { OptimizerConfig, slotNames } from '../src/optim/config';
 import { buildOptimizerGraph, ParameterSpec } from '../src/optim/optimizer-graph';
 import { train, TrainOptions } from '../src/train/trainer';
 import { Rng } from '../src/util/rng';
+import { largestDifference } from './support/largest-difference';
 import { writeSmallBackbone } from './support/small-backbone';
 
 const addon = nativeAddon();
@@ -95,14 +96,7 @@ async function tenUpdates(config: OptimizerConfig, clip: number | undefined, thr
 function largestRelativeDifference(a: ReadonlyMap<string, ort.Tensor>, b: ReadonlyMap<string, ort.Tensor>): number {
   let worst = 0;
   for (const [name, t] of a) {
-    const x = t.data as Float32Array;
-    const y = b.get(name)!.data as Float32Array;
-    let scale = 0;
-    let difference = 0;
-    for (let i = 0; i < x.length; i++) {
-      scale = Math.max(scale, Math.abs(x[i]!));
-      difference = Math.max(difference, Math.abs(x[i]! - y[i]!));
-    }
+    const { difference, scale } = largestDifference(t.data as Float32Array, b.get(name)!.data as Float32Array);
     // An all-zero tensor (a bias whose gradient is exactly zero, and its slots) must stay all zero.
     worst = Math.max(worst, scale === 0 ? difference : difference / scale);
   }

@@ -22,7 +22,6 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "node-api-arguments.h"
@@ -44,6 +43,28 @@ void parallel(int64_t parts, int threads, const Run& run) {
   for (int64_t t = 1; t < workers; t++) pool.emplace_back(run, parts * t / workers, parts * (t + 1) / workers);
   run(0, parts / workers);
   for (auto& t : pool) t.join();
+}
+
+// Each pass has an AVX2 build (with FMA where the graph's sums allow it) and a baseline one for any x86-64 or arm64
+// CPU; the AVX2 ones are plain functions elsewhere.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define DEEPVISION_AVX2 __attribute__((target("avx2,fma")))
+#define DEEPVISION_AVX2_FMA __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
+#else
+#define DEEPVISION_AVX2
+#define DEEPVISION_AVX2_FMA
+#endif
+
+// The AVX2 build where the CPU runs it, unless DEEPVISION_NATIVE_ISA=baseline (tests compare them).
+template <typename Pass>
+Pass forThisCpu(Pass avx2, Pass baseline) {
+  const char* wanted = std::getenv("DEEPVISION_NATIVE_ISA");
+  if (wanted != nullptr && std::string(wanted) == "baseline") return baseline;
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
+#endif
+  return baseline;
 }
 
 // ---- the convolution, z = conv(x, w) + bias, image by image ----
@@ -155,25 +176,11 @@ DEEPVISION_INLINE void convImages(const ConvWork& k, int64_t n0, int64_t n1) {
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) void convImagesAvx2(const ConvWork& k, int64_t n0, int64_t n1) {
+DEEPVISION_AVX2_FMA void convImagesAvx2(const ConvWork& k, int64_t n0, int64_t n1) {
   convImages<4>(k, n0, n1);
 }
-#endif
 void convImagesBaseline(const ConvWork& k, int64_t n0, int64_t n1) {
   convImages<2>(k, n0, n1);
-}
-
-using ConvRange = void (*)(const ConvWork&, int64_t, int64_t);
-
-// The AVX2 build where the CPU runs it, unless DEEPVISION_NATIVE_ISA=baseline (tests compare them).
-ConvRange convRangeFor(const char* wanted) {
-  if (wanted != nullptr && std::string(wanted) == "baseline") return convImagesBaseline;
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return convImagesAvx2;
-#endif
-  return convImagesBaseline;
 }
 
 // ---- normalize, ReLU and pool ----
@@ -241,24 +248,11 @@ DEEPVISION_INLINE void poolPlanes(const PoolWork& k, int64_t p0, int64_t p1) {
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void poolPlanesAvx2(const PoolWork& k, int64_t p0, int64_t p1) {
+DEEPVISION_AVX2 void poolPlanesAvx2(const PoolWork& k, int64_t p0, int64_t p1) {
   poolPlanes(k, p0, p1);
 }
-#endif
 void poolPlanesBaseline(const PoolWork& k, int64_t p0, int64_t p1) {
   poolPlanes(k, p0, p1);
-}
-
-using PoolRange = void (*)(const PoolWork&, int64_t, int64_t);
-
-PoolRange poolRangeFor(const char* wanted) {
-  if (wanted != nullptr && std::string(wanted) == "baseline") return poolPlanesBaseline;
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return poolPlanesAvx2;
-#endif
-  return poolPlanesBaseline;
 }
 
 // ---- the backward's two passes ----
@@ -450,31 +444,17 @@ DEEPVISION_INLINE void gradPlanes(const BackWork& k, int64_t p0, int64_t p1) {
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void reducePlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
+DEEPVISION_AVX2 void reducePlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
   reducePlanes(k, p0, p1);
 }
-__attribute__((target("avx2,fma"), optimize("fp-contract=fast"))) void gradPlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
+DEEPVISION_AVX2_FMA void gradPlanesAvx2(const BackWork& k, int64_t p0, int64_t p1) {
   gradPlanes(k, p0, p1);
 }
-#endif
 void reducePlanesBaseline(const BackWork& k, int64_t p0, int64_t p1) {
   reducePlanes(k, p0, p1);
 }
 void gradPlanesBaseline(const BackWork& k, int64_t p0, int64_t p1) {
   gradPlanes(k, p0, p1);
-}
-
-using BackRange = void (*)(const BackWork&, int64_t, int64_t);
-
-// The backward's two passes for this CPU (as convRangeFor).
-std::pair<BackRange, BackRange> backRangesFor(const char* wanted) {
-  if (wanted != nullptr && std::string(wanted) == "baseline") return {reducePlanesBaseline, gradPlanesBaseline};
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {reducePlanesAvx2, gradPlanesAvx2};
-#endif
-  return {reducePlanesBaseline, gradPlanesBaseline};
 }
 
 // ---- arguments ----
@@ -584,7 +564,7 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
   std::vector<double> planes(static_cast<size_t>(g.n * m * 2));
   ConvWork k{g, PlaneGeometry{g.h, g.w, g.oh, g.ow, g.kh, g.kw, 1, 1, g.pt, g.pl, 1, 1}, {}, x, w, bias, z, planes.data()};
   k.l = phaseLayoutOf(k.plane, 0);
-  const ConvRange conv = convRangeFor(std::getenv("DEEPVISION_NATIVE_ISA"));
+  const auto conv = forThisCpu(convImagesAvx2, convImagesBaseline);
   parallel(g.n, threads, [&](int64_t n0, int64_t n1) { conv(k, n0, n1); });
 
   // The batch statistics, as the graph's: mean, and the variance as E[z^2] - mean^2 (clamped at 0).
@@ -616,7 +596,7 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
 
   // Normalize, ReLU, pool: each window's maximum and which of its cells equal it.
   const PoolWork pw{g, scale.data(), shift.data(), z, pooled, ties};
-  const PoolRange pool = poolRangeFor(std::getenv("DEEPVISION_NATIVE_ISA"));
+  const auto pool = forThisCpu(poolPlanesAvx2, poolPlanesBaseline);
   parallel(g.n * m, threads, [&](int64_t p0, int64_t p1) { pool(pw, p0, p1); });
   return nullptr;
 }
@@ -643,7 +623,8 @@ napi_value StemBackward(napi_env env, napi_callback_info info) {
   const PhaseLayout layout = phaseLayoutOf(plane, 0);
   std::vector<double> planeWeights(static_cast<size_t>(g.n * m * rows));
   BackWork k{g, z, pooled, pooledGrad, ties, invstd, xhatShift.data(), planes.data(), nullptr, nullptr, nullptr, x, plane, &layout, planeWeights.data()};
-  const auto [reduce, grad] = backRangesFor(std::getenv("DEEPVISION_NATIVE_ISA"));
+  const auto reduce = forThisCpu(reducePlanesAvx2, reducePlanesBaseline);
+  const auto grad = forThisCpu(gradPlanesAvx2, gradPlanesBaseline);
   parallel(g.n * m, threads, [&](int64_t p0, int64_t p1) { reduce(k, p0, p1); });
   std::vector<double> sumG, sumGX;
   channelSums(g, planes, &sumG, &sumGX);
