@@ -34,6 +34,8 @@ struct StemGeometry {
   int64_t n, c, h, w, m, kh, kw, pt, pl, pb, pr, oh, ow;
   int64_t plane() const { return oh * ow; }
   int64_t pooled() const { return (oh / 2) * (ow / 2); }
+  // The convolution of one plane, as plane-phases.h takes it.
+  PlaneGeometry convolution() const { return PlaneGeometry{h, w, oh, ow, kh, kw, 1, 1, pt, pl, 1, 1}; }
 };
 
 template <typename Run>
@@ -533,16 +535,13 @@ bool readGeometry(napi_env env, napi_value value, const char* name, StemGeometry
 
 // ---- the per-channel factors ----
 
-// Sums over the images, in order, of per-plane pairs [n][m][2].
-void channelSums(const StemGeometry& g, const std::vector<double>& planes, std::vector<double>* first, std::vector<double>* second) {
-  first->assign(static_cast<size_t>(g.m), 0.0);
-  second->assign(static_cast<size_t>(g.m), 0.0);
+// Per-plane sums [n][m][width] added over the images in order: [m][width], the same whatever the thread count.
+std::vector<double> sumOverImages(const StemGeometry& g, const std::vector<double>& planes, int64_t width) {
+  std::vector<double> sums(static_cast<size_t>(g.m * width));
   for (int64_t n = 0; n < g.n; n++) {
-    for (int64_t m = 0; m < g.m; m++) {
-      (*first)[static_cast<size_t>(m)] += planes[static_cast<size_t>((n * g.m + m) * 2)];
-      (*second)[static_cast<size_t>(m)] += planes[static_cast<size_t>((n * g.m + m) * 2 + 1)];
-    }
+    for (int64_t i = 0; i < g.m * width; i++) sums[static_cast<size_t>(i)] += planes[static_cast<size_t>(n * g.m * width + i)];
   }
+  return sums;
 }
 
 }  // namespace
@@ -562,22 +561,21 @@ napi_value StemForward(napi_env env, napi_callback_info info) {
   float *z = a.data[7], *pooled = a.data[8], *mean = a.data[9], *invstd = a.data[10], *meanOut = a.data[11], *varOut = a.data[12];
 
   std::vector<double> planes(static_cast<size_t>(g.n * m * 2));
-  ConvWork k{g, PlaneGeometry{g.h, g.w, g.oh, g.ow, g.kh, g.kw, 1, 1, g.pt, g.pl, 1, 1}, {}, x, w, bias, z, planes.data()};
+  ConvWork k{g, g.convolution(), {}, x, w, bias, z, planes.data()};
   k.l = phaseLayoutOf(k.plane, 0);
   const auto conv = forThisCpu(convImagesAvx2, convImagesBaseline);
   parallel(g.n, threads, [&](int64_t n0, int64_t n1) { conv(k, n0, n1); });
 
   // The batch statistics, as the graph's: mean, and the variance as E[z^2] - mean^2 (clamped at 0).
-  std::vector<double> sum, sumSquares;
-  channelSums(g, planes, &sum, &sumSquares);
+  const std::vector<double> sums = sumOverImages(g, planes, 2);
   const double count = static_cast<double>(g.n * g.plane());
   const float epsilon = settings[0], momentum = settings[1];
   const bool normalize = settings[2] != 0;
   std::vector<float> scale(static_cast<size_t>(m)), shift(static_cast<size_t>(m));
   for (int64_t c = 0; c < m; c++) {
     const size_t i = static_cast<size_t>(c);
-    const double mu = count > 0 ? sum[i] / count : 0.0;
-    const double variance = count > 0 ? std::max(0.0, sumSquares[i] / count - mu * mu) : 0.0;
+    const double mu = count > 0 ? sums[2 * i] / count : 0.0;
+    const double variance = count > 0 ? std::max(0.0, sums[2 * i + 1] / count - mu * mu) : 0.0;
     mean[c] = static_cast<float>(mu);
     invstd[c] = static_cast<float>(1.0 / std::sqrt(variance + epsilon));
     // PyTorch's running statistics, as the graph updates them: the unbiased variance, momentum as ONNX defines it.
@@ -619,38 +617,33 @@ napi_value StemBackward(napi_env env, napi_callback_info info) {
   std::vector<float> xhatShift(static_cast<size_t>(m));
   for (int64_t c = 0; c < m; c++) xhatShift[static_cast<size_t>(c)] = -mean[c] * invstd[c];
   std::vector<double> planes(static_cast<size_t>(g.n * m * 2));
-  const PlaneGeometry plane{g.h, g.w, g.oh, g.ow, g.kh, g.kw, 1, 1, g.pt, g.pl, 1, 1};
+  const PlaneGeometry plane = g.convolution();
   const PhaseLayout layout = phaseLayoutOf(plane, 0);
   std::vector<double> planeWeights(static_cast<size_t>(g.n * m * rows));
   BackWork k{g, z, pooled, pooledGrad, ties, invstd, xhatShift.data(), planes.data(), nullptr, nullptr, nullptr, x, plane, &layout, planeWeights.data()};
   const auto reduce = forThisCpu(reducePlanesAvx2, reducePlanesBaseline);
   const auto grad = forThisCpu(gradPlanesAvx2, gradPlanesBaseline);
   parallel(g.n * m, threads, [&](int64_t p0, int64_t p1) { reduce(k, p0, p1); });
-  std::vector<double> sumG, sumGX;
-  channelSums(g, planes, &sumG, &sumGX);
+  const std::vector<double> sums = sumOverImages(g, planes, 2);
   const double count = static_cast<double>(g.n * g.plane());
   std::vector<float> factor(static_cast<size_t>(m)), xhatFactor(static_cast<size_t>(m)), offset(static_cast<size_t>(m));
   for (int64_t c = 0; c < m; c++) {
     const size_t i = static_cast<size_t>(c);
-    gammaGrad[c] = static_cast<float>(sumGX[i]);
-    betaGrad[c] = static_cast<float>(sumG[i]);
+    const double sumG = sums[2 * i], sumGX = sums[2 * i + 1];
+    gammaGrad[c] = static_cast<float>(sumGX);
+    betaGrad[c] = static_cast<float>(sumG);
     // Without batch norm dZ is dY itself (dY * 1 - (z * 0 + 0)), and sum(dY) is the bias's gradient.
     factor[i] = normalize ? gamma[c] * invstd[c] : 1.0f;
-    xhatFactor[i] = normalize && count > 0 ? static_cast<float>(factor[i] * sumGX[i] / count) : 0.0f;
-    offset[i] = normalize && count > 0 ? static_cast<float>(factor[i] * sumG[i] / count) : 0.0f;
+    xhatFactor[i] = normalize && count > 0 ? static_cast<float>(factor[i] * sumGX / count) : 0.0f;
+    offset[i] = normalize && count > 0 ? static_cast<float>(factor[i] * sumG / count) : 0.0f;
   }
   k.k = factor.data();
   k.xhatFactor = xhatFactor.data();
   k.offset = offset.data();
   parallel(g.n * m, threads, [&](int64_t p0, int64_t p1) { grad(k, p0, p1); });
-  // The weight gradient [M, C, kH, kW]: the planes' sums added over the images in order.
-  for (int64_t c = 0; c < m; c++) {
-    for (int64_t r = 0; r < rows; r++) {
-      double sum = 0;
-      for (int64_t n = 0; n < g.n; n++) sum += planeWeights[static_cast<size_t>((n * m + c) * rows + r)];
-      weightGrad[c * rows + r] = static_cast<float>(sum);
-    }
-  }
+  // The weight gradient [M, C, kH, kW] = [m][rows].
+  const std::vector<double> weights = sumOverImages(g, planeWeights, rows);
+  for (int64_t i = 0; i < m * rows; i++) weightGrad[i] = static_cast<float>(weights[static_cast<size_t>(i)]);
   return nullptr;
 }
 

@@ -28,8 +28,11 @@ interface Saved {
 
 export class NativeConvStem {
   private saved: Saved | undefined;
-  /** The convolution output's buffer, kept while the batch size stays (67 MB at 64 x 64 x 64 x 64). */
-  private scratch: { size: number; z: Float32Array } | undefined;
+  /**
+   * The convolution output's buffer (67 MB at 64 x 64 x 64 x 64), the pooled output's and its ties, kept while the
+   * batch size stays: an update reads them only until its backward, and fresh zeroed arrays would page-fault each time.
+   */
+  private scratch: { size: number; z: Float32Array; pooled: Float32Array; ties: Uint8Array } | undefined;
 
   private constructor(
     private readonly addon: NativeAddon,
@@ -55,7 +58,7 @@ export class NativeConvStem {
     const [m, , kh, kw] = s.weightShape;
     const [oh, ow] = [h! + s.pads[0] + s.pads[2] - kh + 1, w! + s.pads[1] + s.pads[3] - kw + 1];
     const size = n! * m * oh * ow;
-    if (this.scratch?.size !== size) this.scratch = { size, z: new Float32Array(size) };
+    if (this.scratch?.size !== size) this.scratch = { size, z: new Float32Array(size), pooled: new Float32Array(size / 4), ties: new Uint8Array(size / 4) };
     const floats = (name: string) => {
       const t = state.get(name);
       if (t === undefined || t.type !== 'float32') throw new Error(`the native stem has no float32 value for '${name}'`);
@@ -65,7 +68,7 @@ export class NativeConvStem {
     // Without batch norm the kernel takes placeholders for its parameters (normalize 0 ignores them).
     const perChannel = (name: string | undefined, fill: number) => (name === undefined ? new Float32Array(m).fill(fill) : floats(name));
     const saved: Saved = {
-      x: images.data as Float32Array, z: this.scratch.z, pooled: new Float32Array(size / 4), ties: new Uint8Array(size / 4),
+      x: images.data as Float32Array, z: this.scratch.z, pooled: this.scratch.pooled, ties: this.scratch.ties,
       mean: new Float32Array(m), invstd: new Float32Array(m), gamma: perChannel(bn?.gamma, 1),
       runningMean: new Float32Array(m), runningVar: new Float32Array(m),
       geometry: Int32Array.of(n!, c!, h!, w!, m, kh, kw, ...s.pads),
