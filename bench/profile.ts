@@ -20,7 +20,7 @@ import * as ort from 'onnxruntime-node';
 import cnn from '../graphs/cnn';
 import referenceCnn from '../graphs/reference-cnn';
 import transfer from '../graphs/transfer';
-import { buildTrainingGraph } from '../src/model/training-graph';
+import { buildEvalGraph, buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { modelForCpu } from '../src/runtime/nchwc';
 import { modelForWebGpu } from '../src/runtime/webgpu-model';
@@ -51,7 +51,7 @@ import { Rng } from '../src/util/rng';
   const standard = process.argv.includes('--standard');
   // The trainer's own rewrites (src/train/training-sessions.ts), where the native kernels load: the first block cut
   // out for the native stem, and convolution weight gradients left to the native kernels.
-  const stem = webgpu || standard ? undefined : nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, gradientOf }) }, threads);
+  const stem = webgpu || standard ? undefined : nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, gradientOf }), evalModel: buildEvalGraph(definition, { config }).model }, threads);
   if (stem !== undefined) {
     console.log(`the first block (${stem.stem.stem.weight.replace(/\.weight$/, '')} to the max pool) runs natively around the session (not in this profile)`);
     const state = new Map([...graph.values.keys()].map((name) => [name, feeds[name]!]));

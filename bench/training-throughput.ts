@@ -1,7 +1,7 @@
 /** The training-throughput measurement shared by bench/training.ts and bench/pipeline.ts. */
 import * as ort from 'onnxruntime-node';
 import type { ModelDefinition } from '../src/model/definition';
-import { buildTrainingGraph } from '../src/model/training-graph';
+import { buildEvalGraph, buildTrainingGraph } from '../src/model/training-graph';
 import { encodeModel } from '../src/onnx/write';
 import { modelForCpu } from '../src/runtime/nchwc';
 import type { OptimizerConfig } from '../src/optim/config';
@@ -74,7 +74,7 @@ export async function prepareWorkload(
   // trainer keeps them), else the optimizer graph; with it, convolution weight gradients from the native kernels.
   const fused = fusedOptimizerFor(specs, optimizerConfig, threads);
   // and a first Conv-BN-ReLU-pool block run natively around the session.
-  const stem = fused && nativeStem ? nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, gradientOf }) }, threads) : undefined;
+  const stem = fused && nativeStem ? nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, gradientOf }), evalModel: buildEvalGraph(definition, { config }).model }, threads) : undefined;
   const weightGrads = fused ? nativeWeightGrads(stem?.model ?? graph.model, threads) : undefined;
   const trainModel = weightGrads?.model ?? stem?.model ?? graph.model;
   const session = await ort.InferenceSession.create(blockedConvolutions ? (await modelForCpu(trainModel)).bytes : encodeModel(trainModel), options);

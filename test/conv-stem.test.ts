@@ -12,7 +12,7 @@ import resnet from '../graphs/resnet';
 import type { ModelDefinition } from '../src/model/definition';
 import { defineModel, nn } from '../src/index';
 import type { Tensor } from '../src/dsl/builder';
-import { buildTrainingGraph } from '../src/model/training-graph';
+import { buildEvalGraph, buildTrainingGraph } from '../src/model/training-graph';
 import { nativeAddon } from '../src/native/native-addon';
 import { encodeModel } from '../src/onnx/write';
 import { findConvStem } from '../src/passes/cut-conv-stem';
@@ -52,6 +52,8 @@ test('the stem is found in the CNN and nowhere else in graphs/', () => {
   const stemOf = (definition: ModelDefinition, config: Record<string, number>) => {
     let found: ReturnType<typeof findConvStem>;
     buildTrainingGraph(definition, { config, gradientOf: (g) => (found = findConvStem(g))?.pooled });
+    // The evaluation graph's check, which the trainer runs first, agrees.
+    expect(findConvStem(buildEvalGraph(definition, { config }).model.graph, 'eval')?.stem).toEqual(found?.stem);
     return found?.stem;
   };
   expect(stemOf(cnn, { imageSize: 16 })).toEqual({
@@ -78,7 +80,7 @@ native('one update with the native stem', () => {
   async function bothPaths(size: number, batch: number, definition: ModelDefinition = cnn) {
     const config = { imageSize: size, numClasses: 4 };
     const graph = buildTrainingGraph(definition, { config, seed: 1 });
-    const cut = nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, seed: 1, gradientOf }) }, 2)!;
+    const cut = nativeConvStem({ trainingGraphWith: (gradientOf) => buildTrainingGraph(definition, { config, seed: 1, gradientOf }), evalModel: buildEvalGraph(definition, { config }).model }, 2)!;
     expect(cut).toBeDefined();
     const rng = new Rng(0);
     // Images of a few grey levels, as flat as the shapes data: many windows hold tied maxima.

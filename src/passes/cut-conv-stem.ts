@@ -38,17 +38,18 @@ interface StemBatchNorm {
  * weight, bias and batch-norm parameters are graph inputs read by this block alone; the Conv's output read by one
  * training-mode BatchNormalization alone or by the Relu, the batch norm's output by one Relu alone, the Relu's by
  * one MaxPool with 2x2 windows, stride 2, no pads and no Indices output alone; and an even convolution output grid
- * (the windows tile it).
+ * (the windows tile it). With mode 'eval', the same block in an evaluation graph (its batch norm in inference mode):
+ * a cheap check before the training graph is built again to be cut.
  */
-export function findConvStem(graph: Graph): { stem: ConvStem; pooled: Value } | undefined {
+export function findConvStem(graph: Graph, mode: 'training' | 'eval' = 'training'): { stem: ConvStem; pooled: Value } | undefined {
   for (const input of graph.inputs) {
-    const stem = stemFrom(graph, input);
+    const stem = stemFrom(graph, input, mode === 'training' ? 1 : 0);
     if (stem !== undefined) return stem;
   }
   return undefined;
 }
 
-function stemFrom(graph: Graph, input: Value): { stem: ConvStem; pooled: Value } | undefined {
+function stemFrom(graph: Graph, input: Value, trainingMode: number): { stem: ConvStem; pooled: Value } | undefined {
   const conv = soleReader(input, 'Conv');
   const [c, h, w] = input.shape?.slice(1) ?? [];
   if (conv === undefined || input.dtype !== 'float32' || input.shape?.length !== 4 || ![c, h, w].every((d) => typeof d === 'number')) return undefined;
@@ -59,7 +60,7 @@ function stemFrom(graph: Graph, input: Value): { stem: ConvStem; pooled: Value }
   if (x !== input || weight === undefined || dims?.length !== 4 || !dims.every((d) => typeof d === 'number') || dims[1] !== c) return undefined;
   const pads = (conv.attr('pads', 'ints') ?? [0, 0, 0, 0]) as [number, number, number, number];
   const norm = soleReader(conv.outputs[0], 'BatchNormalization');
-  if (norm !== undefined && (norm.attr('training_mode', 'int') !== 1 || norm.inputs[0] !== conv.outputs[0] || norm.inputs.length !== 5)) return undefined;
+  if (norm !== undefined && ((norm.attr('training_mode', 'int') ?? 0) !== trainingMode || norm.inputs[0] !== conv.outputs[0] || norm.inputs.length !== 5)) return undefined;
   const relu = soleReader((norm ?? conv).outputs[0], 'Relu');
   const pool = soleReader(relu?.outputs[0], 'MaxPool');
   if (pool === undefined || pool.outputs.length !== 1 || !windows2x2(pool)) return undefined;

@@ -39,8 +39,9 @@ export function nativeWeightGrads(model: Model, threads: number): { model: Model
  * undefined where it has no such block or the kernels are not available. The graph is built again with the pooled
  * value's gradient as an output, then cut.
  */
-export function nativeConvStem(model: Pick<ModelForData, 'trainingGraphWith'>, threads: number): { model: Model; stem: NativeConvStem } | undefined {
-  if (typeof nativeAddon() === 'string') return undefined;
+export function nativeConvStem(model: Pick<ModelForData, 'trainingGraphWith' | 'evalModel'>, threads: number): { model: Model; stem: NativeConvStem } | undefined {
+  // The evaluation graph has the same block: models without one are not built again (MobileNetV2's: half a second).
+  if (typeof nativeAddon() === 'string' || findConvStem(model.evalModel.graph, 'eval') === undefined) return undefined;
   let found: ConvStem | undefined;
   const graph = model.trainingGraphWith((forward) => {
     const match = findConvStem(forward);
