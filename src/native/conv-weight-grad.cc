@@ -3,12 +3,12 @@
 // (src/autodiff/rules/conv.ts, convBackpropFilter).
 //
 // Outer-product form, with no im2col: each image's x planes are spread into phase planes (plane-phases.h), where
-// tap t of channel c reads a contiguous run, and its dY is transposed to [position][M]. A tile of R rows (c, tap)
-// by V vectors of output channels sums in registers: for each output position, V loads of dY and one broadcast of
-// x per row feed R * V fused multiply-adds (6 x 4 vectors of 16 with AVX-512, 6 x 2 of 8 with AVX2, counted to
-// fit each one's registers). The positions are taken in blocks of about
-// kBlockPositions, whose dY stays in the L2 cache while every tile passes over it; each tile's float sums go into
-// double at the end of a block, so that they stay short.
+// tap t of channel c reads a contiguous run, and its dY is transposed to [M / 16][position][16]. A tile of R rows
+// (c, tap) by V vectors of output channels sums in registers: for each output position, V loads of dY and one
+// broadcast of x per row feed R * V fused multiply-adds (6 x 4 vectors of 16 with AVX-512, 6 x 2 of 8 with AVX2,
+// counted to fit each one's registers). The positions are taken in blocks of about kBlockPositions, whose dY stays
+// in the L2 cache while every tile passes over it; each tile's float sums go into double at the end of a block, so
+// that they stay short.
 //
 // The batch is cut into min(N, kSlices) slices of consecutive images. Threads take whole slices, each slice's sum
 // is rounded to float, and the slices are added in order in double: the result depends neither on the thread
@@ -63,26 +63,31 @@ struct Work {
 };
 
 // One thread's buffers for the images of one block of positions (below): x's phase planes [image][c][planeSize],
-// dY transposed [image][position][mPadded]; and a slice's double sums [rows][mPadded]. Their size does not grow
-// with the batch. Zero-filled once: spreadPlane writes the same positions every time, and the columns of dY past M
-// stay zero.
+// dY transposed in blocks of kChannelBlock output channels [mPadded / kChannelBlock][image][position][kChannelBlock];
+// and a slice's double sums [rows][mPadded]. Their size does not grow with the batch. Zero-filled once: spreadPlane
+// writes the same positions every time, and the columns of dY past M stay zero.
 struct Buffers {
+  // The positions of all the images the buffers hold: one channel block's stride in dyT.
+  int64_t span;
   std::vector<float> phases, dyT;
   std::vector<double> sums;
   Buffers(const Work& w, int64_t images)
-      : phases(static_cast<size_t>(images * w.g.c * w.l.planeSize())), dyT(static_cast<size_t>(images * w.positions * w.mPadded)),
+      : span(images * w.positions), phases(static_cast<size_t>(images * w.g.c * w.l.planeSize())), dyT(static_cast<size_t>(span * w.mPadded)),
         sums(static_cast<size_t>(w.rows * w.mPadded)) {}
+  // Where output channel m (a vector's first lane) of position p of the image in `slot` lives in dyT.
+  int64_t dyIndex(const Work& w, int64_t m, int64_t slot, int64_t p) const {
+    return ((m / kChannelBlock) * span + slot * w.positions + p) * kChannelBlock + m % kChannelBlock;
+  }
 };
 
-// dY [M, positions] of one image into dyT [positions][mPadded], in blocks of positions that stay in the L1 cache.
-DEEPVISION_INLINE void transpose(const Work& w, const float* dy, float* dyT) {
-  constexpr int64_t kBlock = 16;
-  for (int64_t p0 = 0; p0 < w.positions; p0 += kBlock) {
-    const int64_t p1 = std::min(w.positions, p0 + kBlock);
-    for (int64_t m = 0; m < w.g.m; m++) {
-      const float* in = dy + m * w.positions;
-      for (int64_t p = p0; p < p1; p++) dyT[p * w.mPadded + m] = in[p];
-    }
+// dY [M, positions] of the image in `slot` into dyT's channel blocks. A tile then reads its output channels'
+// vectors at consecutive addresses, position after position: with a [position][mPadded] layout its reads were
+// mPadded floats apart, and that stride (256 or 512 bytes) left them a quarter or an eighth of the L1 cache's sets.
+DEEPVISION_INLINE void transpose(const Work& w, const float* dy, Buffers& b, int64_t slot) {
+  for (int64_t m = 0; m < w.g.m; m++) {
+    const float* in = dy + m * w.positions;
+    float* out = b.dyT.data() + b.dyIndex(w, m, slot, 0);
+    for (int64_t p = 0; p < w.positions; p++) out[p * kChannelBlock] = in[p];
   }
 }
 
@@ -123,13 +128,14 @@ DEEPVISION_INLINE void tile(const Work& w, const Buffers& b, const Block& block,
       const int64_t row = r0 + std::min<int64_t>(k, active - 1);
       x[k] = b.phases.data() + ((image - block.image0) * g.c + row / w.taps) * w.l.planeSize() + w.l.tapStart[static_cast<size_t>(row % w.taps)];
     }
-    const float* d = b.dyT.data() + (image - block.image0) * w.positions * w.mPadded + m0;
+    const float* d[V];
+    for (int v = 0; v < V; v++) d[v] = b.dyT.data() + b.dyIndex(w, m0 + v * lanes, image - block.image0, 0);
     for (int64_t oh = block.row0; oh < block.row1; oh++) {
       const int64_t q = oh * w.l.stride;
-      const float* dRow = d + oh * g.ow * w.mPadded;
+      const int64_t row = oh * g.ow * kChannelBlock;
       for (int64_t ow = 0; ow < g.ow; ow++) {
         Vec dv[V];
-        for (int v = 0; v < V; v++) dv[v] = loadVec<Vec>(dRow + ow * w.mPadded + v * lanes);
+        for (int v = 0; v < V; v++) dv[v] = loadVec<Vec>(d[v] + row + ow * kChannelBlock);
         for (int k = 0; k < R; k++) {
           // x - 0 is x for every float: a plain broadcast.
           const Vec xv = x[k][q + ow] - Vec{};
@@ -167,7 +173,7 @@ DEEPVISION_INLINE void slice(const Work& w, Buffers& b, int64_t s) {
       for (int64_t c = 0; c < g.c; c++) {
         spreadPlane(g, w.l, w.x + (n * g.c + c) * g.h * g.w, b.phases.data() + (slot * g.c + c) * w.l.planeSize());
       }
-      transpose(w, w.dy + n * g.m * w.positions, b.dyT.data() + slot * w.positions * w.mPadded);
+      transpose(w, w.dy + n * g.m * w.positions, b, slot);
     }
     loaded = block.image0;
     for (int64_t r0 = 0; r0 < w.rows; r0 += R) {
