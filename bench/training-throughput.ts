@@ -18,11 +18,20 @@ export interface ThroughputRow {
   imagesPerSecond: number;
 }
 
-/** A prepared training workload: `step()` runs one full update and returns its time and the optimizer's share. */
+/** One update's parts in ms, in the order they run (the native ones only where the fast path has them). */
+export interface StepPhases {
+  stemForward: number;
+  session: number;
+  nativeWeightGradients: number;
+  stemBackward: number;
+  optimizer: number;
+}
+
+/** A prepared training workload: `step()` runs one full update and returns its time, the optimizer's share and its phases. */
 export interface Workload {
   label: string;
   batch: number;
-  step(): Promise<{ ms: number; optimizerMs: number }>;
+  step(): Promise<{ ms: number; optimizerMs: number; phases: StepPhases }>;
   release(): Promise<void>;
 }
 
@@ -102,6 +111,7 @@ export async function prepareWorkload(
     i++;
     const t0 = performance.now();
     const feeds: Record<string, ort.Tensor> = stem ? stem.stem.forward(state, { input, labels }) as Record<string, ort.Tensor> : { input, labels };
+    const tSession = performance.now();
     for (const p of graph.parameters) if (session.inputNames.includes(p.name)) feeds[p.name] = state.get(p.name)!;
     let out: Record<string, ort.Tensor>;
     if (prealloc) {
@@ -112,17 +122,22 @@ export async function prepareWorkload(
       for (const name of session.outputNames) if (!(name in fetches)) fetches[name] = null as unknown as ort.Tensor;
       out = (await session.run(feeds, fetches)) as Record<string, ort.Tensor>;
     } else out = (await session.run(feeds)) as Record<string, ort.Tensor>;
+    const tWeightGrads = performance.now();
     weightGrads?.grads.complete(out);
+    const tStemBackward = performance.now();
     stem?.stem.complete(out);
+    const tOptimizer = performance.now();
+    const phases = (end: number): StepPhases => ({
+      stemForward: tSession - t0, session: tWeightGrads - tSession, nativeWeightGradients: tStemBackward - tWeightGrads, stemBackward: tOptimizer - tStemBackward, optimizer: end - tOptimizer,
+    });
     if (fused) {
-      const tFused = performance.now();
       fused.update(state, specs.map((p) => out[`${p.name}_grad`]!), 0.01, i);
       for (const [buffer, output] of graph.stateOutputs) {
         spare.set(buffer, state.get(buffer)!);
         state.set(buffer, out[output]!);
       }
       const end = performance.now();
-      return { ms: end - t0, optimizerMs: end - tFused };
+      return { ms: end - t0, optimizerMs: end - tOptimizer, phases: phases(end) };
     }
     const optFeeds: Record<string, ort.Tensor> = {
       learning_rate: new ort.Tensor('float32', Float32Array.from([0.01]), [1]),
@@ -133,7 +148,6 @@ export async function prepareWorkload(
       optFeeds[`${p.name}_grad`] = out[`${p.name}_grad`]!;
     }
     for (const name of optimizer.stateNames) optFeeds[name] = state.get(name)!;
-    const tUpdate = performance.now();
     let updated: Record<string, ort.Tensor>;
     if (prealloc) {
       const fetches: Record<string, ort.Tensor> = {};
@@ -150,7 +164,7 @@ export async function prepareWorkload(
     for (const name of optimizer.stateNames) swap(name, updated[`${name}_updated`]!);
     for (const [buffer, output] of graph.stateOutputs) swap(buffer, out[output]!);
     const end = performance.now();
-    return { ms: end - t0, optimizerMs: end - tUpdate };
+    return { ms: end - t0, optimizerMs: end - tOptimizer, phases: phases(end) };
   };
   return { label, batch, step, release: async () => { await Promise.all([session.release(), update.release()]); } };
 }

@@ -6,6 +6,7 @@
  *
  *   npm run bench [-- --steps N] [-- --json]
  *   node bench/run.js bench/training.ts --pytorch [--rounds R] [--model reference|seed]   # paired against PyTorch, see below
+ *   node bench/run.js bench/training.ts --phases [--rounds R] [--model reference|seed]    # where an update's time goes
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import cnn from '../graphs/cnn';
 import referenceCnn from '../graphs/reference-cnn';
 import { runPython } from './pytorch-run';
-import { measure, prepareWorkload, throughput } from './training-throughput';
+import { measure, prepareWorkload, StepPhases, throughput } from './training-throughput';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
@@ -68,7 +69,37 @@ async function pairedWithPyTorch(rounds: number): Promise<void> {
   }
 }
 
+/**
+ * The parts of the trainer's update in the order they run, medians of each round's `steps` updates: the native
+ * stem's forward, the training session, the native weight gradients, the stem's backward, the optimizer.
+ */
+async function phases(rounds: number): Promise<void> {
+  const models = [
+    { key: 'reference', label: 'reference CNN 32x32, SGD', definition: referenceCnn, config: { imageSize: 32, numClasses: 10 }, optimizer: { kind: 'sgd' as const } },
+    { key: 'seed', label: 'seed CNN 64x64, SGD momentum', definition: cnn, config: { imageSize: 64, numClasses: 30 }, optimizer: { kind: 'sgd' as const, momentum: 0.9 } },
+  ];
+  const only = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const names: (keyof StepPhases)[] = ['stemForward', 'session', 'nativeWeightGradients', 'stemBackward', 'optimizer'];
+  for (const m of models.filter((x) => only === undefined || x.key === only)) {
+    console.log(`${m.label}, batch 64, ${threads} threads: ms per part of an update, medians of ${steps} updates a round`);
+    const workload = await prepareWorkload(m.key, m.definition, m.config, m.optimizer, threads);
+    for (let i = 0; i < 8; i++) await workload.step();
+    for (let round = 0; round < rounds; round++) {
+      const runs: { ms: number; phases: StepPhases }[] = [];
+      for (let i = 0; i < steps; i++) runs.push(await workload.step());
+      const parts = names.map((name) => `${name} ${median(runs.map((r) => r.phases[name])).toFixed(1)}`);
+      console.log(`round ${round + 1}: update ${median(runs.map((r) => r.ms)).toFixed(1)}; ${parts.join(', ')}`);
+    }
+    await workload.release();
+  }
+}
+
 (async () => {
+  if (args.includes('--phases')) {
+    await phases(option('--rounds', 3));
+    return;
+  }
   if (args.includes('--pytorch')) {
     await pairedWithPyTorch(option('--rounds', 5));
     return;
