@@ -30,19 +30,24 @@ function pytorchStep(model: 'reference' | 'seed'): number | string {
   return model === 'reference' ? (out as { ms_per_step: number }).ms_per_step : (out as { rows: { updateMs: number }[] }).rows[0]!.updateMs;
 }
 
+/** The two CNNs --pytorch and --phases measure; --model reference|seed picks one. */
+function chosenModels() {
+  const models = [
+    { key: 'reference' as const, label: 'reference CNN 32x32, SGD', definition: referenceCnn, config: { imageSize: 32, numClasses: 10 }, optimizer: { kind: 'sgd' as const } },
+    { key: 'seed' as const, label: 'seed CNN 64x64, SGD momentum', definition: cnn, config: { imageSize: 64, numClasses: 30 }, optimizer: { kind: 'sgd' as const, momentum: 0.9 } },
+  ];
+  const only = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
+  if (only !== undefined && !models.some((m) => m.key === only)) throw new Error(`--model must be reference or seed, got ${only}`);
+  return models.filter((x) => only === undefined || x.key === only);
+}
+
 /**
  * This machine runs in slow and fast phases minutes long (the same run differs by 30 %), so absolute times taken
  * at different moments do not compare: --pytorch alternates our update and PyTorch's, R rounds per model, and
  * reports the ratio of each adjacent pair and their median.
  */
 async function pairedWithPyTorch(rounds: number): Promise<void> {
-  const models = [
-    { key: 'reference' as const, label: 'reference CNN 32x32, SGD', definition: referenceCnn, config: { imageSize: 32, numClasses: 10 }, optimizer: { kind: 'sgd' as const } },
-    { key: 'seed' as const, label: 'seed CNN 64x64, SGD momentum', definition: cnn, config: { imageSize: 64, numClasses: 30 }, optimizer: { kind: 'sgd' as const, momentum: 0.9 } },
-  ];
-  // --model reference|seed measures one of them.
-  const only = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
-  for (const m of models.filter((x) => only === undefined || x.key === only)) {
+  for (const m of chosenModels()) {
     console.log(`${m.label}, batch 64, ${threads} threads: deepvision vs PyTorch, ${rounds} alternating rounds of ${steps} steps`);
     const ratios: number[] = [];
     // One workload for all rounds, as the trainer keeps its sessions. Each round starts with 8 untimed updates:
@@ -74,14 +79,9 @@ async function pairedWithPyTorch(rounds: number): Promise<void> {
  * stem's forward, the training session, the native weight gradients, the stem's backward, the optimizer.
  */
 async function phases(rounds: number): Promise<void> {
-  const models = [
-    { key: 'reference', label: 'reference CNN 32x32, SGD', definition: referenceCnn, config: { imageSize: 32, numClasses: 10 }, optimizer: { kind: 'sgd' as const } },
-    { key: 'seed', label: 'seed CNN 64x64, SGD momentum', definition: cnn, config: { imageSize: 64, numClasses: 30 }, optimizer: { kind: 'sgd' as const, momentum: 0.9 } },
-  ];
-  const only = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const names: (keyof StepPhases)[] = ['stemForward', 'session', 'nativeWeightGradients', 'stemBackward', 'optimizer'];
-  for (const m of models.filter((x) => only === undefined || x.key === only)) {
+  for (const m of chosenModels()) {
     console.log(`${m.label}, batch 64, ${threads} threads: ms per part of an update, medians of ${steps} updates a round`);
     const workload = await prepareWorkload(m.key, m.definition, m.config, m.optimizer, threads);
     for (let i = 0; i < 8; i++) await workload.step();
@@ -122,6 +122,6 @@ async function phases(rounds: number): Promise<void> {
   console.log('workload                          batch  ms/step  (optimizer)  images/s');
   for (const r of rows) console.log(`${r.workload.padEnd(34)}${String(r.batch).padStart(5)}${r.msPerStep.toFixed(1).padStart(9)}${r.optimizerMs.toFixed(1).padStart(13)}${r.imagesPerSecond.toFixed(0).padStart(10)}`);
 })().catch((err) => {
-  console.error(err);
+  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
