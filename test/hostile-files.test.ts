@@ -117,6 +117,14 @@ describe('numbers that set how much work is done have a ceiling', () => {
     expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
   });
 
+  test('train --epochs at most 1,000,000 and --threads at most 256 (onnxruntime would start them all)', () => {
+    const out = ['--out', path.join(tmp, 'never')];
+    const mlp = path.join(ROOT, 'graphs', 'mlp.ts');
+    expectOneLineError(cli(tmp, 'train', mlp, '--data', 'shapes', '--epochs', '1e300', ...out), /--epochs got 1e300, more than the 1000000 supported/);
+    expectOneLineError(cli(tmp, 'train', mlp, '--data', 'shapes', '--train-size', '64', '--val-size', '16', '--threads', '100000', ...out), /--threads got 100000, more than the 256 supported/);
+    expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
+  });
+
   test('train --max-length: at most 256 tokens', () => {
     expectOneLineError(cli(tmp, 'train', path.join(ROOT, 'graphs', 'captioner.ts'), '--data', 'shapes', '--max-length', '100000', '--out', path.join(tmp, 'never')),
       /--max-length got 100000, more than the 256 supported/);

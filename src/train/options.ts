@@ -75,6 +75,13 @@ export interface OptimizationOptions {
   maxSteps?: number;
 }
 
+/**
+ * The most threads a run's sessions and native kernels take: far beyond any core count these machines have, and
+ * the native addon's own ceiling. onnxruntime would start as many as asked (100,000 kept a one-epoch run busy for
+ * minutes before its first batch).
+ */
+export const MAX_THREADS = 256;
+
 /** Where it runs: threads, execution providers, graph optimization. */
 export interface DeviceOptions {
   threads?: number;

@@ -8,7 +8,7 @@ import { DeviceLossSum } from './device-loss-sum';
 import type { FrozenBackbone } from './frozen-backbone';
 import { HostCopier, hostCopier } from './host-copier';
 import type { ModelForData } from './model-for-data';
-import type { DeviceOptions, EventOptions, OptimizationOptions } from './options';
+import { DeviceOptions, EventOptions, MAX_THREADS, OptimizationOptions } from './options';
 import { TrainingStep } from '../portable/training-step';
 import { FusedOptimizer } from '../native/fused-optimizer';
 import { NativeWeightGrads } from '../native/weight-grads';
@@ -62,7 +62,7 @@ export function sessionOptionsFor(o: Pick<DeviceOptions, 'threads' | 'graphOptim
     // running (measured: 15 % faster epochs on 2 cores without spinning).
     extra: { session: { intra_op: { allow_spinning: '0' } } },
     // 0 would leave the choice to onnxruntime, which measured 30 % slower here than one thread per core.
-    intraOpNumThreads: o.threads || os.availableParallelism(), interOpNumThreads: 1, graphOptimizationLevel: o.graphOptimizationLevel ?? 'extended', executionProviders,
+    intraOpNumThreads: Math.min(o.threads || os.availableParallelism(), MAX_THREADS), interOpNumThreads: 1, graphOptimizationLevel: o.graphOptimizationLevel ?? 'extended', executionProviders,
     ...(executionProviders[0] === 'cpu' ? hostMemoryOptions() : {}),
   };
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { describeAugmentation } from '../../data/augment';
+import { MAX_THREADS } from '../../train/options';
 import { train } from '../../train/trainer';
 import { UserError } from '../errors';
 import { collectAssignments, configFromFlags } from '../config-flags';
@@ -9,7 +10,7 @@ import { addAugmentOptions, augmentFromFlags } from '../augment-flags';
 import { applyConfigFile } from '../config-file';
 import type { TrainFlags } from '../train/train-flags';
 import {
-  chooseImageSize, dataRequestFromFlags, optimizationFromFlags, outputFolder, remainingOptionsFromFlags,
+  chooseImageSize, dataRequestFromFlags, MAX_EPOCHS, optimizationFromFlags, outputFolder, remainingOptionsFromFlags,
   scheduleFromFlags, workersFromFlags,
 } from '../train/training-settings';
 import { loadTrainingData } from '../train/load-training-data';
@@ -38,7 +39,7 @@ export function trainCommand(): Command {
     .option('--val-fraction <f>', 'folders: hold out this fraction of the training images (seeded) as validation instead of the set\'s own split (default: own split, else 0.2)')
     .option('--cache-dir <dir>', 'where decoded images are cached (default: ~/.cache/deepvision or $DEEPVISION_CACHE)')
     .option('--workers <n>', 'threads that assemble and augment batches ahead of training (default: 1 with augmentation, else 0)')
-    .addOption(new Option('--epochs <n>', 'epochs').default('10', defaultWithCaptioner('10', 'epochs')))
+    .addOption(new Option('--epochs <n>', `passes over the training data (at most ${MAX_EPOCHS.toLocaleString('en-US')})`).default('10', defaultWithCaptioner('10', 'epochs')))
     .option('--batch-size <n>', 'images per update', '64')
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['sgd', 'adam', 'adamw']).default('adam'))
     .addOption(new Option('--lr <rate>', 'base learning rate').default('0.001', defaultWithCaptioner('0.001', 'lr')))
@@ -54,7 +55,7 @@ export function trainCommand(): Command {
     .option('--label-smoothing <s>', 'cross-entropy label smoothing', '0')
     .option('--patience <epochs>', 'stop early when the validation loss has not improved for this many epochs')
     .option('--seed <n>', 'seed of initialization, data and shuffling', '0')
-    .option('--threads <n>', 'onnxruntime intra-op threads (0 = one per core)', '0')
+    .option('--threads <n>', `onnxruntime intra-op threads (0 = one per core; at most ${MAX_THREADS})`, '0')
     .addOption(new Option('--graph-optimization <level>', 'onnxruntime graph optimization level').choices(['disabled', 'basic', 'extended', 'all']).default('extended'))
     .option('--min-count <n>', 'captioners: words seen fewer times in the training captions become <unk> (default 5; shapes 1)')
     .option('--max-length <n>', 'captioners: tokens per caption, <start> and <end> included; longer captions are cut (default 22)')

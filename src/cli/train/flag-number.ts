@@ -10,6 +10,13 @@ export function flagNumber(name: string, value: string, check: (n: number) => bo
 export const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 export const nonNegativeInt = (n: number) => Number.isInteger(n) && n >= 0;
 
+/** A whole number from `min` to `max`, each refusal naming the flag. */
+export function wholeNumberUpTo(name: string, value: string, min: number, max: number): number {
+  const n = flagNumber(name, value, (x) => Number.isInteger(x) && x >= min);
+  if (n > max) throw new UserError(`--${name} got ${value}, more than the ${max} supported`);
+  return n;
+}
+
 /** A positive whole number, or undefined when the flag is not given; `max` is its ceiling, named in the refusal. */
 export function optionalPositiveInt(name: string, value: string | undefined, max?: number): number | undefined {
   if (value === undefined) return undefined;

@@ -3,9 +3,9 @@ import { AugmentConfig, describeAugmentation } from '../../data/augment';
 import { ConfigValue, ModelDefinition, resolveConfig } from '../../model/definition';
 import type { OptimizerConfig } from '../../optim/config';
 import type { Schedule } from '../../optim/schedule';
-import type { TrainOptions } from '../../train/options';
+import { MAX_THREADS, TrainOptions } from '../../train/options';
 import { UserError } from '../errors';
-import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt } from './flag-number';
+import { flagNumber, nonNegativeInt, optionalPositiveInt, positiveInt, wholeNumberUpTo } from './flag-number';
 import type { TrainFlags } from './train-flags';
 import { MAX_CAPTION_TOKENS } from '../../portable/search-limits';
 import { inputSideProblem, MAX_INPUT_SIDE } from '../../data/input-size';
@@ -23,8 +23,11 @@ export interface OptimizationSettings {
   seed: number;
 }
 
+/** A run's ceiling on epochs: each is a pass over the data, and a run keeps one line of metrics per epoch. */
+export const MAX_EPOCHS = 1_000_000;
+
 export function optimizationFromFlags(f: TrainFlags): OptimizationSettings {
-  const epochs = flagNumber('epochs', f.epochs, positiveInt);
+  const epochs = wholeNumberUpTo('epochs', f.epochs, 1, MAX_EPOCHS);
   const batchSize = flagNumber('batch-size', f.batchSize, positiveInt);
   const learningRate = flagNumber('lr', f.lr, (n) => n > 0);
   const weightDecay = flagNumber('weight-decay', f.weightDecay, (n) => n >= 0);
@@ -109,7 +112,7 @@ export function remainingOptionsFromFlags(f: TrainFlags): RemainingOptions {
     clipGradNorm: f.clipGradNorm === undefined ? undefined : flagNumber('clip-grad-norm', f.clipGradNorm, (n) => n > 0),
     labelSmoothing: flagNumber('label-smoothing', f.labelSmoothing, (n) => n >= 0 && n < 1),
     patience: f.patience === undefined ? undefined : flagNumber('patience', f.patience, positiveInt),
-    threads: flagNumber('threads', f.threads, nonNegativeInt), resume: f.resume,
+    threads: wholeNumberUpTo('threads', f.threads, 0, MAX_THREADS), resume: f.resume,
     trainAccuracySample: flagNumber('train-eval-size', f.trainEvalSize, nonNegativeInt),
     data: { source: isGeneratedData(f.data) ? f.data : path.resolve(f.data), valFraction: f.valFraction === undefined ? undefined : Number(f.valFraction) }, dataLabel: f.data,
     graphOptimizationLevel: f.graphOptimization, blockedConvolutions: f.blockedConv,
