@@ -19,11 +19,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cpu-isa.h"
 #include "node-api-arguments.h"
 #include "plane-phases.h"
 
@@ -57,16 +57,10 @@ void parallel(int64_t parts, int threads, const Run& run) {
 #define DEEPVISION_AVX2_FMA
 #endif
 
-// The AVX2 build where the CPU runs it, unless DEEPVISION_NATIVE_ISA=baseline (tests compare them).
+// The AVX2 build where the CPU runs it (cpu-isa.h), else the baseline one.
 template <typename Pass>
 Pass forThisCpu(Pass avx2, Pass baseline) {
-  const char* wanted = std::getenv("DEEPVISION_NATIVE_ISA");
-  if (wanted != nullptr && std::string(wanted) == "baseline") return baseline;
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
-#endif
-  return baseline;
+  return widestIsa() == Isa::kBaseline ? baseline : avx2;
 }
 
 // ---- the convolution, z = conv(x, w) + bias, image by image ----

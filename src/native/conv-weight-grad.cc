@@ -19,12 +19,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <thread>
 #include <vector>
 
+#include "cpu-isa.h"
 #include "plane-phases.h"
 #include "weight-grad-arguments.h"
 
@@ -217,15 +216,14 @@ void slicesBaseline(const Work& w, int64_t s0, int64_t s1) {
 
 using SliceRange = void (*)(const Work&, int64_t, int64_t);
 
-// The widest build this CPU runs, or the one DEEPVISION_NATIVE_ISA names (avx2, baseline: tests compare them).
-SliceRange sliceRangeFor(const char* wanted) {
-  const std::string isa = wanted == nullptr ? "" : wanted;
-  if (isa == "baseline") return slicesBaseline;
+// The widest build this CPU runs (cpu-isa.h).
+SliceRange sliceRangeForThisCpu() {
 #if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  if (isa == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return slicesAvx2;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return slicesAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return slicesAvx2;
+  switch (widestIsa()) {
+    case Isa::kAvx512: return slicesAvx512;
+    case Isa::kAvx2: return slicesAvx2;
+    case Isa::kBaseline: break;
+  }
 #endif
   return slicesBaseline;
 }
@@ -262,7 +260,7 @@ napi_value ConvWeightGrad(napi_env env, napi_callback_info info) {
   }
   std::vector<float> sliceSums(static_cast<size_t>(w.slices * w.rows * w.mPadded));
   w.sliceSums = sliceSums.data();
-  const SliceRange sliceRange = sliceRangeFor(std::getenv("DEEPVISION_NATIVE_ISA"));
+  const SliceRange sliceRange = sliceRangeForThisCpu();
   const auto parallel = [](int64_t parts, int64_t workers, const auto& run) {
     std::vector<std::thread> pool;
     for (int64_t t = 1; t < workers; t++) pool.emplace_back(run, parts * t / workers, parts * (t + 1) / workers);
